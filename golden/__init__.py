@@ -1,0 +1,1 @@
+"""Golden-vector format and the committed canonical sets."""

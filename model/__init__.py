@@ -1,0 +1,1 @@
+"""NumPy reference model: float and bit-accurate fixed-point training (pure NumPy)."""

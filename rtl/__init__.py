@@ -1,0 +1,1 @@
+"""Amaranth components implementing the arithmetic contract of docs/arithmetic.md."""

@@ -1,0 +1,5 @@
+import sys
+
+from ssdfa.cli import main
+
+sys.exit(main())
