@@ -30,6 +30,7 @@ __all__ = [
     "STOCH_BITS",
     "lfsr_step",
     "lfsr_seed",
+    "layer_seed",
     "LfsrBank",
     "MAX_WORD",
     "FLOAT_EXACT_BITS",
@@ -307,6 +308,11 @@ def lfsr_seed(layer_seed: int, neuron: int) -> int:
     h = (h * 0xC2B2AE35) & _MASK
     h ^= h >> 16
     return h or 1  # the all-zero state is the LFSR's lock-up state
+
+
+def layer_seed(network_seed: int, layer: int) -> int:
+    """The layer seed of layer ``layer`` (0 = first hidden layer) of a network (§5.2)."""
+    return int(network_seed) * 1000 + int(layer)
 
 
 @lru_cache(maxsize=None)
