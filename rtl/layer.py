@@ -1,0 +1,533 @@
+"""SSDFALayer: P NeuronPEs, the error router and the activation buffers of one layer.
+
+Section numbers (§) refer to docs/arithmetic.md; docs/rtl-layer.md has the architecture.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ssdfa.model.layer_config import LayerConfig
+from ssdfa.model.neuron_ops import Activation
+
+from .error_router import ErrorRouter
+from .neuron_pe import NeuronPE, phase_cycles
+from .signatures import ActivationLayout, Command, Space, format_shape
+
+__all__ = ["SSDFALayer", "LayerCommand", "LayerSpace", "LayerHostSignature", "LayerCycles", "layer_cycles"]
+
+
+class LayerCommand(enum.Enum, shape=2):
+    """What a layer runs when it accepts a command."""
+
+    FORWARD = 0  #: stream x in (kept in the input buffer), activations out (§4)
+    ERROR = 1  #: the router delivers each neuron its errors; the PEs compute deltas (§6)
+    UPDATE = 2  #: x replayed from the input buffer; every weight updated (§7)
+    SAMPLE = 3  #: one training sample: FORWARD, ERROR (waits for the M errors), UPDATE (§9)
+
+
+class LayerSpace(enum.Enum, shape=3):
+    """What a layer host-port address refers to, on the PE selected by ``pe``.
+
+    Values 0-4 are the PE's own ``Space`` (same meaning and addresses); the router adds:
+
+    =========== ============== ====================================================
+    space       address        data
+    =========== ============== ====================================================
+    INDEX       ``k * s + t``  write only: the output error index of connection t of
+                               slot k (the router's index table)
+    ERROR_COUNT ``k``          read only: error words delivered to slot k (with
+                               ``neuron_counters``; 0 otherwise)
+    =========== ============== ====================================================
+    """
+
+    WEIGHT = Space.WEIGHT.value
+    FEEDBACK = Space.FEEDBACK.value
+    LFSR = Space.LFSR.value
+    DELTA = Space.DELTA.value
+    DERIVATIVE = Space.DERIVATIVE.value
+    INDEX = 5
+    ERROR_COUNT = 6
+
+
+class LayerHostSignature(wiring.Signature):
+    """The layer's host port, driven by the host: the PE's ``HostSignature`` plus a PE select.
+
+    Members
+    -------
+    pe : Out(range(pes))
+        The PE (neurons ``pe * K .. pe * K + K - 1``) that ``space``/``addr`` refer to.
+    space : Out(LayerSpace)
+    addr : Out(addr_width)
+    w_en, w_data : Out(1), Out(data_width)
+        Write at the next clock edge.
+    r_en : Out(1)
+    r_data : In(data_width)
+        The word read, one clock after ``r_en``, held until the next ``r_en``.
+
+    Parameters
+    ----------
+    pes : int
+    addr_width, data_width : int
+    """
+
+    def __init__(self, *, pes: int, addr_width: int, data_width: int):
+        for name, value in (("pes", pes), ("addr_width", addr_width), ("data_width", data_width)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self._pes, self._addr_width, self._data_width = pes, addr_width, data_width
+        super().__init__({
+            "pe": Out(max(1, ceil_log2(pes))),
+            "space": Out(LayerSpace),
+            "addr": Out(addr_width),
+            "w_en": Out(1),
+            "w_data": Out(data_width),
+            "r_en": Out(1),
+            "r_data": In(data_width),
+        })
+
+    @property
+    def pes(self) -> int:
+        return self._pes
+
+    @property
+    def addr_width(self) -> int:
+        return self._addr_width
+
+    @property
+    def data_width(self) -> int:
+        return self._data_width
+
+    def __eq__(self, other):
+        return (isinstance(other, LayerHostSignature) and other.pes == self.pes
+                and other.addr_width == self.addr_width and other.data_width == self.data_width)
+
+    def __repr__(self):
+        return (f"LayerHostSignature(pes={self.pes}, addr_width={self.addr_width}, "
+                f"data_width={self.data_width})")
+
+
+class LayerCycles(NamedTuple):
+    """Clock cycles of a layer command, from its transfer on ``cmd`` to the ``done`` strobe,
+    with every stream ready when the layer wants it (x and the M errors supplied on time, the
+    activations taken). ``done`` and the next command's transfer share a clock, so these are
+    also the periods of back-to-back commands."""
+
+    forward: int  #: K (N + 1) + 4
+    error: int  #: K s + 2
+    update: int  #: K (N + 1) + 3
+    sample: int  #: 2 K (N + 1) + K s + 7
+
+    @property
+    def useful_macs_per_pe(self) -> int:
+        """One SAMPLE's forward MACs (bias included) plus weight updates on one PE: 2 K (N + 1)."""
+        return self.forward + self.update - 7
+
+
+def layer_cycles(*, fan_in: int, neurons_per_pe: int, connections: int = 1) -> LayerCycles:
+    """The layer's command lengths: the PE phases (``neuron_pe.phase_cycles``) plus one clock
+    per command from the layer's transfer to the PEs' (the phases of a SAMPLE follow each other
+    with no gap)."""
+    pe = phase_cycles(fan_in=fan_in, neurons_per_pe=neurons_per_pe, connections=connections)
+    return LayerCycles(
+        forward=pe.forward + 1,
+        error=pe.error + 1,
+        update=pe.update + 1,
+        sample=pe.per_sample + 1,
+    )
+
+
+def _width(values: int) -> int:
+    """Bits of an index into ``values`` items (at least 1, so that no signal is empty)."""
+    return max(1, ceil_log2(values))
+
+
+def _equals(value, constant: int):
+    """``value == constant``; zero as a reduction, since the Verilog backend prints ``x == 0``
+    as ``!x``, which Verilator's lint flags on a multi-bit ``x``."""
+    return ~value.any() if constant == 0 else value == constant
+
+
+def _select(items, index):
+    """``items[index]`` as a multiplexer that covers every value of ``index`` (an index beyond
+    the items selects the last one), so that the Verilog case statement is complete."""
+    if len(items) == 1:
+        return items[0]
+    items = list(items) + [items[-1]] * ((1 << len(index)) - len(items))
+    return Array(items)[index]
+
+
+def _lockstep_fork(m: Module, name: str, valid, readies):
+    """Offer one stream word to several consumers; the word is gone once each has taken it.
+
+    Returns the per-consumer ``valid`` signals and ``done``, high on the clock at which the last
+    consumer takes the word. A consumer that takes it early sees ``valid`` low until ``done``;
+    consumers in lockstep (identical PEs given the same commands) all take it at once, so the
+    fork costs no clock.
+    """
+    taken = Signal(len(readies), name=f"{name}_taken")
+    accepted = Signal(len(readies), name=f"{name}_accepted")
+    done = Signal(name=f"{name}_done")
+    valids = []
+    for i, ready in enumerate(readies):
+        v = Signal(name=f"{name}_valid_{i}")
+        m.d.comb += [v.eq(valid & ~taken[i]), accepted[i].eq(v & ready)]
+        valids.append(v)
+    m.d.comb += done.eq((taken | accepted).all())
+    m.d.sync += taken.eq(Mux(done, 0, taken | accepted))
+    return valids, done
+
+
+class SSDFALayer(wiring.Component):
+    """One SSDFA/SDFA layer: ``N`` neurons of fan-in ``F`` on ``P`` NeuronPEs (§4-§7, §9).
+
+    Neuron ``n`` lives on PE ``n // K``, slot ``n % K`` (``K = N / P``). The PEs run in lockstep:
+    they share the broadcast of ``x`` and receive the same commands in the same clock. Around
+    them:
+
+    - an **input buffer** (a ``Memory`` of F words): FORWARD writes each ``x_j`` as the PEs
+      take it from the ``x`` port; UPDATE replays it from the buffer, so ``x`` crosses the
+      layer's boundary once per sample;
+    - an **output buffer** (one ``Memory`` of K ``(y, a)`` words per PE): the PEs finish their
+      K neurons together, and the buffer turns P parallel results into the ``y`` stream in
+      neuron order. A PE stalls only if its bank still holds the previous sample's unread words;
+    - the **error router** (``ErrorRouter``): takes the M output errors on ``e`` and delivers
+      each neuron its s words during ERROR (§6.1), counting them (Table 1's data movement).
+
+    Commands and timing
+    -------------------
+    ``cmd`` takes a ``LayerCommand`` when the layer is idle, or on the clock of the previous
+    command's ``done``. The layer passes the phases on to its PEs one clock later, and for a
+    SAMPLE offers the next phase while the current one runs, so the phases follow each other
+    without a gap. The errors can arrive any time after the router has delivered the previous
+    sample's (a SAMPLE's ERROR phase waits for them)::
+
+        cmd       SAMPLE                                                        SAMPLE
+        PE cmd         FORWARD                 ERROR           UPDATE                FORWARD
+        x              x0 .. xF-1 (each held K clocks)         (replayed from the buffer)
+        y                             a0 .. aN-1 (neuron order, while ERROR/UPDATE run)
+        e         e0 .. eM-1 (any time before ERROR needs them)
+        done                                                                    ^
+        clock     0    1               1+Fw          1+Fw+E         1+Fw+E+U
+
+    with ``Fw = K(F+1) + 3``, ``E = Ks + 1``, ``U = K(F+1) + 2`` (the PE's phase lengths), so one
+    sample takes ``2K(F+1) + Ks + 7`` clocks (``layer_cycles``). Python can therefore run whole
+    samples by holding ``cmd`` at SAMPLE and feeding ``x`` and ``e`` from memories.
+
+    Parameters
+    ----------
+    config : LayerConfig
+        Shape (fan-in F, neurons N, PEs P, connections s), outputs M, activation, formats and
+        modes. An output layer (identity activation) needs ``outputs == neurons``; its router
+        gives neuron n the error n.
+    index_table : array-like, shape (N, s), optional
+        The router's connectivity at reset (see ``ErrorRouter``); the host can rewrite it
+        (``LayerSpace.INDEX``).
+    lfsr_seed : int, optional
+        Regenerate the connectivity on chip instead (SSDFA only; see ``ErrorRouter``).
+    neuron_counters : bool
+        Count the error words of every neuron (``LayerSpace.ERROR_COUNT``).
+    counter_width : int
+        Bits of the counters.
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(LayerCommand))
+    busy : Out(1)
+        High from the clock after a command transfer until its ``done``.
+    done : Out(1)
+        One clock: the command has finished (every PE idle).
+    completed : Out(counter_width)
+        Commands finished since reset.
+    host : In(LayerHostSignature)
+        Load and read back weights, feedback constants, LFSR seeds, deltas, derivatives (PE
+        spaces), the index table and the error counters; use only while idle.
+    x : In(stream.Signature(activation word))
+        The F inputs of FORWARD, ``x_0`` first.
+    y : Out(stream.Signature(ActivationLayout))
+        The N results ``(y, a)`` of FORWARD, neuron 0 first.
+    e : In(stream.Signature(error word))  (learning only)
+        The M output errors, ``e_0`` first.
+    clear_counters : In(1)
+    errors_received : Out(counter_width)  (learning only)
+        Error words taken on ``e``.
+    errors_delivered : Out(counter_width).array(P)  (learning only)
+        Error words delivered to each PE.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a ``LayerConfig``.
+    ValueError
+        If an output layer has ``outputs != neurons``, or for the router's reasons (a bad
+        ``index_table`` or ``lfsr_seed``), naming the value.
+    """
+
+    def __init__(self, *, config: LayerConfig, index_table=None, lfsr_seed: int | None = None,
+                 neuron_counters: bool = False, counter_width: int = 32):
+        self._MustUse__silence = True  # a refused instance is not an unused design
+        if not isinstance(config, LayerConfig):
+            raise TypeError(f"config must be a LayerConfig, not {config!r}")
+        n = config.shape.neurons
+        if config.activation is Activation.IDENTITY:
+            if config.outputs != n:
+                raise ValueError(
+                    f"an output layer (identity activation) receives error n at neuron n: "
+                    f"outputs ({config.outputs}) must equal neurons ({n})"
+                )
+            if config.shape.connections != 1:
+                raise ValueError(
+                    f"an output layer (identity activation) receives exactly one error per neuron, "
+                    f"not connections={config.shape.connections}"
+                )
+            if index_table is None and lfsr_seed is None:
+                index_table = [[i] for i in range(n)]
+        self._config = config
+        # The router first: it checks index_table and lfsr_seed, and the PEs cannot fail after.
+        self._router = None
+        if config.learning:
+            self._router = ErrorRouter(
+                outputs=config.outputs, neurons=n, pes=config.pes,
+                connections=config.shape.connections, error_format=config.arithmetic.error,
+                index_table=index_table, lfsr_seed=lfsr_seed,
+                neuron_counters=neuron_counters, counter_width=counter_width,
+            )
+        self._pes = [NeuronPE(config=config) for _ in range(config.pes)]
+        pe_host = self._pes[0].host.signature
+        a = config.arithmetic
+        members = {
+            "cmd": In(stream.Signature(LayerCommand)),
+            "busy": Out(1),
+            "done": Out(1),
+            "completed": Out(counter_width),
+            "host": In(LayerHostSignature(pes=config.pes, addr_width=pe_host.addr_width,
+                                          data_width=pe_host.data_width)),
+            "x": In(stream.Signature(format_shape(a.activation))),
+            "y": Out(stream.Signature(ActivationLayout(format_shape(a.activation)))),
+            "clear_counters": In(1),
+        }
+        if config.learning:
+            members["e"] = In(stream.Signature(format_shape(a.error)))
+            members["errors_received"] = Out(counter_width)
+            members["errors_delivered"] = Out(counter_width).array(config.pes)
+        super().__init__(members)
+        self._MustUse__silence = False
+
+    @property
+    def config(self) -> LayerConfig:
+        return self._config
+
+    @property
+    def pes(self) -> tuple[NeuronPE, ...]:
+        """The P processing elements, PE p serving neurons ``p K .. p K + K - 1``."""
+        return tuple(self._pes)
+
+    @property
+    def router(self) -> ErrorRouter | None:
+        """The error router (None for an inference-only layer)."""
+        return self._router
+
+    @property
+    def cycles(self) -> LayerCycles:
+        cfg = self._config
+        return layer_cycles(fan_in=cfg.shape.fan_in, neurons_per_pe=cfg.neurons_per_pe,
+                            connections=cfg.shape.connections)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        pes, slots, fan_in = cfg.pes, cfg.neurons_per_pe, cfg.shape.fan_in
+        for p, pe in enumerate(self._pes):
+            m.submodules[f"pe_{p}"] = pe
+        router = self._router
+        if router is not None:
+            m.submodules.router = router
+            wiring.connect(m, wiring.flipped(self.e), router.errors)
+            for p, pe in enumerate(self._pes):
+                wiring.connect(m, router.to_pe[p], pe.e)
+            m.d.comb += [
+                router.clear_counters.eq(self.clear_counters),
+                self.errors_received.eq(router.received),
+            ]
+            m.d.comb += [mine.eq(its) for mine, its in zip(self.errors_delivered, router.delivered)]
+
+        self._elaborate_host(m)
+
+        # -- command sequencer ---------------------------------------------------------------
+        pe_cmd = Signal(Command)
+        offer = Signal()  # a PE command is offered
+        cmd_valids, cmd_done = _lockstep_fork(m, "pe_cmd", offer, [pe.cmd.ready for pe in self._pes])
+        for pe, valid in zip(self._pes, cmd_valids):
+            m.d.comb += [pe.cmd.valid.eq(valid), pe.cmd.payload.eq(pe_cmd)]
+        pes_idle = Signal()
+        m.d.comb += pes_idle.eq(~Cat(*(pe.busy for pe in self._pes)).any())
+        op = Signal(LayerCommand)
+        start_forward = Signal()  # strobes: entering the FORWARD / UPDATE issue states
+        start_update = Signal()
+        # The sequencer's states (If/Elif rather than an FSM or Switch: complete Verilog cases).
+        idle, issue_forward, issue_error, issue_update, finish = range(5)
+        state = Signal(3, init=idle)
+        accepting = Signal()
+
+        m.d.comb += accepting.eq(_equals(state, idle) | ((state == finish) & pes_idle))
+        m.d.comb += self.cmd.ready.eq(accepting)
+        with m.If(accepting & self.cmd.valid):
+            m.d.sync += op.eq(self.cmd.payload)
+            command = self.cmd.payload
+            forward_first = (_equals(command.as_value(), LayerCommand.FORWARD.value)
+                             | (command == LayerCommand.SAMPLE))
+            with m.If(forward_first):
+                m.d.comb += start_forward.eq(1)
+                m.d.sync += state.eq(issue_forward)
+            with m.Elif(command == LayerCommand.ERROR):
+                m.d.sync += state.eq(issue_error)
+            with m.Else():
+                m.d.comb += start_update.eq(1)
+                m.d.sync += state.eq(issue_update)
+        with m.Elif(state == finish):
+            with m.If(pes_idle):
+                m.d.sync += state.eq(idle)
+
+        sample = op == LayerCommand.SAMPLE
+        with m.If(state == issue_forward):
+            m.d.comb += [offer.eq(1), pe_cmd.eq(Command.FORWARD)]
+            with m.If(cmd_done):
+                m.d.sync += state.eq(Mux(sample, issue_error, finish))
+        with m.Elif(state == issue_error):
+            m.d.comb += [offer.eq(1), pe_cmd.eq(Command.ERROR)]
+            with m.If(cmd_done):
+                m.d.sync += state.eq(Mux(sample, issue_update, finish))
+                m.d.comb += start_update.eq(sample)
+        with m.Elif(state == issue_update):
+            m.d.comb += [offer.eq(1), pe_cmd.eq(Command.UPDATE)]
+            with m.If(cmd_done):
+                m.d.sync += state.eq(finish)
+        m.d.comb += [
+            self.done.eq((state == finish) & pes_idle),
+            self.busy.eq(~_equals(state, idle) & ~self.done),
+        ]
+        with m.If(self.done):
+            m.d.sync += self.completed.eq(self.completed + 1)
+
+        # -- inputs: broadcast from `x` (FORWARD, written to the buffer) or the buffer (UPDATE)
+        # Memories have at least two rows, so that no address is zero bits wide.
+        input_buffer = Memory(shape=format_shape(cfg.arithmetic.activation), depth=max(2, fan_in), init=[])
+        m.submodules.input_buffer = input_buffer
+        buffer_write = input_buffer.write_port()
+        buffer_read = input_buffer.read_port()
+        replay = Signal()  # the x broadcast comes from the buffer
+        source_valid = Signal()
+        source_payload = Signal(format_shape(cfg.arithmetic.activation))
+        x_valids, x_done = _lockstep_fork(m, "x", source_valid, [pe.x.ready for pe in self._pes])
+        for pe, valid in zip(self._pes, x_valids):
+            m.d.comb += [pe.x.valid.eq(valid), pe.x.payload.eq(source_payload)]
+
+        write_addr = Signal(_width(fan_in))
+        m.d.comb += [
+            buffer_write.addr.eq(write_addr),
+            buffer_write.data.eq(self.x.payload),
+            buffer_write.en.eq(~replay & x_done),
+            self.x.ready.eq(~replay & x_done),
+        ]
+        with m.If(~replay & x_done):
+            m.d.sync += write_addr.eq(Mux(write_addr == fan_in - 1, 0, write_addr + 1))
+
+        # The replay reader: the buffer's registered read is its one-word stage.
+        read_next = Signal(range(fan_in + 1))
+        read_valid = Signal()
+        read_advance = ~read_valid | (replay & x_done)
+        with m.If(start_update):
+            # Read x_0 on this clock, so that it is valid when the PEs' UPDATE starts.
+            m.d.comb += [buffer_read.addr.eq(0), buffer_read.en.eq(1)]
+            m.d.sync += [replay.eq(1), read_valid.eq(1), read_next.eq(1)]
+        with m.Else():
+            more = replay & (read_next < fan_in)
+            m.d.comb += [buffer_read.addr.eq(read_next), buffer_read.en.eq(read_advance & more)]
+            with m.If(read_advance):
+                m.d.sync += read_valid.eq(more)
+                with m.If(more):
+                    m.d.sync += read_next.eq(read_next + 1)
+        with m.If(start_forward):
+            m.d.sync += [replay.eq(0), write_addr.eq(0), read_valid.eq(0)]
+        m.d.comb += [
+            source_valid.eq(Mux(replay, read_valid, self.x.valid)),
+            source_payload.eq(Mux(replay, buffer_read.data, self.x.payload)),
+        ]
+
+        # -- outputs: one bank of K (y, a) words per PE, read out in neuron order ------------
+        layout = ActivationLayout(format_shape(cfg.arithmetic.activation))
+        written = [Signal(range(slots + 1), name=f"written_{p}") for p in range(pes)]
+        bank_reads = []
+        read_pe = Signal(_width(pes))
+        read_slot = Signal(_width(slots))
+        for p, pe in enumerate(self._pes):
+            bank = Memory(shape=layout, depth=max(2, slots), init=[])
+            m.submodules[f"output_bank_{p}"] = bank
+            write = bank.write_port()
+            read = bank.read_port(domain="comb")
+            m.d.comb += [
+                pe.y.ready.eq(written[p] < slots),
+                write.addr.eq(written[p]),
+                write.data.eq(pe.y.payload),
+                write.en.eq(pe.y.valid & pe.y.ready),
+                read.addr.eq(read_slot),
+            ]
+            with m.If(pe.y.valid & pe.y.ready):
+                m.d.sync += written[p].eq(written[p] + 1)
+            bank_reads.append(read.data)
+        m.d.comb += [
+            self.y.valid.eq(_select(written, read_pe) > read_slot),
+            self.y.payload.eq(_select(bank_reads, read_pe)),
+        ]
+        with m.If(self.y.valid & self.y.ready):
+            with m.If(read_slot == slots - 1):
+                m.d.sync += read_slot.eq(0)
+                with m.If(read_pe == pes - 1):
+                    # The whole sample has left; every bank is full, so no PE writes now.
+                    m.d.sync += [read_pe.eq(0)] + [w.eq(0) for w in written]
+                with m.Else():
+                    m.d.sync += read_pe.eq(read_pe + 1)
+            with m.Else():
+                m.d.sync += read_slot.eq(read_slot + 1)
+        return m
+
+    def _elaborate_host(self, m: Module) -> None:
+        """The host port: PE spaces go to the selected PE; INDEX and ERROR_COUNT to the router."""
+        host = self.host
+        space = host.space.as_value()
+        pe_space = space <= LayerSpace.DERIVATIVE.value
+        for p, pe in enumerate(self._pes):
+            selected = pe_space & _equals(host.pe, p)
+            m.d.comb += [
+                pe.host.space.eq(space[:len(pe.host.space.as_value())]),
+                pe.host.addr.eq(host.addr),
+                pe.host.w_data.eq(host.w_data),
+                pe.host.w_en.eq(host.w_en & selected),
+                pe.host.r_en.eq(host.r_en & selected),
+            ]
+        read_pe = Signal.like(host.pe)
+        read_counter = Signal()
+        counter_hold = Signal(len(host.r_data))
+        with m.If(host.r_en):
+            m.d.sync += [read_pe.eq(host.pe), read_counter.eq(host.space == LayerSpace.ERROR_COUNT)]
+        router = self._router
+        if router is not None:
+            if router.lfsr_seed is None:
+                m.d.comb += [
+                    router.table.pe.eq(host.pe),
+                    router.table.addr.eq(host.addr),
+                    router.table.data.eq(host.w_data),
+                    router.table.en.eq(host.w_en & (host.space == LayerSpace.INDEX)),
+                ]
+            if router.neuron_counters:
+                m.d.comb += [router.neuron_count.pe.eq(host.pe), router.neuron_count.slot.eq(host.addr)]
+                with m.If(host.r_en):
+                    m.d.sync += counter_hold.eq(router.neuron_count.data)
+        pe_data = _select([pe.host.r_data for pe in self._pes], read_pe)
+        m.d.comb += host.r_data.eq(Mux(read_counter, counter_hold, pe_data))
