@@ -171,7 +171,8 @@ class ArithmeticConfig:
         Raises ValueError naming the quantity that does not fit in MAX_WORD bits.
         """
         widths = {
-            "accumulator": self.accumulator_format(shape.fan_in).word,
+            # The width itself, not accumulator_format(): that would refuse first, unnamed.
+            "accumulator": self.weight.word + self.activation.word + _bits_for_sum(shape.fan_in + 1),
             "delta product": self.delta_product_bits(shape.connections, activation),
             "weight step": self.update_product_bits(batch),
             "weight update": self.weight.word + 1,
@@ -201,6 +202,11 @@ def _exact_format(word: int, frac_bits: int) -> FixedFormat:
     if word > MAX_WORD:
         raise ValueError(f"an exact intermediate needs {word} bits, more than {MAX_WORD}")
     return FixedFormat(word - frac_bits, frac_bits)
+
+
+def _scratch(array):
+    """``array`` as ``cast``'s ``out`` when it is a fresh int64/float64 intermediate, else None."""
+    return array if array.dtype in (np.int64, np.float64) else None
 
 
 def _matmul(a, b):
@@ -233,7 +239,7 @@ def forward(weights, inputs, cfg: ArithmeticConfig, activation: Activation) -> F
         weights[:, fan_in] << cfg.activation.frac_bits
     )
     acc_frac = cfg.weight.frac_bits + cfg.activation.frac_bits
-    y = cast(acc, acc_frac, cfg.activation, cfg.rounding, cfg.overflow)
+    y = cast(acc, acc_frac, cfg.activation, cfg.rounding, cfg.overflow, out=_scratch(acc))
     a = activate(y, cfg.activation, activation)
     return ForwardResult(y, a, activation_derivative(y, a, cfg.activation, activation))
 
@@ -341,7 +347,7 @@ def feedback_delta(errors, derivative, feedback, cfg: ArithmeticConfig, activati
     received = _matmul(errors, feedback.T)  # sum_k b_ik e_k: exact, frac f_b + f_e
     product = received * derivative  # exact, frac f_b + f_e + f_f'
     frac = cfg.feedback.frac_bits + cfg.error.frac_bits + cfg.fprime_frac(activation)
-    return cast(product, frac, cfg.delta, cfg.update_rounding, cfg.overflow, random_bits)
+    return cast(product, frac, cfg.delta, cfg.update_rounding, cfg.overflow, random_bits, out=_scratch(product))
 
 
 def backprop_delta(
@@ -374,23 +380,34 @@ def weight_update(weights, delta, delta_frac: int, inputs, cfg: ArithmeticConfig
     ``cfg.delta.frac_bits`` for hidden layers, ``cfg.error.frac_bits`` for the output layer,
     whose delta is e itself.
 
-    Returns the new weights (same dtype as ``weights``).
+    Returns the new weights (a new array, of the dtype of ``weights`` combined with the step's).
     """
     x_frac = cfg.activation.frac_bits
+    delta = np.asarray(delta)
+    inputs = np.asarray(inputs)
+    fan_in = inputs.shape[1]
+    dtype = np.result_type(weights, delta, inputs)
+    # The exact products go straight into one buffer, bias column last; every later step
+    # (both casts and the subtraction) overwrites that buffer in place.
+    step = np.empty((delta.shape[1], fan_in + 1), dtype=dtype)
     if delta.shape[0] == 1:
-        step_in = np.multiply.outer(delta[0], inputs[0])  # batch 1: the hardware's case
+        np.multiply.outer(delta[0], inputs[0], out=step[:, :fan_in])  # batch 1: the hardware's case
         bias_in = delta[0]
     else:
-        step_in = _matmul(delta.T, inputs)
+        np.matmul(delta.T, inputs, out=step[:, :fan_in])  # exact: BLAS in float64, or int64
         bias_in = delta.sum(axis=0)
-    bias_in = np.ldexp(bias_in, x_frac) if step_in.dtype.kind == "f" else bias_in << x_frac
-    step_raw = np.concatenate([step_in, bias_in[:, None]], axis=1)
-    step = cast(
-        step_raw,
+    if dtype.kind == "f":
+        np.multiply(bias_in, float(1 << x_frac), out=step[:, fan_in])
+    else:
+        np.left_shift(bias_in, x_frac, out=step[:, fan_in])
+    cast(
+        step,
         delta_frac + x_frac + cfg.shift,
         cfg.weight,
         cfg.update_rounding,
         cfg.overflow,
         random_bits,
+        out=step,
     )
-    return cast(weights - step, cfg.weight.frac_bits, cfg.weight, Rounding.TRN, cfg.overflow)
+    np.subtract(weights, step, out=step)
+    return cast(step, cfg.weight.frac_bits, cfg.weight, Rounding.TRN, cfg.overflow, out=step)
