@@ -1,0 +1,13 @@
+"""Quantisation studies: grids of independent training runs of the reference model.
+
+- ``spec``      reads and validates a study specification (TOML) and expands it into cells.
+- ``cells``     a cell's canonical configuration and the SHA-256 key that names it.
+- ``runner``    ``run_cell``: one training run of the reference model, as a dictionary.
+- ``database``  the SQLite results file (one row per cell, written as results arrive).
+- ``engine``    runs the pending cells of a study on a Dask cluster.
+- ``records``   finished cells as flat records, grouped over seeds.
+- ``report``    CSV, Markdown and PNG summaries of a results file; ``plots``, ``area`` help it.
+
+This package sits above ``ssdfa.model``: the model stays pure NumPy, and Dask and matplotlib
+are imported only here, inside the functions that need them.
+"""

@@ -1,0 +1,223 @@
+"""The results file of a study: SQLite, one row per cell, keyed by the cell's SHA-256.
+
+Layout (schema version ``SCHEMA_VERSION``)::
+
+    PRAGMA application_id = 0x53534446   -- "SSDF": marks the file as a study database
+    PRAGMA user_version   = SCHEMA_VERSION
+    study_schema(name TEXT PRIMARY KEY, value TEXT)  -- format = ssdfa-study, schema_version
+    cells(
+        key     TEXT PRIMARY KEY,   -- SHA-256 of the canonical configuration (hex)
+        config  TEXT NOT NULL,      -- the canonical configuration (JSON)
+        status  TEXT NOT NULL,      -- 'ok' or 'failed'
+        result  TEXT,               -- what run_cell returned (JSON), when ok
+        error   TEXT,               -- the exception, one line, when failed
+        seconds REAL NOT NULL,      -- wall time of the run
+        study   TEXT NOT NULL       -- the spec that ran it
+    )
+
+The file is in WAL mode and every row is written in its own transaction as its result
+arrives, so a study stopped at any moment (Ctrl-C, kill -9, a dead worker) keeps every row
+it finished. A finished row is never replaced; a failed one is replaced when it is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from ssdfa.errors import SsdfaError
+
+from .cells import Cell, canonical_json
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "ResultsDatabase", "CellRow"]
+
+APPLICATION_ID = 0x53534446  # "SSDF"
+SCHEMA_VERSION = 1
+FORMAT_NAME = "ssdfa-study"
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+_CREATE = f"""
+CREATE TABLE study_schema (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE cells (
+    key     TEXT PRIMARY KEY CHECK (length(key) = 64),
+    config  TEXT NOT NULL,
+    status  TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    result  TEXT,
+    error   TEXT,
+    seconds REAL NOT NULL,
+    study   TEXT NOT NULL
+);
+INSERT INTO study_schema VALUES ('format', '{FORMAT_NAME}'), ('schema_version', '{SCHEMA_VERSION}');
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+
+@dataclass(frozen=True)
+class CellRow:
+    """One row of ``cells``, decoded."""
+
+    key: str
+    config: dict
+    status: str
+    result: dict | None
+    error: str | None
+    seconds: float
+    study: str
+
+
+class ResultsDatabase:
+    """An open study database. Use ``create_or_open`` (studies) or ``open_existing`` (reports)."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._connection = connection
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def create_or_open(cls, path) -> ResultsDatabase:
+        """Open a study database for writing, creating it if there is no file (or an empty one).
+
+        Raises SsdfaError for a file that is not a study database; such a file is not modified.
+        """
+        path = Path(path)
+        fresh = not path.exists() or (path.is_file() and path.stat().st_size == 0)
+        if not fresh:
+            _check_header(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+        except (sqlite3.Error, OSError) as exc:
+            raise SsdfaError(f"cannot open study database {path}: {exc}") from None
+        try:
+            if fresh:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.executescript(f"BEGIN IMMEDIATE; {_CREATE} COMMIT;")
+            else:
+                _check_identity(connection, path)
+                connection.execute("PRAGMA journal_mode = WAL")
+            # A committed row survives the process being killed (WAL + synchronous FULL).
+            connection.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            connection.close()
+            raise SsdfaError(f"{path}: cannot use it as a study database: {exc}") from None
+        except SsdfaError:
+            connection.close()
+            raise
+        return cls(path, connection)
+
+    @classmethod
+    def open_existing(cls, path) -> ResultsDatabase:
+        """Open an existing study database read-only (a report never writes)."""
+        path = Path(path)
+        if not path.exists():
+            raise SsdfaError(f"study database {path} does not exist")
+        if not path.is_file():
+            raise SsdfaError(f"{path} is not a file, so not a study database")
+        _check_header(path)
+        try:
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30)
+            _check_identity(connection, path)
+        except sqlite3.Error as exc:
+            raise SsdfaError(f"{path}: cannot read it as a study database: {exc}") from None
+        return cls(path, connection)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> ResultsDatabase:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- reading and writing -------------------------------------------------------------------
+
+    def finished_keys(self) -> set[str]:
+        """Keys of the cells that finished (status 'ok'): a rerun skips them."""
+        return {key for (key,) in self._connection.execute("SELECT key FROM cells WHERE status = 'ok'")}
+
+    def record(self, cell: Cell, result: dict | None, error: str | None, seconds: float, study: str) -> None:
+        """Write one cell's outcome in its own transaction.
+
+        ``result`` for a finished run, else ``error``. A finished row is kept as it is; a failed
+        row is replaced by the new outcome.
+        """
+        if (result is None) == (error is None):
+            raise ValueError("record needs exactly one of result and error")
+        status = "ok" if result is not None else "failed"
+        result_text = canonical_json(result) if result is not None else None
+        with _transaction(self._connection):
+            self._connection.execute(
+                """INSERT INTO cells (key, config, status, result, error, seconds, study)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET
+                       status = excluded.status, result = excluded.result, error = excluded.error,
+                       seconds = excluded.seconds, study = excluded.study
+                   WHERE cells.status != 'ok'""",
+                (cell.key, canonical_json(cell.config), status, result_text, error, float(seconds), study),
+            )
+
+    def rows(self) -> list[CellRow]:
+        """Every row, ordered by key (so the order depends only on the contents)."""
+        rows = []
+        query = "SELECT key, config, status, result, error, seconds, study FROM cells ORDER BY key"
+        for key, config, status, result, error, seconds, study in self._connection.execute(query):
+            rows.append(CellRow(key, json.loads(config), status, json.loads(result) if result else None, error, seconds, study))
+        return rows
+
+    def count(self) -> dict[str, int]:
+        """Rows per status."""
+        counts = {"ok": 0, "failed": 0}
+        counts.update(dict(self._connection.execute("SELECT status, count(*) FROM cells GROUP BY status")))
+        return counts
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __enter__(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        self.connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _check_header(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise SsdfaError(f"cannot read {path}: {exc.strerror}") from None
+    if header != _SQLITE_HEADER:
+        raise SsdfaError(f"{path} is not a study database (not an SQLite file)")
+
+
+def _check_identity(connection: sqlite3.Connection, path: Path) -> None:
+    (application_id,) = connection.execute("PRAGMA application_id").fetchone()
+    if application_id != APPLICATION_ID:
+        raise SsdfaError(
+            f"{path} is an SQLite database but not a study database "
+            f"(application_id {application_id:#x}, expected {APPLICATION_ID:#x})"
+        )
+    try:
+        schema = dict(connection.execute("SELECT name, value FROM study_schema"))
+    except sqlite3.Error:
+        raise SsdfaError(f"{path} claims to be a study database but has no study_schema table") from None
+    if schema.get("format") != FORMAT_NAME:
+        raise SsdfaError(f"{path}: study_schema.format is {schema.get('format')!r}, expected {FORMAT_NAME!r}")
+    version = schema.get("schema_version")
+    if version != str(SCHEMA_VERSION):
+        raise SsdfaError(
+            f"{path}: study database schema version {version}, this ssdfa reads version {SCHEMA_VERSION}"
+        )

@@ -1,0 +1,157 @@
+"""The report's figures (matplotlib, Agg backend): same groups in, same PNG bytes out.
+
+Each figure has one panel per *context*: the settings that vary in the data but are neither on
+the figure's axes nor its lines (dataset, network, algorithm, ...). Points are the mean over
+seeds; error bars span the minimum to the maximum over seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .records import Group
+
+__all__ = ["plot_width", "plot_area", "plot_rank", "PNG_METADATA"]
+
+#: No version or date in the PNG, so that the same data gives the same bytes.
+PNG_METADATA = {"Software": None}
+_DPI = 110
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def _panels(groups: Sequence[Group], context_fields: Sequence[str]) -> dict[str, list[Group]]:
+    panels: dict[str, list[Group]] = {}
+    fields = [f for f in ("dataset", "hidden", "epochs") if f not in context_fields] + list(context_fields)
+    for group in groups:
+        title = ", ".join(f"{_short(f)}={group.settings[f]}" for f in fields)
+        panels.setdefault(title, []).append(group)
+    return panels
+
+
+def _short(field: str) -> str:
+    return {"update_rounding": "update", "format_weight": "W", "hidden": "hidden"}.get(field, field)
+
+
+def _grid(plt, count: int, width: float = 5.0, height: float = 3.6):
+    columns = min(count, 2)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    for extra in axes.flat[count:]:
+        extra.set_visible(False)
+    return figure, list(axes.flat)
+
+
+def _errorbar(ax, xs, stats, **style) -> None:
+    means = [s[0] * 100 for s in stats]
+    # max(0, ...): the mean of equal values can differ from them in the last bit.
+    below = [max(0.0, s[0] - s[2]) * 100 for s in stats]
+    above = [max(0.0, s[3] - s[0]) * 100 for s in stats]
+    ax.errorbar(xs, means, yerr=[below, above], capsize=3, marker="o", markersize=4, linewidth=1.2, **style)
+
+
+def _save(plt, figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=_DPI, metadata=PNG_METADATA)
+    plt.close(figure)
+
+
+def plot_width(groups: Sequence[Group], float_groups: Sequence[Group], context_fields: Sequence[str],
+               line_fields: Sequence[str], path: Path) -> None:
+    """Test accuracy against word width, one line per rounding mode; float as a dashed line."""
+    plt = _pyplot()
+    panels = _panels(groups, context_fields)
+    figure, axes = _grid(plt, len(panels))
+    for ax, (title, members) in zip(axes, panels.items()):
+        lines: dict[str, list[Group]] = {}
+        for group in members:
+            label = " / ".join(str(group.settings[f]) for f in line_fields) or "fixed"
+            lines.setdefault(label, []).append(group)
+        for label, line in lines.items():
+            line = sorted(line, key=lambda g: g.settings["word"])
+            _errorbar(ax, [g.settings["word"] for g in line], [g.summary("test_accuracy") for g in line], label=label)
+        for reference in _matching_float(members[0], float_groups, context_fields):
+            mean = reference.summary("test_accuracy")[0] * 100
+            ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"float ({mean:.1f}%)")
+        words = sorted({g.settings["word"] for g in members})
+        ax.set_xticks(words)
+        ax.set_xlabel("word width (bits, every quantity)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(title, fontsize=8)
+        ax.legend(title=" / ".join(_short(f) for f in line_fields) or None, fontsize=7, title_fontsize=7)
+    _save(plt, figure, path)
+
+
+def _matching_float(group: Group, float_groups: Sequence[Group], context_fields: Sequence[str]) -> list[Group]:
+    shared = [f for f in context_fields if f not in ("precision", "word", "rounding", "update_rounding", "overflow")
+              and not f.startswith("format_")]
+    return [g for g in float_groups if all(g.settings[f] == group.settings[f] for f in shared)]
+
+
+def plot_area(points: Sequence[dict], front: Sequence[dict], metric: str, path: Path) -> None:
+    """Test accuracy against PE area; the Pareto front (no cheaper point is as accurate) marked.
+
+    ``points``: dicts with ``area``, ``accuracy`` (mean, fraction), ``low``, ``high`` and ``label``.
+    """
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6.4, 4.4))
+    labels = sorted({p["label"] for p in points})
+    for label in labels:
+        chosen = [p for p in points if p["label"] == label]
+        ax.errorbar(
+            [p["area"] for p in chosen], [p["accuracy"] * 100 for p in chosen],
+            yerr=[[max(0.0, p["accuracy"] - p["low"]) * 100 for p in chosen],
+                  [max(0.0, p["high"] - p["accuracy"]) * 100 for p in chosen]],
+            fmt="o", markersize=4, capsize=2, label=label,
+        )
+    ordered = sorted(front, key=lambda p: p["area"])
+    ax.step([p["area"] for p in ordered], [p["accuracy"] * 100 for p in ordered], where="post",
+            color="black", linewidth=1, label="Pareto front")
+    for p in ordered:
+        ax.annotate(f"{p['word']}b", (p["area"], p["accuracy"] * 100), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"PE area ({metric})")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=7)
+    _save(plt, figure, path)
+
+
+def plot_rank(groups: Sequence[Group], context_fields: Sequence[str], path: Path) -> None:
+    """Accuracy (top) and angle (bottom) against the rank of B, one line per sparsity (paper Fig. 5)."""
+    plt = _pyplot()
+    panels = _panels(groups, context_fields)
+    figure, axes = plt.subplots(2, len(panels), figsize=(5.0 * len(panels), 6.4), squeeze=False)
+    for column, (title, members) in enumerate(panels.items()):
+        lines: dict[float, list[Group]] = {}
+        for group in members:
+            lines.setdefault(group.settings["sparsity"], []).append(group)
+        for sparsity in sorted(lines, reverse=True):
+            line = sorted(lines[sparsity], key=lambda g: g.settings["rank"])
+            ranks = [g.settings["rank"] for g in line]
+            label = f"sparsity {sparsity * 100:.0f}%"
+            _errorbar(axes[0][column], ranks, [g.summary("test_accuracy") for g in line], label=label)
+            angles = [(r, g.summary("angle")) for r, g in zip(ranks, line) if g.summary("angle") is not None]
+            if angles:
+                axes[1][column].errorbar(
+                    [r for r, _ in angles], [s[0] for _, s in angles],
+                    yerr=[[max(0.0, s[0] - s[2]) for _, s in angles], [max(0.0, s[3] - s[0]) for _, s in angles]],
+                    capsize=3, marker="o", markersize=4, linewidth=1.2, label=label,
+                )
+        axes[0][column].set_title(title, fontsize=8)
+        axes[0][column].set_ylabel("test accuracy (%)")
+        axes[1][column].set_ylabel("angle between B and W (degrees)")
+        for ax in (axes[0][column], axes[1][column]):
+            ax.set_xlabel("rank of B")
+            ax.legend(fontsize=7)
+    _save(plt, figure, path)

@@ -1,0 +1,159 @@
+"""Finished cells as flat records, and their grouping over seeds, for tables and plots.
+
+A record is one finished cell: its settings (one column each, the word width and the
+feedback's sparsity derived) and its measurements. A group is every record that differs only
+in its seed; its accuracy is summarised by the mean, the sample standard deviation, the minimum
+and the maximum over the seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+
+from .cells import QUANTITIES, format_word
+from .database import CellRow
+
+__all__ = ["Record", "Group", "records_from_rows", "group_over_seeds", "SETTING_COLUMNS", "varying_settings"]
+
+#: The settings of a record, in table order (``seed`` last, so that a group drops it).
+SETTING_COLUMNS = (
+    "dataset", "hidden", "activation", "epochs", "batch", "train_limit", "test_limit", "split_seed",
+    "algorithm", "connections", "sparsity", "rank", "precision", "word",
+    *(f"format_{q}" for q in QUANTITIES),
+    "rounding", "update_rounding", "overflow", "shift", "seed",
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str
+    settings: dict  #: SETTING_COLUMNS -> str/int/float/None
+    test_accuracy: float
+    train_accuracy: float | None
+    angle: float | None  #: mean over hidden layers, degrees (None for BP)
+    seconds: float
+    fingerprint: str | None  #: of the data trained and tested on
+    num_features: int | None
+    num_classes: int | None
+    config: dict
+
+    def hardware_settings(self) -> dict:
+        """The settings plus the dataset's features and classes (what a layer configuration needs)."""
+        return {**self.settings, "num_features": self.num_features, "num_classes": self.num_classes}
+
+
+@dataclass(frozen=True)
+class Group:
+    settings: dict  #: SETTING_COLUMNS without seed
+    records: tuple[Record, ...]
+
+    @property
+    def seeds(self) -> int:
+        return len(self.records)
+
+    def summary(self, field: str) -> tuple[float, float, float, float] | None:
+        """(mean, standard deviation, min, max) of a measurement over the seeds, or None."""
+        values = [getattr(r, field) for r in self.records if getattr(r, field) is not None]
+        if not values:
+            return None
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return statistics.fmean(values), spread, min(values), max(values)
+
+
+def records_from_rows(rows: list[CellRow]) -> list[Record]:
+    """Finished rows as records, sorted by their settings (then key): the same DB, the same order."""
+    records = []
+    for row in rows:
+        if row.status != "ok" or row.result is None:
+            continue
+        config, result = row.config, row.result
+        angles = result.get("angles")
+        finite = [a for a in (angles or []) if a is not None and math.isfinite(a)]
+        records.append(
+            Record(
+                key=row.key,
+                settings=_settings(config, result),
+                test_accuracy=float(result["test_accuracy"]),
+                train_accuracy=_optional_float(result.get("train_accuracy")),
+                angle=statistics.fmean(finite) if finite else None,
+                seconds=float(row.seconds),
+                fingerprint=result.get("data_fingerprint"),
+                num_features=result.get("num_features"),
+                num_classes=result.get("num_classes"),
+                config=config,
+            )
+        )
+    records.sort(key=lambda r: (_sort_key(r.settings), r.key))
+    return records
+
+
+def group_over_seeds(records: list[Record]) -> list[Group]:
+    """Records grouped by every setting but the seed, in record order."""
+    groups: dict[tuple, list[Record]] = {}
+    for record in records:
+        settings = {k: v for k, v in record.settings.items() if k != "seed"}
+        groups.setdefault(tuple(settings.items()), []).append(record)
+    return [Group(dict(key), tuple(members)) for key, members in groups.items()]
+
+
+def varying_settings(records: list[Record], exclude: tuple[str, ...] = ()) -> list[str]:
+    """The settings that take more than one value among ``records`` (table order)."""
+    return [
+        column for column in SETTING_COLUMNS
+        if column not in exclude and len({_hashable(r.settings[column]) for r in records}) > 1
+    ]
+
+
+def _settings(config: dict, result: dict) -> dict:
+    outputs = result.get("num_classes")
+    formats = config.get("formats") or {}
+    words = {format_word(f) for f in formats.values()}
+    algorithm = config["algorithm"]
+    connections = config["connections"]
+    if algorithm == "dfa":
+        connections = outputs
+    sparsity = None
+    if algorithm != "bp" and connections is not None and outputs:
+        sparsity = round(1.0 - connections / outputs, 6)
+    rank = config["rank"]
+    if algorithm != "bp" and rank is None and outputs:
+        rank = min(outputs, min(config["hidden"]))
+    settings = {
+        "dataset": config["dataset"],
+        "hidden": "x".join(str(n) for n in config["hidden"]),
+        "activation": config["activation"],
+        "epochs": config["epochs"],
+        "batch": config["batch"],
+        "train_limit": config["train_limit"],
+        "test_limit": config["test_limit"],
+        "split_seed": config["split_seed"],
+        "algorithm": algorithm,
+        "connections": connections,
+        "sparsity": sparsity,
+        "rank": rank,
+        "precision": config["precision"],
+        "word": words.pop() if len(words) == 1 else None,
+        **{f"format_{q}": formats.get(q) for q in QUANTITIES},
+        "rounding": config["rounding"],
+        "update_rounding": config["update_rounding"],
+        "overflow": config["overflow"],
+        "shift": config["shift"],
+        "seed": config["seed"],
+    }
+    return settings
+
+
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _sort_key(settings: dict) -> tuple:
+    # None sorts first; numbers and strings each compare among themselves.
+    return tuple((v is not None, isinstance(v, str), v if v is not None else 0) for v in settings.values())

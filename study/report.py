@@ -1,0 +1,296 @@
+"""``write_report``: CSV and Markdown tables and PNG figures of a study database.
+
+Files written to the output folder (a figure only when the database holds cells for it):
+
+- ``cells.csv``: every finished cell, one row each, settings and measurements.
+- ``summary.csv``: every configuration, accuracy and angle summarised over its seeds.
+- ``accuracy-vs-width.png``: accuracy against word width per rounding mode (fixed point cells
+  whose quantities share one word width), the float reference dashed.
+- ``accuracy-vs-area.png``, ``area.csv``: accuracy against the area of the matching processing
+  element from synthesis, with the Pareto front; needs Yosys and the synthesis command.
+- ``rank-sparsity.png``: accuracy and angle against the rank of B grouped by sparsity (the
+  paper's Figures 5 and 6), when the database holds cells of more than one rank.
+- ``report.md``: the tables in Markdown, the figures and why any figure was left out.
+
+The output depends only on the database's contents: rows are sorted by their settings, numbers
+are written with fixed precision and the PNGs carry no date or version.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .area import AreaEstimator
+from .cells import CURRENT_VERSIONS
+from .database import ResultsDatabase
+from .records import SETTING_COLUMNS, Group, Record, group_over_seeds, records_from_rows, varying_settings
+
+__all__ = ["write_report", "ReportResult", "REPORT_FILES"]
+
+REPORT_FILES = (
+    "cells.csv", "summary.csv", "accuracy-vs-width.png", "accuracy-vs-area.png", "area.csv",
+    "rank-sparsity.png", "report.md",
+)
+
+_WIDTH_AXES = ("word", "rounding", "update_rounding", *(f for f in SETTING_COLUMNS if f.startswith("format_")))
+_RANK_AXES = ("rank", "sparsity", "connections", "algorithm")
+
+
+@dataclass
+class ReportResult:
+    """The files written and the notes about figures left out."""
+
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def write_report(db_path, out_dir, *, area: AreaEstimator | None = None, keys: set[str] | None = None) -> ReportResult:
+    """Write the report of the study database ``db_path`` into ``out_dir`` (created if needed).
+
+    ``area`` estimates PE areas for the area figure (default: synthesis, when available).
+    ``keys`` restricts the report to those cells (a spec's), when the database holds more.
+    """
+    with ResultsDatabase.open_existing(db_path) as database:
+        rows = database.rows()
+    if keys is not None:
+        rows = [row for row in rows if row.key in keys]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in REPORT_FILES:  # a figure that is not drawn this time must not linger
+        (out_dir / name).unlink(missing_ok=True)
+
+    report = ReportResult()
+    # Cells computed under another version of the arithmetic or of the training are another
+    # experiment: they are counted, not mixed in.
+    outdated = [row for row in rows if row.config.get("versions") != CURRENT_VERSIONS]
+    rows = [row for row in rows if row.config.get("versions") == CURRENT_VERSIONS]
+    records = records_from_rows(rows)
+    failed = [row for row in rows if row.status != "ok"]
+    groups = group_over_seeds(records)
+    shown = varying_settings(records, exclude=("seed",)) or ["dataset"]
+
+    _write_csv(out_dir / "cells.csv", _cell_table(records), report)
+    _write_csv(out_dir / "summary.csv", _summary_table(groups, list(SETTING_COLUMNS[:-1])), report)
+
+    sections = [_overview(Path(db_path).name, rows, records, failed, len(outdated))]
+    sections.append("## Configurations\n\nAccuracy in %, over seeds: mean, standard deviation, minimum, maximum.\n\n"
+                    + _markdown(_summary_table(groups, shown)))
+    sections.append(_width_section(groups, out_dir, report))
+    sections.append(_area_section(groups, out_dir, report, area if area is not None else AreaEstimator()))
+    sections.append(_rank_section(groups, out_dir, report))
+    if failed:
+        sections.append("## Failed cells\n\n" + "\n".join(f"- `{row.key[:12]}`: {row.error}" for row in failed))
+    if report.notes:
+        sections.append("## Figures left out\n\n" + "\n".join(f"- {note}" for note in report.notes))
+    (out_dir / "report.md").write_text("\n\n".join(s for s in sections if s).rstrip() + "\n", encoding="utf-8")
+    report.files.append(out_dir / "report.md")
+    return report
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+
+def _cell_table(records: list[Record]) -> list[dict]:
+    return [
+        {
+            "key": r.key,
+            **r.settings,
+            "test_accuracy": _fixed(r.test_accuracy, 6),
+            "train_accuracy": _fixed(r.train_accuracy, 6),
+            "angle_deg": _fixed(r.angle, 3),
+            "seconds": _fixed(r.seconds, 2),
+        }
+        for r in records
+    ]
+
+
+def _summary_table(groups: list[Group], columns: list[str]) -> list[dict]:
+    table = []
+    for group in groups:
+        accuracy = group.summary("test_accuracy")
+        angle = group.summary("angle")
+        table.append(
+            {
+                **{c: group.settings[c] for c in columns},
+                "seeds": group.seeds,
+                "accuracy_mean": _fixed(accuracy[0] * 100, 2),
+                "accuracy_std": _fixed(accuracy[1] * 100, 2),
+                "accuracy_min": _fixed(accuracy[2] * 100, 2),
+                "accuracy_max": _fixed(accuracy[3] * 100, 2),
+                "angle_mean": _fixed(angle[0], 1) if angle else "",
+            }
+        )
+    return table
+
+
+def _fixed(value, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _write_csv(path: Path, table: list[dict], report: ReportResult) -> None:
+    buffer = io.StringIO()
+    if table:
+        writer = csv.DictWriter(buffer, fieldnames=list(table[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in table)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    report.files.append(path)
+
+
+def _markdown(table: list[dict]) -> str:
+    if not table:
+        return "(none)"
+    columns = list(table[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in table:
+        lines.append("| " + " | ".join("" if row[c] is None else str(row[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _overview(db_name: str, rows, records: list[Record], failed, outdated: int) -> str:
+    datasets = sorted({r.settings["dataset"] for r in records})
+    lines = [
+        f"# Study report: {db_name}",
+        "",
+        f"{len(rows)} cells in the database: {len(records)} finished, {len(failed)} failed. "
+        f"Datasets: {', '.join(datasets) or 'none'}.",
+    ]
+    if outdated:
+        lines.append(f"\n{outdated} more cells were computed by another version of the arithmetic or "
+                     f"the training ({CURRENT_VERSIONS} now) and are left out.")
+    # Cells of one dataset and split read from two different folders saw different data.
+    data_keys = ("dataset", "split_seed", "train_limit", "test_limit")
+    fingerprints: dict[tuple, set] = {}
+    for r in records:
+        fingerprints.setdefault(tuple(r.settings[k] for k in data_keys), set()).add(r.fingerprint)
+    for data, prints in sorted(fingerprints.items(), key=lambda item: str(item[0])):
+        if len(prints) > 1:
+            lines.append(f"\nWarning: the cells of dataset {data[0]!r} were trained on {len(prints)} different "
+                         "sets of data (different data folders); their results are not comparable.")
+    return "\n".join(lines)
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+def _width_section(groups: list[Group], out_dir: Path, report: ReportResult) -> str:
+    from .plots import plot_width
+
+    fixed = [g for g in groups if g.settings["precision"] == "fixed" and g.settings["word"] is not None]
+    words = {g.settings["word"] for g in fixed}
+    if len(words) < 2:
+        report.notes.append("accuracy-vs-width.png skipped: the database has fixed-point cells of fewer than two word widths")
+        return ""
+    float_groups = [g for g in groups if g.settings["precision"] == "float"]
+    records = [r for g in fixed for r in g.records]
+    context = varying_settings(records, exclude=("seed", *_WIDTH_AXES))
+    lines = [f for f in ("rounding", "update_rounding") if len({g.settings[f] for g in fixed}) > 1] or ["update_rounding"]
+    path = out_dir / "accuracy-vs-width.png"
+    plot_width(fixed, float_groups, context, lines, path)
+    report.files.append(path)
+    table = []
+    for group in sorted(fixed, key=lambda g: tuple(str(g.settings[f]) for f in context) + (g.settings["word"],)):
+        stats = group.summary("test_accuracy")
+        table.append({
+            **{f: group.settings[f] for f in context}, "word": group.settings["word"],
+            **{f: group.settings[f] for f in lines}, "seeds": group.seeds,
+            "mean %": _fixed(stats[0] * 100, 2), "min %": _fixed(stats[2] * 100, 2), "max %": _fixed(stats[3] * 100, 2),
+        })
+    return ("## Accuracy against word width\n\n![accuracy against word width](accuracy-vs-width.png)\n\n"
+            + _markdown(table))
+
+
+def _area_section(groups: list[Group], out_dir: Path, report: ReportResult, estimator: AreaEstimator) -> str:
+    from .plots import plot_area
+
+    fixed = [g for g in groups if g.settings["precision"] == "fixed"]
+    if not fixed:
+        report.notes.append("accuracy-vs-area.png skipped: the database has no fixed-point cells")
+        return ""
+    reason = estimator.unavailable()
+    if reason:
+        note = f"accuracy-vs-area.png skipped: {reason}"
+        report.notes.append(note)
+        return f"## Accuracy against area\n\nSkipped: {reason}."
+    estimator.prefetch([(g.records[0].config, g.records[0].hardware_settings()) for g in fixed])
+    points = []
+    for group in fixed:
+        area = estimator.area(group.records[0].config, group.records[0].hardware_settings())
+        if area is None:
+            continue
+        stats = group.summary("test_accuracy")
+        points.append({
+            "area": area[estimator.metric], "accuracy": stats[0], "low": stats[2], "high": stats[3],
+            "word": group.settings["word"], "label": f"{group.settings['algorithm']} {group.settings['update_rounding']}",
+            "settings": group.settings, "synth": area,
+        })
+    failures = "".join(f"\n- not synthesised: {failure}" for failure in sorted(set(estimator.failures)))
+    if not points:
+        report.notes.append("accuracy-vs-area.png skipped: no configuration could be synthesised")
+        return f"## Accuracy against area\n\nSkipped: no configuration could be synthesised.{failures}"
+    front = pareto_front(points)
+    path = out_dir / "accuracy-vs-area.png"
+    plot_area(points, front, estimator.metric_label, path)
+    report.files.append(path)
+    on_front = {id(p) for p in front}
+    table = [
+        {
+            "dataset": p["settings"]["dataset"], "hidden": p["settings"]["hidden"], "algorithm": p["settings"]["algorithm"],
+            "word": p["settings"]["word"], "update_rounding": p["settings"]["update_rounding"],
+            **{k: p["synth"][k] for k in estimator.columns}, "accuracy_mean": _fixed(p["accuracy"] * 100, 2),
+            "pareto": "yes" if id(p) in on_front else "",
+        }
+        for p in sorted(points, key=lambda p: (p["area"], -p["accuracy"], str(p["label"])))
+    ]
+    _write_csv(out_dir / "area.csv", table, report)
+    return (f"## Accuracy against area\n\n{estimator.describe()}{failures}\n\n"
+            "![accuracy against area](accuracy-vs-area.png)\n\n" + _markdown(table))
+
+
+def pareto_front(points: list[dict]) -> list[dict]:
+    """Points that no other point beats: at most the area and more accurate, or less area and as accurate."""
+    front = []
+    for p in points:
+        dominated = any(
+            q is not p and q["area"] <= p["area"] and q["accuracy"] >= p["accuracy"]
+            and (q["area"] < p["area"] or q["accuracy"] > p["accuracy"])
+            for q in points
+        )
+        if not dominated:
+            front.append(p)
+    return front
+
+
+def _rank_section(groups: list[Group], out_dir: Path, report: ReportResult) -> str:
+    from .plots import plot_rank
+
+    feedback = [g for g in groups if g.settings["algorithm"] != "bp" and g.settings["rank"] is not None]
+    # Only the contexts (dataset, network, arithmetic, ...) that hold more than one rank.
+    context = varying_settings([r for g in feedback for r in g.records], exclude=("seed", *_RANK_AXES))
+    ranks: dict[tuple, set] = {}
+    for group in feedback:
+        ranks.setdefault(tuple(group.settings[f] for f in context), set()).add(group.settings["rank"])
+    feedback = [g for g in feedback if len(ranks[tuple(g.settings[f] for f in context)]) > 1]
+    if not feedback:
+        report.notes.append("rank-sparsity.png skipped: the database has no feedback cells that differ only in rank")
+        return ""
+    records = [r for g in feedback for r in g.records]
+    context = varying_settings(records, exclude=("seed", *_RANK_AXES))
+    path = out_dir / "rank-sparsity.png"
+    plot_rank(feedback, context, path)
+    report.files.append(path)
+    table = []
+    for group in sorted(feedback, key=lambda g: tuple(str(g.settings[f]) for f in context) + (-g.settings["sparsity"], g.settings["rank"])):
+        stats = group.summary("test_accuracy")
+        angle = group.summary("angle")
+        table.append({
+            **{f: group.settings[f] for f in context}, "sparsity %": _fixed(group.settings["sparsity"] * 100, 0),
+            "rank": group.settings["rank"], "seeds": group.seeds, "accuracy mean %": _fixed(stats[0] * 100, 2),
+            "accuracy std": _fixed(stats[1] * 100, 2), "angle mean": _fixed(angle[0], 1) if angle else "",
+            "angle std": _fixed(angle[1], 1) if angle else "",
+        })
+    return ("## Accuracy and angle against rank, by sparsity (paper Figures 5 and 6)\n\n"
+            "![accuracy and angle against rank](rank-sparsity.png)\n\n" + _markdown(table))

@@ -1,0 +1,85 @@
+"""The results database: marked as a study database, one row per cell, finished rows never replaced."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from ssdfa.cli import main
+from ssdfa.errors import SsdfaError
+from ssdfa.study.database import APPLICATION_ID, ResultsDatabase
+from ssdfa.study.spec import spec_from_dict
+
+
+@pytest.fixture
+def cells():
+    return spec_from_dict({"study": {"seeds": 3}}).cells
+
+
+def test_new_database_is_marked_and_in_wal_mode(tmp_path):
+    path = tmp_path / "s.db"
+    ResultsDatabase.create_or_open(path).close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert dict(connection.execute("SELECT name, value FROM study_schema"))["format"] == "ssdfa-study"
+
+
+def test_another_sqlite_file_is_refused_and_left_unchanged(tmp_path, capsys):
+    path = tmp_path / "other.sqlite"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.executemany("INSERT INTO notes VALUES (?)", [("a",), ("b",)])
+    connection.commit()
+    connection.close()
+    before = path.read_bytes()
+    with pytest.raises(SsdfaError, match=r"an SQLite database but not a study database \(application_id 0x0"):
+        ResultsDatabase.create_or_open(path)
+    assert main(["report", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "not a study database" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM notes").fetchone()[0] == 2
+
+
+def test_a_file_that_is_not_sqlite_is_refused(tmp_path, capsys):
+    path = tmp_path / "results.db"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    with pytest.raises(SsdfaError, match=r"results\.db is not a study database \(not an SQLite file\)"):
+        ResultsDatabase.create_or_open(path)
+    assert main(["report", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not an SQLite file" in err
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_of_a_missing_database_does_not_create_it(tmp_path):
+    path = tmp_path / "missing.db"
+    with pytest.raises(SsdfaError, match="does not exist"):
+        ResultsDatabase.open_existing(path)
+    assert not path.exists()
+
+
+def test_one_row_per_cell_and_finished_rows_are_kept(tmp_path, cells):
+    with ResultsDatabase.create_or_open(tmp_path / "s.db") as db:
+        db.record(cells[0], {"test_accuracy": 0.5}, None, 1.0, "first")
+        db.record(cells[0], {"test_accuracy": 0.9}, None, 2.0, "second")  # already finished: ignored
+        db.record(cells[1], None, "ValueError: too narrow", 0.1, "first")
+        assert db.finished_keys() == {cells[0].key}
+        db.record(cells[1], {"test_accuracy": 0.7}, None, 1.5, "second")  # a failed cell is retried
+        rows = {row.key: row for row in db.rows()}
+    assert len(rows) == 2
+    assert rows[cells[0].key].result == {"test_accuracy": 0.5} and rows[cells[0].key].study == "first"
+    assert rows[cells[1].key].status == "ok" and rows[cells[1].key].error is None
+
+
+def test_rows_survive_reopening_and_are_read_back_in_key_order(tmp_path, cells):
+    path = tmp_path / "s.db"
+    with ResultsDatabase.create_or_open(path) as db:
+        for cell in reversed(cells):
+            db.record(cell, {"test_accuracy": 0.25}, None, 0.5, "s")
+    with ResultsDatabase.open_existing(path) as db:
+        rows = db.rows()
+        assert [row.key for row in rows] == sorted(cell.key for cell in cells)
+        assert rows[0].config == next(c.config for c in cells if c.key == rows[0].key)
+        assert db.count() == {"ok": len(cells), "failed": 0}

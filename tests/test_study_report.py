@@ -1,0 +1,153 @@
+"""Reports: the expected tables and figures, the same bytes from the same database, honest skips."""
+
+from __future__ import annotations
+
+import csv
+import random
+
+import pytest
+
+from ssdfa.cli import main
+from ssdfa.study.area import AreaEstimator
+from ssdfa.study.database import ResultsDatabase
+from ssdfa.study.report import pareto_front, write_report
+from ssdfa.study.spec import spec_from_dict
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_result(config: dict) -> dict:
+    """Accuracy that grows with the word width and with STOCH; angle that falls with the rank."""
+    rng = random.Random(str(sorted(config.items())))
+    word = 16 if config["formats"] is None else int(config["formats"]["weight"][3:-1].split(",")[1]) + 2
+    accuracy = min(0.97, 0.4 + 0.04 * word + (0.08 if config["update_rounding"] == "STOCH" else 0.0))
+    rank = config["rank"] or 10
+    return {
+        "test_accuracy": accuracy + rng.uniform(-0.01, 0.01),
+        "train_accuracy": accuracy,
+        "angles": [80.0 - 3 * rank + rng.uniform(-1, 1)],
+        "num_classes": 10,
+        "num_features": 64,
+        "data_fingerprint": "0" * 64,
+    }
+
+
+def fill(path, *specs) -> None:
+    with ResultsDatabase.create_or_open(path) as db:
+        for spec in specs:
+            for cell in spec_from_dict(spec).cells:
+                db.record(cell, fake_result(cell.config), None, 1.0, "test")
+
+
+WIDTH = {
+    "study": {"seeds": 2},
+    "arithmetic": {"precision": ["fixed", "float"], "word": [4, 8, 12], "int_bits": {"activation": 2, "bp_error": 2},
+                   "update_rounding": ["RND", "STOCH"]},
+}
+RANK = {
+    "study": {"seeds": 2},
+    "network": {"hidden": [20]},
+    "feedback": {"algorithm": "sdfa", "connections": [1, 2, 5, 10], "rank": [2, 5, 10]},
+    "arithmetic": {"precision": "float"},
+}
+
+
+def fake_synthesis(layer: dict) -> dict:
+    word = sum(int(n) for n in layer["formats"]["weight"][3:-1].split(","))
+    stochastic = layer["modes"]["update_rounding"] == "STOCH"
+    return {"luts": 40 * word + (200 if stochastic else 0), "flip_flops": 10 * word, "block_rams": 1, "dsps": 0}
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """One database with width, rounding, rank and sparsity cells, reported twice."""
+    root = tmp_path_factory.mktemp("report")
+    fill(root / "study.db", WIDTH, RANK)
+    results = [write_report(root / "study.db", root / out, area=AreaEstimator(synthesize=fake_synthesis))
+               for out in ("a", "b")]
+    return root, results
+
+
+def test_report_writes_tables_and_all_three_figures(reports):
+    root, (result, _) = reports
+    out = root / "a"
+    names = sorted(p.name for p in result.files)
+    assert names == sorted(["cells.csv", "summary.csv", "accuracy-vs-width.png", "accuracy-vs-area.png",
+                            "area.csv", "rank-sparsity.png", "report.md"])
+    for name in ("accuracy-vs-width.png", "accuracy-vs-area.png", "rank-sparsity.png"):
+        assert (out / name).read_bytes().startswith(PNG_SIGNATURE)
+    with (out / "cells.csv").open() as handle:
+        cells = list(csv.DictReader(handle))
+    with ResultsDatabase.open_existing(root / "study.db") as db:
+        assert len(cells) == len(db.rows())
+    report = (out / "report.md").read_text()
+    assert "## Accuracy against word width" in report and "(paper Figures 5 and 6)" in report
+    assert result.notes == []
+
+
+def test_the_same_database_gives_the_same_bytes(reports):
+    root, _ = reports
+    for path in (root / "a").iterdir():
+        assert path.read_bytes() == (root / "b" / path.name).read_bytes(), path.name
+
+
+def test_area_table_marks_the_pareto_front(reports):
+    root, _ = reports
+    with (root / "a" / "area.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    front = [row for row in rows if row["pareto"] == "yes"]
+    assert front and len(front) < len(rows)
+    best = -1.0
+    for row in front:  # sorted by area: along the front, accuracy only rises
+        assert float(row["accuracy_mean"]) > best
+        best = float(row["accuracy_mean"])
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = [{"area": 1, "accuracy": 0.5}, {"area": 2, "accuracy": 0.4}, {"area": 2, "accuracy": 0.9},
+              {"area": 3, "accuracy": 0.9}]
+    assert pareto_front(points) == [points[0], points[2]]
+
+
+def test_figures_without_data_are_skipped_with_the_reason(tmp_path, capsys):
+    path = tmp_path / "float.db"
+    fill(path, {"arithmetic": {"precision": "float"}})
+    assert main(["report", str(path), "--out", str(tmp_path / "out"), "--no-area"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy-vs-width.png skipped: the database has fixed-point cells of fewer than two word widths" in out
+    assert "rank-sparsity.png skipped" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cells.csv", "report.md", "summary.csv"]
+
+
+def test_area_figure_is_skipped_when_synthesis_is_unavailable(tmp_path):
+    path = tmp_path / "fixed.db"
+    fill(path, {"arithmetic": {"word": 8}})
+    result = write_report(path, tmp_path / "out", area=AreaEstimator(disabled=True))
+    assert not (tmp_path / "out" / "accuracy-vs-area.png").exists()
+    assert "accuracy-vs-area.png skipped: left out on request (--no-area)" in result.notes
+    assert "Skipped: left out on request" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_cells_of_another_code_version_are_left_out_and_counted(tmp_path):
+    from ssdfa.study.cells import Cell
+
+    path = tmp_path / "mixed.db"
+    fill(path, {"arithmetic": {"precision": "float"}})
+    old = spec_from_dict({"arithmetic": {"precision": "float"}, "study": {"seeds": [7]}}).cells[0]
+    old = Cell({**old.config, "versions": {"arithmetic": 0, "cell": 0}})
+    with ResultsDatabase.create_or_open(path) as db:
+        db.record(old, fake_result(old.config), None, 1.0, "old")
+    write_report(path, tmp_path / "out", area=AreaEstimator(disabled=True))
+    with (tmp_path / "out" / "cells.csv").open() as handle:
+        assert [row["seed"] for row in csv.DictReader(handle)] == ["0"]
+    assert "1 more cells were computed by another version" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_report_of_one_spec_leaves_out_the_other_cells(tmp_path, capsys):
+    path = tmp_path / "two.db"
+    fill(path, {"arithmetic": {"precision": "float"}, "study": {"seeds": 3}})
+    spec = tmp_path / "two.toml"
+    spec.write_text('[arithmetic]\nprecision = "float"\n[study]\nseeds = 2\n')
+    assert main(["report", str(path), "--out", str(tmp_path / "out"), "--no-area", "--spec", str(spec)]) == 0
+    with (tmp_path / "out" / "cells.csv").open() as handle:
+        assert sorted(row["seed"] for row in csv.DictReader(handle)) == ["0", "1"]
