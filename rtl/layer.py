@@ -367,7 +367,7 @@ class SSDFALayer(wiring.Component):
             m.d.comb += [pe.cmd.valid.eq(valid), pe.cmd.payload.eq(pe_cmd)]
         pes_idle = Signal()
         m.d.comb += pes_idle.eq(~Cat(*(pe.busy for pe in self._pes)).any())
-        op = Signal(LayerCommand)
+        op = Signal(LayerCommand, reset_less=True)  # read only after a command set it
         start_forward = Signal()  # strobes: entering the FORWARD / UPDATE issue states
         start_update = Signal()
         # The sequencer's states (If/Elif rather than an FSM or Switch: complete Verilog cases).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import Array, C, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import C, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -19,7 +19,6 @@ from ssdfa.model.arithmetic import (
     FixedFormat,
     Overflow,
     Rounding,
-    lfsr_step,
 )
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation, tanh_table
@@ -287,44 +286,52 @@ class NeuronPE(wiring.Component):
         m.submodules.weights = weights = self._weight_memory
         w_rd = weights.read_port()
         w_wr = weights.write_port()
-        accs = [Signal(format_shape(a.accumulator_format(N)), name=f"acc{k}") for k in range(K)]
+        # Per-neuron words live in small memories (one write port, one asynchronous read port),
+        # not in K registers each: a simulator then updates one word per clock instead of
+        # evaluating K multiplexers and K next-state functions (see ``_Bank``).
+        accs = _Bank(m, "accs", format_shape(a.accumulator_format(N)), K, reset=False)
+        banks = {}
         if learning:
-            fprimes = [Signal(fprime_shape, name=f"fprime{k}") for k in range(K)]
-            deltas = [Signal(format_shape(delta_fmt), name=f"delta{k}") for k in range(K)]
-            feedback = [
-                [Signal(format_shape(a.feedback), name=f"b{k}_{t}") for t in range(S)] for k in range(K)
-            ] if not output_layer else []
-            lfsrs = [Signal(LFSR_WIDTH, name=f"lfsr{k}", init=1) for k in range(K)] if stoch else []
+            fprimes = banks[Space.DERIVATIVE] = _Bank(m, "fprimes", fprime_shape, K)
+            deltas = banks[Space.DELTA] = _Bank(m, "deltas", format_shape(delta_fmt), K)
+            if not output_layer:
+                # Word k s + t holds b[k, t].
+                feedback = banks[Space.FEEDBACK] = _Bank(m, "feedback", format_shape(a.feedback), K * S)
+            if stoch:
+                lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1)
 
         # -- control state --------------------------------------------------------------------
         running = Signal()
-        phase = Signal(Command)
-        idle = ~running
+        phase = Signal(Command, reset_less=True)  # read only together with `running`
+        idle = _wire(m, ~running, "idle")
+        accept = _wire(m, self.cmd.valid & idle, "accept")  # a command transfers
         m.d.comb += [self.busy.eq(running), self.cmd.ready.eq(idle)]
-        with m.If(self.cmd.valid & idle):
+        with m.If(accept):
             m.d.sync += phase.eq(self.cmd.payload)
             if learning:
                 # The fourth code of the 2-bit command is no phase: accepted and ignored.
                 m.d.sync += running.eq(Value.cast(self.cmd.payload) != 3)
             else:
                 m.d.sync += running.eq(_equals(self.cmd.payload, Command.FORWARD))
-        in_forward = running & (_equals(phase, Command.FORWARD))
-        in_update = running & (_equals(phase, Command.UPDATE)) if learning else C(0, 1)
-        in_error = running & (_equals(phase, Command.ERROR)) if learning else C(0, 1)
+        in_forward = _wire(m, running & _equals(phase, Command.FORWARD), "in_forward")
+        in_update = _wire(m, running & _equals(phase, Command.UPDATE), "in_update") if learning else C(0, 1)
+        in_error = _wire(m, running & _equals(phase, Command.ERROR), "in_error") if learning else C(0, 1)
 
         # -- stage A: issue (j, k) in input-major order, weight address k (N + 1) + j ----------
         a_active = Signal()
-        a_j = Signal(range(N + 1))
-        a_k = Signal(range(max(K, 2)))
-        a_addr = Signal(range(max(depth, 2)))
-        a_bias = _equals(a_j, N)
-        a_last_k = _equals(a_k, K - 1)
+        # Counters and pipeline words that only matter while their stage is valid need no
+        # reset (their stage's valid bit has one); fewer reset terms make a faster simulation.
+        a_j = Signal(range(N + 1), reset_less=True)
+        a_k = Signal(range(max(K, 2)), reset_less=True)
+        a_addr = Signal(range(max(depth, 2)), reset_less=True)
+        a_bias = _wire(m, _equals(a_j, N), "a_bias")
+        a_last_k = _wire(m, _equals(a_k, K - 1), "a_last_k")
         # Forward stalls as a whole while an output waits for y.ready.
         c_valid = Signal()
-        stall = c_valid & ~self.y.ready
-        issue = a_active & ~stall & (a_bias | self.x.valid)
+        stall = _wire(m, c_valid & ~self.y.ready, "stall")
+        issue = _wire(m, a_active & ~stall & (a_bias | self.x.valid), "issue")
         m.d.comb += self.x.ready.eq(a_active & ~stall & ~a_bias & a_last_k)
-        with m.If(self.cmd.valid & idle):
+        with m.If(accept):
             m.d.sync += [a_active.eq(_equals(self.cmd.payload, Command.FORWARD)), a_j.eq(0), a_k.eq(0), a_addr.eq(0)]
             if learning:
                 with m.If(_equals(self.cmd.payload, Command.UPDATE)):
@@ -339,10 +346,11 @@ class NeuronPE(wiring.Component):
 
         # The bias input is exactly 1: raw 2^f_x, one bit wider than x (§4.1, §7).
         x_op_shape = signed(act_fmt.word + 1) if act_fmt.signed else unsigned(act_fmt.word + 1)
-        b_valid, b_bias, b_first, b_last = Signal(), Signal(), Signal(), Signal()
-        b_k = Signal(range(max(K, 2)))
-        b_addr = Signal(range(max(depth, 2)))
-        b_x = Signal(x_op_shape)
+        b_valid = Signal()
+        b_bias, b_first, b_last = (Signal(reset_less=True) for _ in range(3))
+        b_k = Signal(range(max(K, 2)), reset_less=True)
+        b_addr = Signal(range(max(depth, 2)), reset_less=True)
+        b_x = Signal(x_op_shape, reset_less=True)
         with m.If(~stall):
             m.d.sync += [
                 b_valid.eq(issue),
@@ -360,25 +368,27 @@ class NeuronPE(wiring.Component):
 
         # -- stage B: multiply (shared by the forward MAC and the weight step) ----------------
         if learning:
-            delta_sel = _wire(m, _select(deltas, b_k), "delta_sel")
+            # The deltas are read by UPDATE (neuron b_k) and written by ERROR (neuron e_k).
+            delta_sel = deltas.data
             mul_shape = _union_shape(w_shape, delta_sel.shape())
             mul_a = Signal(mul_shape)
             m.d.comb += mul_a.eq(Mux(in_update, delta_sel, w_rd.data))
         else:
             mul_a = w_rd.data
         product = _wire(m, mul_a * b_x, "product")  # exact: W x (frac f_w + f_x) or delta x (frac f_d + f_x)
-        acc_sum = _wire(m, _select(accs, b_k) + product, "acc_sum")
-        b_mac = in_forward & b_valid & ~stall
-        for k in range(K):
-            with m.If(b_mac & ~b_bias & _equals(b_k, k)):
-                m.d.sync += accs[k].eq(Mux(b_first, product, acc_sum))
+        acc_sum = _wire(m, accs.data + product, "acc_sum")
+        b_mac = _wire(m, in_forward & b_valid & ~stall, "b_mac")
+        accs.connect(m, read_addr=b_k, write_addr=b_k, write_data=Mux(b_first, product, acc_sum),
+                     write_en=b_mac & ~b_bias)
         # §4.1: one cast of the exact sum, bias included.
-        y_next = _wire(m, _hw_cast(acc_sum, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt, a.rounding, a.overflow), "y_next")
+        y_next = _wire(m, _hw_cast(acc_sum, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt, a.rounding,
+                                   a.overflow, m=m, name="y_cast"), "y_next")
 
         # -- stage C: activation and the output stream ----------------------------------------
-        c_y = Signal(act_shape)
-        c_k = Signal(range(max(K, 2)))
-        c_last = Signal()
+        # y.payload means something only while y.valid (a tanh ROM's output is not reset either).
+        c_y = Signal(act_shape, reset_less=True)
+        c_k = Signal(range(max(K, 2)), reset_less=True)
+        c_last = Signal(reset_less=True)
         with m.If(~stall):
             m.d.sync += [c_valid.eq(b_mac & b_bias), c_y.eq(y_next), c_k.eq(b_k), c_last.eq(b_last)]
         if act is Activation.TANH:
@@ -394,29 +404,22 @@ class NeuronPE(wiring.Component):
         else:
             c_a = _activate(c_y, act_fmt, act)
         m.d.comb += [self.y.valid.eq(c_valid), self.y.payload.y.eq(c_y), self.y.payload.a.eq(c_a)]
-        y_done = c_valid & self.y.ready
+        y_done = _wire(m, c_valid & self.y.ready, "y_done")
         with m.If(y_done & c_last):
             m.d.sync += running.eq(0)
         if learning:
-            fprime_next = _wire(m, _derivative(c_y, c_a, act_fmt, act), "fprime_next")
-            for k in range(K):
-                with m.If(y_done & _equals(c_k, k)):
-                    m.d.sync += fprimes[k].eq(fprime_next)
+            fprime_next = _wire(m, _derivative(m, c_y, c_a, act_fmt, act), "fprime_next")
 
-        # -- LFSR: one draw = 16 steps, one XOR network (§5.1) ---------------------------------
+        # -- LFSR: one draw = 16 steps (§5.1), in a few word operations (``lfsr_draw``) -------
         draw = None
+        if learning:
+            e_k = Signal(range(max(K, 2)), reset_less=True)
         if stoch:
-            e_k = Signal(range(max(K, 2)))
-            lfsr_k = Mux(in_error, e_k, b_k)
-            lfsr_sel = _wire(m, _select(lfsrs, lfsr_k), "lfsr_sel")
-            lfsr_next = _wire(m, _lfsr_draw(lfsr_sel), "lfsr_next")
+            lfsr_k = _wire(m, Mux(in_error, e_k, b_k), "lfsr_k")
+            lfsr_sel = lfsrs.data
+            lfsr_next = _wire(m, lfsr_draw(m, lfsr_sel), "lfsr_next")
             draw = lfsr_next[:STOCH_BITS]
             lfsr_advance = Signal()
-            for k in range(K):
-                with m.If(lfsr_advance & _equals(lfsr_k, k)):
-                    m.d.sync += lfsrs[k].eq(lfsr_next)
-        elif learning:
-            e_k = Signal(range(max(K, 2)))
 
         if learning:
             # -- UPDATE write-back (§7) ---------------------------------------------------------
@@ -427,20 +430,26 @@ class NeuronPE(wiring.Component):
                 a.update_rounding,
                 a.overflow,
                 draw,
+                m=m,
+                name="step_cast",
             ), "step")
-            w_new = _wire(m, _hw_cast(w_rd.data - step, w_fmt.frac_bits, w_fmt, Rounding.TRN, a.overflow), "w_new")
-            b_write = in_update & b_valid
+            w_new = _wire(m, _hw_cast(w_rd.data - step, w_fmt.frac_bits, w_fmt, Rounding.TRN, a.overflow,
+                                      m=m, name="w_cast"), "w_new")
+            b_write = _wire(m, in_update & b_valid, "b_write")
             with m.If(b_write & b_last):
                 m.d.sync += running.eq(0)
 
             # -- ERROR (§6.1, §6.2) --------------------------------------------------------------
-            e_t = Signal(range(max(S, 2)))
-            e_last_t = _equals(e_t, S - 1)
+            e_t = Signal(range(max(S, 2)), reset_less=True)
+            # The feedback word of (e_k, e_t): k s + t, one more per error word.
+            e_addr = Signal(range(max(K * S, 2)), reset_less=True)
+            e_last_t = _wire(m, _equals(e_t, S - 1), "e_last_t")
             m.d.comb += self.e.ready.eq(in_error)
-            e_take = in_error & self.e.valid
-            with m.If(self.cmd.valid & idle):
-                m.d.sync += [e_k.eq(0), e_t.eq(0)]
+            e_take = _wire(m, in_error & self.e.valid, "e_take")
+            with m.If(accept):
+                m.d.sync += [e_k.eq(0), e_t.eq(0), e_addr.eq(0)]
             with m.If(e_take):
+                m.d.sync += e_addr.eq(e_addr + 1)
                 with m.If(e_last_t):
                     m.d.sync += [e_t.eq(0), e_k.eq(e_k + 1)]
                     with m.If(_equals(e_k, K - 1)):
@@ -450,16 +459,16 @@ class NeuronPE(wiring.Component):
             if output_layer:
                 delta_next = self.e.payload
             else:
-                b_sel = _wire(m, _select([_select(row, e_t) for row in feedback], e_k), "b_sel")
+                b_sel = feedback.data
                 b_term = _wire(m, b_sel * self.e.payload, "b_term")
                 if S > 1:
-                    partial = Signal(format_shape(_exact_sum_format(a.feedback, a.error, S)))
+                    partial = Signal(format_shape(_exact_sum_format(a.feedback, a.error, S)), reset_less=True)
                     with m.If(e_take):
                         m.d.sync += partial.eq(Mux(_equals(e_t, 0), b_term, partial + b_term))
                     received = _wire(m, Mux(_equals(e_t, 0), b_term, partial + b_term), "received")
                 else:
                     received = b_term
-                fprime_sel = _wire(m, _select(fprimes, e_k), "fprime_sel")
+                fprime_sel = fprimes.data
                 if act is Activation.TANH:
                     delta_product = received * fprime_sel
                 else:
@@ -471,11 +480,10 @@ class NeuronPE(wiring.Component):
                     a.update_rounding,
                     a.overflow,
                     draw,
+                    m=m,
+                    name="delta_cast",
                 ), "delta_next")
-            delta_write = e_take & e_last_t
-            for k in range(K):
-                with m.If(delta_write & _equals(e_k, k)):
-                    m.d.sync += deltas[k].eq(delta_next)
+            delta_write = _wire(m, e_take & e_last_t, "delta_write")
             if stoch:
                 # §5.3: the delta draw (hidden layers only), then one per weight in address order.
                 m.d.comb += lfsr_advance.eq(b_write | (C(0, 1) if output_layer else delta_write))
@@ -485,7 +493,7 @@ class NeuronPE(wiring.Component):
 
         # -- host port -------------------------------------------------------------------------
         host = self.host
-        host_write = host.w_en & idle
+        host_write = _wire(m, host.w_en & idle, "host_write")
         # Writes beyond the weight memory are ignored (compare only if the address can be there).
         in_memory = (host.addr < depth) if depth < (1 << len(host.addr)) else C(1, 1)
         m.d.comb += [
@@ -493,26 +501,39 @@ class NeuronPE(wiring.Component):
             w_wr.data.eq(Mux(idle, host.w_data[: w_fmt.word], w_new)),
             w_wr.en.eq(Mux(idle, host_write & _equals(host.space, Space.WEIGHT) & in_memory, b_write)),
         ]
-        registers = {}
+        # The banks: the host while idle (writes beyond a bank are ignored), the phases while
+        # running (the phases never write while idle, the host never while running).
         if learning:
-            registers[Space.DELTA] = deltas
-            registers[Space.DERIVATIVE] = fprimes
+            functional = {
+                Space.DERIVATIVE: (e_k, c_k, fprime_next, y_done),
+                Space.DELTA: (b_k, e_k, delta_next, delta_write),
+            }
             if not output_layer:
-                registers[Space.FEEDBACK] = [b for row in feedback for b in row]
+                functional[Space.FEEDBACK] = (e_addr, e_addr, C(0, 1), C(0, 1))
             if stoch:
-                registers[Space.LFSR] = lfsrs
-        for space, words in registers.items():
-            for index, word in enumerate(words):
-                with m.If(host_write & _equals(host.space, space) & _equals(host.addr, index)):
-                    m.d.sync += word.eq(host.w_data[: len(word)])
+                functional[Space.LFSR] = (lfsr_k, lfsr_k, lfsr_next, lfsr_advance)
+        host_read = {}
+        for space, bank in banks.items():
+            read_addr, write_addr, write_data, write_en = functional[space]
+            in_bank = (host.addr < bank.count) if bank.count < (1 << len(host.addr)) else C(1, 1)
+            host_addr = host.addr[: len(bank.write.addr)]
+            bank.connect(
+                m,
+                read_addr=Mux(idle, host_addr, read_addr),
+                write_addr=Mux(idle, host_addr, write_addr),
+                write_data=Mux(idle, host.w_data[: len(bank.data)], write_data),
+                write_en=Mux(idle, host_write & _equals(host.space, space) & in_bank, write_en),
+            )
+            host_read[space] = (in_bank, bank.data)
         r_space = Signal(Space)
-        r_word = Signal(len(host.r_data))
+        # Seen only after a read of another space than WEIGHT (r_space resets to WEIGHT), and
+        # that read sets it: no reset needed.
+        r_word = Signal(len(host.r_data), reset_less=True)
         with m.If(host.r_en & idle):
             m.d.sync += [r_space.eq(host.space), r_word.eq(0)]
-            for space, words in registers.items():
-                for index, word in enumerate(words):
-                    with m.If(_equals(host.space, space) & _equals(host.addr, index)):
-                        m.d.sync += r_word.eq(word)
+            for space, (in_bank, data) in host_read.items():
+                with m.If(_equals(host.space, space) & in_bank):
+                    m.d.sync += r_word.eq(data)
         m.d.comb += host.r_data.eq(Mux(_equals(r_space, Space.WEIGHT), w_rd.data, r_word))
         return m
 
@@ -520,6 +541,42 @@ class NeuronPE(wiring.Component):
 # ------------------------------------------------------------------------------------------
 # Arithmetic building blocks (combinational), each the hardware form of one rule of the contract
 # ------------------------------------------------------------------------------------------
+
+
+class _Bank:
+    """``count`` per-neuron words with the behaviour of ``count`` registers, stored in a memory.
+
+    One write port and one asynchronous read port (``data`` shows word ``read_addr`` in the same
+    clock, a write lands at the clock edge), so a simulator updates one word per write instead of
+    evaluating a next-state function and a multiplexer input for every word on every clock.
+
+    With ``reset`` the bank keeps a register's reset too: a ``loaded`` bit per word, cleared by
+    the domain's reset and set by a write, makes a word that was not written since reset read as
+    ``init`` (the memory itself is not reset).
+    """
+
+    def __init__(self, m: Module, name: str, shape, count: int, *, init: int = 0, reset: bool = True):
+        self.count = count
+        self.memory = Memory(shape=shape, depth=max(2, count), init=[])  # no zero-bit address
+        m.submodules[name] = self.memory
+        self.read = self.memory.read_port(domain="comb")
+        self.write = self.memory.write_port()
+        self.data = Signal(shape, name=f"{name}_data")
+        if reset:
+            loaded = Signal(count, name=f"{name}_loaded")
+            with m.If(self.write.en):
+                m.d.sync += loaded.eq(loaded | (C(1, count) << self.write.addr)[:count])
+            m.d.comb += self.data.eq(Mux((loaded >> self.read.addr)[0], self.read.data, init))
+        else:
+            m.d.comb += self.data.eq(self.read.data)
+
+    def connect(self, m: Module, *, read_addr, write_addr, write_data, write_en) -> None:
+        m.d.comb += [
+            self.read.addr.eq(read_addr),
+            self.write.addr.eq(write_addr),
+            self.write.data.eq(write_data),
+            self.write.en.eq(write_en),
+        ]
 
 
 def _wire(m: Module, value, name: str) -> Signal:
@@ -530,6 +587,16 @@ def _wire(m: Module, value, name: str) -> Signal:
     return signal
 
 
+def _share(m: Module | None, value, name: str) -> Value:
+    """``value`` as a named signal if it is an expression: Amaranth's backend writes an
+    expression out again at each of its uses (nested uses multiply), a signal once. Without a
+    module, ``value`` itself."""
+    value = Value.cast(value)
+    if m is None or isinstance(value, (Signal, Const)):
+        return value
+    return _wire(m, value, name)
+
+
 def _equals(value, constant) -> Value:
     """``value == constant``, written as a reduction for zero: Amaranth's backend prints
     ``x == 0`` as ``!x``, which Verilator's lint flags on a multi-bit ``x``."""
@@ -538,16 +605,6 @@ def _equals(value, constant) -> Value:
     if isinstance(constant, Const) and constant.value == 0:
         return ~value.any()
     return value == constant
-
-
-def _select(items, index):
-    """``items[index]`` as a multiplexer; a single item needs no index."""
-    index = Value.cast(index)
-    if len(items) == 1:
-        return items[0]
-    # Pad to every value of the index (repeating the last item) so that the case is complete.
-    items = list(items) + [items[-1]] * ((1 << len(index)) - len(items))
-    return Array(items)[index]
 
 
 def _union_shape(*shapes) -> Shape:
@@ -575,18 +632,21 @@ def _exact_sum_format(fmt_a: FixedFormat, fmt_b: FixedFormat, terms: int) -> Fix
     return FixedFormat(word - fmt_a.frac_bits - fmt_b.frac_bits, fmt_a.frac_bits + fmt_b.frac_bits)
 
 
-def _hw_cast(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, overflow: Overflow, draw=None):
+def _hw_cast(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, overflow: Overflow, draw=None,
+             *, m: Module | None = None, name: str = "cast"):
     """Hardware ``cast`` (§2, §3): round ``value`` (``frac_bits`` fraction bits) into ``fmt``.
 
     ``draw`` is the 16-bit LFSR draw for STOCH (§2.1). Returns a value of ``format_shape(fmt)``.
+    Given the module ``m``, intermediate values used more than once become signals named after
+    ``name`` (the same logic, written once: a smaller and faster simulation model).
     """
-    value = Value.cast(value)
+    value = _share(m, value, f"{name}_in")
     dropped = frac_bits - fmt.frac_bits
     if dropped <= 0:
         rounded = value.shift_left(-dropped)
     else:
         # Two spare bits above the dropped ones keep every slice below well defined.
-        value = _extend(value, dropped + 2)
+        value = _share(m, _extend(value, dropped + 2), f"{name}_wide")
         if rounding is Rounding.TRN:
             rounded = value.shift_right(dropped)
         elif rounding is Rounding.TRN_ZERO:
@@ -598,7 +658,7 @@ def _hw_cast(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, overfl
         elif rounding is Rounding.RND:
             rounded = (value + (1 << (dropped - 1))).shift_right(dropped)
         elif rounding is Rounding.RND_CONV:
-            floor = value.shift_right(dropped)
+            floor = _share(m, value.shift_right(dropped), f"{name}_floor")
             rest = value[:dropped]
             half = 1 << (dropped - 1)
             round_up = (rest == half) & floor[0]  # a tie: to even
@@ -615,19 +675,19 @@ def _hw_cast(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, overfl
             rounded = (value + offset).shift_right(dropped)
         else:
             raise ValueError(f"unknown rounding mode {rounding!r}")
-    return _overflow(rounded, fmt, overflow)
+    return _overflow(_share(m, rounded, f"{name}_rounded"), fmt, overflow, m=m, name=name)
 
 
-def _overflow(value, fmt: FixedFormat, overflow: Overflow):
+def _overflow(value, fmt: FixedFormat, overflow: Overflow, *, m: Module | None = None, name: str = "cast"):
     """§3: WRAP keeps the low ``word`` bits; SAT clamps to the format's range."""
-    value = _extend(value, fmt.word)
+    value = _share(m, _extend(value, fmt.word), f"{name}_rounded")
     shape = value.shape()
     if overflow is Overflow.SAT:
         low = -(1 << (shape.width - 1)) if shape.signed else 0
         high = (1 << (shape.width - 1)) - 1 if shape.signed else (1 << shape.width) - 1
         # Compare only where the value can be out of range (no constant-result comparisons).
         if high > fmt.max_raw:
-            value = Mux(value > fmt.max_raw, fmt.max_raw, value)
+            value = _share(m, Mux(value > fmt.max_raw, fmt.max_raw, value), f"{name}_below_max")
         if low < fmt.min_raw:
             value = Mux(value < fmt.min_raw, fmt.min_raw, value)
     elif overflow is not Overflow.WRAP:
@@ -654,7 +714,7 @@ def _activate(y, fmt: FixedFormat, activation: Activation):
     raise ValueError(f"no combinational form for activation {activation!r}")
 
 
-def _derivative(y, a, fmt: FixedFormat, activation: Activation):
+def _derivative(m: Module, y, a, fmt: FixedFormat, activation: Activation):
     """The stored f' (§4.3): 0/1 for relu, hardtanh and identity; ``1 - a^2`` truncated for tanh."""
     one = 1 << fmt.frac_bits
     if activation is Activation.IDENTITY:
@@ -667,31 +727,31 @@ def _derivative(y, a, fmt: FixedFormat, activation: Activation):
         return above & below
     if activation is Activation.TANH:
         complement = C(one * one, 2 * fmt.frac_bits + 2) - a * a
-        fprime = _hw_cast(complement, 2 * fmt.frac_bits, FixedFormat(2, fmt.frac_bits), Rounding.TRN, Overflow.SAT)
+        fprime = _hw_cast(complement, 2 * fmt.frac_bits, FixedFormat(2, fmt.frac_bits), Rounding.TRN,
+                          Overflow.SAT, m=m, name="fprime_cast")
         # 0 <= 1 - a^2 <= 1: the sign bit of SQ(2, f) is always clear.
         return fprime[: fmt.frac_bits + 1]
     raise ValueError(f"unknown activation {activation!r}")
 
 
-def _draw_columns() -> tuple[int, ...]:
-    """Column b of A^16: the state one draw (16 steps) after the basis state 1 << b (§5.1)."""
-    columns = []
-    for bit in range(LFSR_WIDTH):
-        state = 1 << bit
-        for _ in range(STOCH_BITS):
-            state = lfsr_step(state)
-        columns.append(state)
-    return tuple(columns)
+def lfsr_draw(m: Module, state):
+    """The LFSR state one draw (16 steps, §5.1) after the 32-bit ``state``, in word operations.
 
-
-def _lfsr_draw(state):
-    """The LFSR state one draw later: the GF(2) product A^16 s as an XOR network (§5.1)."""
-    columns = _draw_columns()
-    bits = []
-    for out in range(LFSR_WIDTH):
-        terms = [state[b] for b in range(LFSR_WIDTH) if (columns[b] >> out) & 1]
-        bit = terms[0]
-        for term in terms[1:]:
-            bit = bit ^ term
-        bits.append(bit)
-    return Cat(*bits)
+    A draw shifts the state left by 16 and brings in 16 new bits ``n_1 .. n_16`` (``n_1`` ends
+    at bit 15, ``n_16`` at bit 0). With ``N[p]`` the bit that ends at position ``p`` and
+    ``N[16], N[17] = s[0], s[1]`` (the state's own bits 0 and 1, which the first two steps read),
+    the taps 32, 22, 2, 1 give ``N[p] = s[16+p] ^ s[6+p] ^ N[p+1] ^ N[p+2]``: the 18-bit word
+    ``N`` solves ``N = U ^ (N >> 1) ^ (N >> 2)`` over GF(2), with ``U[p] = s[16+p] ^ s[6+p]``
+    below bit 16 and ``U[16], U[17] = s[0] ^ s[1], s[1]`` (``N[16], N[17]`` written in the same
+    form, with zeros above). Multiplying by ``1 + x`` turns the divisor ``1 + x + x^2`` into
+    ``1 + x^3``, whose inverse is ``1 + x^3 + x^6 + ...``: three shift-XOR doublings. This is the
+    same GF(2) map as ``A^16`` (``model.arithmetic.lfsr_step`` 16 times), with a few word
+    operations instead of a network of single-bit XORs.
+    """
+    state = _share(m, state, "lfsr_state")
+    u = _wire(m, Cat(state[16:32] ^ state[6:22], state[0] ^ state[1], state[1]), "lfsr_u")
+    y = _wire(m, u ^ u.shift_right(1), "lfsr_y")
+    w = _wire(m, y ^ y.shift_right(3), "lfsr_w3")
+    w = _wire(m, w ^ w.shift_right(6), "lfsr_w6")
+    w = w ^ w.shift_right(12)
+    return Cat(w[:STOCH_BITS], state[: LFSR_WIDTH - STOCH_BITS])

@@ -138,12 +138,15 @@ def test_features_file_trains(capsys, tmp_path):
     assert report["test_accuracy"] > 0.8
 
 
-def test_demo_runs_its_steps(capsys):
+def test_demo_trains_then_verifies_the_rtl_learner_bit_for_bit(capsys, require_tool):
+    require_tool("verilator")
     status, out, err = _run(capsys, ["demo", "--epochs", "1"])
     assert status == 0, err
-    for step in ("[1/4] data", "[2/4] configure", "[3/4] train (fixed point)", "[4/4] summary"):
+    steps = ("[1/5] data", "[2/5] configure", "[3/5] train (fixed point)", "[4/5] RTL", "[5/5] summary")
+    for step in steps:
         assert step in out
     assert "SQ(2,14)" in out and "STOCH" in out and "test" in out
+    assert "PASS: the RTL learner matches the model bit for bit" in out
 
 
 def test_fixed_batched_mode_shift_defaults_to_the_per_sample_rate(capsys):

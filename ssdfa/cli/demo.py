@@ -118,10 +118,19 @@ def summarise(ctx: DemoContext) -> None:
 
 
 #: The demo, in order. New stages go before "summary".
+def verify_rtl(ctx) -> None:
+    """Generate the learner's Verilog and train it for one digits epoch on Verilator, checking
+    every weight against the model (imported here: ``ssdfa --help`` must not load Amaranth)."""
+    from ssdfa.sim.network_cosim import rtl_demo_step
+
+    rtl_demo_step(ctx)
+
+
 STEPS: list = [
     DemoStep("data", load_data),
     DemoStep("configure", configure),
     DemoStep("train (fixed point)", train_fixed),
+    DemoStep("RTL: Verilog, then one digits epoch on Verilator against the model", verify_rtl),
     DemoStep("summary", summarise),
 ]
 

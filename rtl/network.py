@@ -1,0 +1,579 @@
+"""SSDFANetwork: the whole learner in RTL. Layers chained forward, one output-error unit, the
+errors broadcast to every layer at once, every layer updating in parallel.
+
+Section numbers (§) refer to docs/arithmetic.md; docs/network.md has the architecture, the
+schedule and the host interface at more length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ssdfa.errors import SsdfaError
+from ssdfa.model.layer_config import LayerConfig
+from ssdfa.model.neuron_ops import Activation, ArithmeticConfig, LayerShape
+
+from .counters import build_counters, counter_names
+from .layer import LayerCommand, LayerSpace, SSDFALayer
+from .output_error import OutputErrorUnit, PredictionLayout, class_shape
+from .signatures import format_shape
+
+__all__ = [
+    "NetworkMode",
+    "NetworkSpace",
+    "RunLayout",
+    "NetworkHostSignature",
+    "SSDFANetwork",
+    "network_layer_configs",
+    "default_pes",
+    "schedule_minimum",
+    "network_header",
+    "generate_network",
+    "NETWORK_TOP",
+]
+
+#: The Verilog module name ``generate_network`` writes.
+NETWORK_TOP = "ssdfa_network"
+
+
+class NetworkMode(enum.Enum, shape=1):
+    """What a run does with each sample."""
+
+    TRAIN = 0  #: forward, output error, every layer's delta and update (§9)
+    INFER = 1  #: forward only: a prediction, no error words, no update
+
+
+class RunLayout(data.StructLayout):
+    """Payload of the ``run`` stream: a mode and the number of samples to process.
+
+    Parameters
+    ----------
+    count_width : int
+        Bits of ``samples``.
+    """
+
+    def __init__(self, count_width: int):
+        super().__init__({"mode": NetworkMode, "samples": unsigned(count_width)})
+
+
+class NetworkSpace(enum.Enum, shape=3):
+    """What a network host-port address refers to.
+
+    Values 0-6 are the layer's ``LayerSpace`` (same meaning and addresses) on the layer selected
+    by ``layer`` and the PE selected by ``pe``; ``COUNTER`` is the network's counter table:
+    read the counter at ``addr`` (``counters.counter_names`` order), write anything to clear
+    every counter (the routers' per-neuron error counters included).
+    """
+
+    WEIGHT = LayerSpace.WEIGHT.value
+    FEEDBACK = LayerSpace.FEEDBACK.value
+    LFSR = LayerSpace.LFSR.value
+    DELTA = LayerSpace.DELTA.value
+    DERIVATIVE = LayerSpace.DERIVATIVE.value
+    INDEX = LayerSpace.INDEX.value
+    ERROR_COUNT = LayerSpace.ERROR_COUNT.value
+    COUNTER = 7
+
+
+class NetworkHostSignature(wiring.Signature):
+    """The network's host port, driven by the host: a layer select plus the layer's host port.
+
+    Members
+    -------
+    layer : Out(range(layers))
+    pe : Out(pe select)
+        The PE of the selected layer (neurons ``pe * K .. pe * K + K - 1``).
+    space : Out(NetworkSpace)
+    addr : Out(addr_width)
+    w_en, w_data : Out(1), Out(data_width)
+        Write at the next clock edge.
+    r_en : Out(1)
+    r_data : In(data_width)
+        The word read, one clock after ``r_en``, held until the next ``r_en``.
+
+    Parameters
+    ----------
+    layers, pe_width, addr_width, data_width : int
+    """
+
+    def __init__(self, *, layers: int, pe_width: int, addr_width: int, data_width: int):
+        for name, value in (("layers", layers), ("pe_width", pe_width), ("addr_width", addr_width),
+                            ("data_width", data_width)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self._shape = (layers, pe_width, addr_width, data_width)
+        super().__init__({
+            "layer": Out(_width(layers)),
+            "pe": Out(pe_width),
+            "space": Out(NetworkSpace),
+            "addr": Out(addr_width),
+            "w_en": Out(1),
+            "w_data": Out(data_width),
+            "r_en": Out(1),
+            "r_data": In(data_width),
+        })
+
+    @property
+    def layers(self) -> int:
+        return self._shape[0]
+
+    @property
+    def data_width(self) -> int:
+        return self._shape[3]
+
+    def __eq__(self, other):
+        return isinstance(other, NetworkHostSignature) and other._shape == self._shape
+
+    def __repr__(self):
+        layers, pe_width, addr_width, data_width = self._shape
+        return (f"NetworkHostSignature(layers={layers}, pe_width={pe_width}, addr_width={addr_width}, "
+                f"data_width={data_width})")
+
+
+def _width(values: int) -> int:
+    """Bits of an index into ``values`` items (at least 1, so that no signal is empty)."""
+    return max(1, ceil_log2(values))
+
+
+def _select(items, index):
+    """``items[index]`` as a multiplexer that covers every value of ``index`` (an index beyond
+    the items selects the last one), so that the Verilog case statement is complete."""
+    if len(items) == 1:
+        return items[0]
+    items = list(items) + [items[-1]] * ((1 << len(index)) - len(items))
+    return Array(items)[index]
+
+
+def _equals(value, constant: int):
+    """``value == constant``; zero as a reduction (the Verilog backend prints ``x == 0`` as
+    ``!x``, which Verilator's lint flags on a multi-bit ``x``)."""
+    return ~value.any() if constant == 0 else value == constant
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+def default_pes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
+    """PEs per layer when none are given: the fewest that leave at most 8 neurons per PE.
+
+    ``(64, 32, 10)`` gives ``(4, 2)``: K = 8 and 5 neurons per PE.
+    """
+    pes = []
+    for neurons in layer_sizes[1:]:
+        pes.append(next(p for p in range(1, neurons + 1) if neurons % p == 0 and neurons // p <= 8))
+    return tuple(pes)
+
+
+def network_layer_configs(
+    layer_sizes: Sequence[int],
+    arithmetic: ArithmeticConfig,
+    *,
+    pes: Sequence[int] | None = None,
+    activation: Activation = Activation.RELU,
+) -> tuple[LayerConfig, ...]:
+    """The ``LayerConfig`` of every layer of an SSDFA network, as the hardware builds them.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``(inputs, hidden..., outputs)``, at least one hidden layer.
+    arithmetic : ArithmeticConfig
+        Formats and modes shared by every layer. Its ``seed`` only chooses the LFSR seeds that
+        the host loads, so the configurations carry seed 0: the same hardware for every seed.
+    pes : sequence of int, optional
+        PEs per layer (each must divide the layer's neurons); ``default_pes`` by default.
+    activation : Activation
+        The hidden layers' non-linearity (relu, hardtanh or tanh); the output is the identity.
+
+    Raises
+    ------
+    SsdfaError
+        Naming the bad value: too few sizes, a PE count that does not divide its layer, a
+        hidden activation that is the identity, a layer whose exact intermediates do not fit.
+    """
+    sizes = tuple(layer_sizes)
+    if len(sizes) < 3 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):
+        raise SsdfaError(f"layer sizes must be at least three positive integers (inputs, hidden..., outputs), not {sizes}")
+    if not isinstance(arithmetic, ArithmeticConfig):
+        raise SsdfaError(f"arithmetic must be an ArithmeticConfig, not {arithmetic!r}")
+    activation = activation if isinstance(activation, Activation) else Activation.parse(activation)
+    if activation is Activation.IDENTITY:
+        raise SsdfaError("hidden layers need a non-linearity (relu, hardtanh or tanh), not identity")
+    pes = default_pes(sizes) if pes is None else tuple(pes)
+    if len(pes) != len(sizes) - 1:
+        raise SsdfaError(f"expected {len(sizes) - 1} PE counts (one per layer with weights), not {len(pes)}: {pes}")
+    hardware = dataclasses.replace(arithmetic, seed=0)
+    outputs = sizes[-1]
+    configs = []
+    for layer, (fan_in, neurons) in enumerate(zip(sizes, sizes[1:])):
+        last = layer == len(sizes) - 2
+        if not isinstance(pes[layer], int) or isinstance(pes[layer], bool) or pes[layer] < 1 or neurons % pes[layer]:
+            raise SsdfaError(f"layer {layer}: {pes[layer]!r} PEs do not divide its {neurons} neurons")
+        try:
+            configs.append(LayerConfig(
+                shape=LayerShape(fan_in, neurons, 1),
+                pes=pes[layer],
+                outputs=outputs,
+                activation=Activation.IDENTITY if last else activation,
+                index=layer,
+                arithmetic=hardware,
+            ))
+        except (ValueError, TypeError) as exc:
+            raise SsdfaError(f"layer {layer} ({fan_in} -> {neurons}): {exc}") from None
+    return tuple(configs)
+
+
+def schedule_minimum(layers: Sequence[LayerConfig]) -> int:
+    """The analytical minimum clocks per training sample of the forward-then-update schedule.
+
+    Every layer's work spread evenly over its PEs, one MAC or weight update per PE per clock,
+    and nothing else: the forward passes run one layer after the other (a layer needs the
+    previous one's activations), then every layer updates at once, so the slowest update
+    counts: ``sum_l K_l (F_l + 1) + max_l K_l (F_l + 1)``.
+    """
+    per_layer = [c.neurons_per_pe * (c.shape.fan_in + 1) for c in layers]
+    return sum(per_layer) + max(per_layer)
+
+
+# --------------------------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------------------------
+
+
+class SSDFANetwork(wiring.Component):
+    """An SSDFA network: layers (``SSDFALayer``) chained, an output-error unit, a host port.
+
+    Data path (§9): the samples' features enter on ``x`` and go through layer 0; each layer's
+    activations stream into the next layer's ``x``; the output layer's activations go to the
+    ``OutputErrorUnit``, which computes ``e = cast(a_L - onehot(label))`` (§6.0) and the
+    prediction. The M error words are broadcast to every layer's router in the same clocks (a
+    lockstep fork): each hidden neuron receives its one word ``e_j`` (SSDFA, §6.1), each output
+    neuron its own error (§6.2). No error travels from layer to layer.
+
+    Schedule of a training sample, per layer: FORWARD as soon as the layer's previous UPDATE
+    has ended (the layer's input stream paces it), then ERROR, which delivers the errors once the
+    router has them; when every layer has finished ERROR, UPDATE starts in every layer on the
+    same clock. A training sample in gives one update of every weight. The next sample's FORWARD
+    of a layer starts as soon as that layer's UPDATE ends. An inference run issues FORWARD only,
+    so the layers pipeline across samples.
+
+    Parameters
+    ----------
+    layers : sequence of LayerConfig
+        Every layer with weights, input side first (``network_layer_configs`` builds them):
+        learning layers with the same arithmetic, the fan-in of each the neurons of the one
+        before, the last one the output layer (identity) with ``outputs == neurons``, every
+        hidden layer receiving one error per neuron (SSDFA) of the same ``outputs``.
+    counter_width : int
+        Bits of the counters and of a run's sample count.
+
+    Attributes
+    ----------
+    run : In(stream.Signature(RunLayout(counter_width)))
+        Start a run: ``mode`` (TRAIN or INFER) on ``samples`` samples; ``ready`` when idle.
+    busy : Out(1)
+        A run is active.
+    done : Out(1)
+        One clock: the run has finished (every layer idle, every prediction taken).
+    host : In(NetworkHostSignature)
+        Load and read back each layer's weights, feedback constants, LFSR seeds, index
+        tables, deltas, derivatives and per-neuron error counters; read and clear the counters.
+        Use it only between runs.
+    x : In(stream.Signature(activation word))
+        The samples' raw features, sample after sample, ``x_0`` first (activation format).
+    label : In(stream.Signature(class index))
+        One class per sample, taken with the sample's last output activation.
+    prediction : Out(stream.Signature(PredictionLayout(M)))
+        One per sample: the argmax of the output activations (first on ties) and whether it is
+        the label. The run finishes only when every prediction has been taken.
+    layers : tuple of SSDFALayer
+    output_error : OutputErrorUnit
+
+    Raises
+    ------
+    SsdfaError
+        A configuration the network cannot be built from, naming the layer and the value.
+    """
+
+    def __init__(self, *, layers: Sequence[LayerConfig], counter_width: int = 32):
+        self._MustUse__silence = True  # a refused instance is not an unused design
+        configs = tuple(layers)
+        self._check(configs)
+        if not isinstance(counter_width, int) or isinstance(counter_width, bool) or not 8 <= counter_width <= 32:
+            raise SsdfaError(f"counter_width must be an integer from 8 to 32, not {counter_width!r}")
+        self._configs = configs
+        self._counter_width = counter_width
+        self._layers = tuple(
+            SSDFALayer(config=config, neuron_counters=True, counter_width=counter_width) for config in configs
+        )
+        arithmetic = configs[0].arithmetic
+        self._output_error = OutputErrorUnit(outputs=configs[-1].shape.neurons, arithmetic=arithmetic)
+        self._counter_names = counter_names(len(configs))
+        hosts = [layer.host.signature for layer in self._layers]
+        addr_width = max([h.addr_width for h in hosts] + [_width(len(self._counter_names))])
+        super().__init__({
+            "run": In(stream.Signature(RunLayout(counter_width))),
+            "busy": Out(1),
+            "done": Out(1),
+            "host": In(NetworkHostSignature(
+                layers=len(configs),
+                pe_width=max(len(layer.host.pe) for layer in self._layers),
+                addr_width=addr_width,
+                data_width=max(h.data_width for h in hosts),
+            )),
+            "x": In(stream.Signature(format_shape(arithmetic.activation))),
+            "label": In(stream.Signature(class_shape(configs[-1].shape.neurons))),
+            "prediction": Out(stream.Signature(PredictionLayout(configs[-1].shape.neurons))),
+        })
+        self._MustUse__silence = False
+
+    @staticmethod
+    def _check(configs) -> None:
+        if len(configs) < 2:
+            raise SsdfaError(f"a network needs at least one hidden layer and the output layer, not {len(configs)} layer(s)")
+        for index, config in enumerate(configs):
+            if not isinstance(config, LayerConfig):
+                raise SsdfaError(f"layer {index} must be a LayerConfig, not {config!r}")
+            if not config.learning:
+                raise SsdfaError(f"layer {index} is inference-only (learning = false); the network trains every layer")
+        first = dataclasses.replace(configs[0].arithmetic, seed=0)
+        outputs = configs[-1].shape.neurons
+        for index, config in enumerate(configs):
+            last = index == len(configs) - 1
+            if dataclasses.replace(config.arithmetic, seed=0) != first:
+                raise SsdfaError(f"layer {index} has other formats or modes than layer 0; every layer shares one arithmetic")
+            if last != config.is_output_layer:
+                kind = "the output layer (identity activation)" if last else "a hidden layer (not identity)"
+                raise SsdfaError(f"layer {index} must be {kind}, not activation {config.activation.value!r}")
+            if config.outputs != outputs:
+                raise SsdfaError(f"layer {index} expects {config.outputs} output errors, but the output layer has {outputs} neurons")
+            if not last and config.shape.connections != 1:
+                raise SsdfaError(f"layer {index}: SSDFA delivers one error per neuron, not connections={config.shape.connections}")
+            if index and config.shape.fan_in != configs[index - 1].shape.neurons:
+                raise SsdfaError(
+                    f"layer {index} has fan-in {config.shape.fan_in}, but layer {index - 1} has "
+                    f"{configs[index - 1].shape.neurons} neurons"
+                )
+
+    # -- read-only parameters -----------------------------------------------------------------
+
+    @property
+    def configs(self) -> tuple[LayerConfig, ...]:
+        return self._configs
+
+    @property
+    def layers(self) -> tuple[SSDFALayer, ...]:
+        return self._layers
+
+    @property
+    def output_error(self) -> OutputErrorUnit:
+        return self._output_error
+
+    @property
+    def counter_names(self) -> tuple[str, ...]:
+        """The counters in host address order (space COUNTER)."""
+        return self._counter_names
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        return (self._configs[0].shape.fan_in,) + tuple(c.shape.neurons for c in self._configs)
+
+    @property
+    def pes(self) -> tuple[int, ...]:
+        return tuple(c.pes for c in self._configs)
+
+    @property
+    def arithmetic(self) -> ArithmeticConfig:
+        return self._configs[0].arithmetic
+
+    @property
+    def schedule_minimum(self) -> int:
+        """See ``schedule_minimum``."""
+        return schedule_minimum(self._configs)
+
+    # -- elaboration ---------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        layers = self._layers
+        unit = self._output_error
+        count = len(layers)
+        for index, layer in enumerate(layers):
+            m.submodules[f"layer{index}"] = layer
+        m.submodules.output_error = unit
+
+        # -- data path: x -> layer 0 -> ... -> output layer -> output-error unit --------------
+        first, last = layers[0], layers[-1]
+        m.d.comb += [
+            first.x.payload.eq(self.x.payload),
+            first.x.valid.eq(self.x.valid),
+            self.x.ready.eq(first.x.ready),
+        ]
+        for before, after in zip(layers, layers[1:]):
+            m.d.comb += [
+                after.x.payload.eq(before.y.payload.a),
+                after.x.valid.eq(before.y.valid),
+                before.y.ready.eq(after.x.ready),
+            ]
+        m.d.comb += [
+            unit.a.payload.eq(last.y.payload.a),
+            unit.a.valid.eq(last.y.valid),
+            last.y.ready.eq(unit.a.ready),
+        ]
+        wiring.connect(m, wiring.flipped(self.label), unit.label)
+        wiring.connect(m, unit.prediction, wiring.flipped(self.prediction))
+
+        # -- the errors, broadcast to every layer in the same clocks (a lockstep fork) ---------
+        taken = Signal(count)
+        accepted = Signal(count)
+        for index, layer in enumerate(layers):
+            m.d.comb += [
+                layer.e.payload.eq(unit.e.payload),
+                layer.e.valid.eq(unit.e.valid & ~taken[index]),
+                accepted[index].eq(layer.e.valid & layer.e.ready),
+            ]
+        everyone = (taken | accepted).all()
+        m.d.comb += unit.e.ready.eq(everyone)
+        m.d.sync += taken.eq(Mux(everyone, 0, taken | accepted))
+
+        # -- run control -----------------------------------------------------------------------
+        run_active = Signal()
+        mode = Signal(NetworkMode)
+        target = Signal(self._counter_width)
+        predictions = Signal(self._counter_width)
+        train = Signal()
+        m.d.comb += [
+            train.eq(_equals(mode.as_value(), NetworkMode.TRAIN.value)),
+            unit.train.eq(train),
+            self.run.ready.eq(~run_active),
+            self.busy.eq(run_active),
+        ]
+        issued = [Signal(self._counter_width, name=f"issued{index}") for index in range(count)]
+        # Per layer: FORWARD next, ERROR next, ERROR running, ERROR done (waiting for the others).
+        want_forward, want_error, in_error, error_done = range(4)
+        states = [Signal(2, name=f"sequence{index}") for index in range(count)]
+        starting = self.run.valid & self.run.ready
+        with m.If(starting):
+            m.d.sync += [
+                run_active.eq(1),
+                mode.eq(self.run.payload.mode),
+                target.eq(self.run.payload.samples),
+                predictions.eq(0),
+            ]
+            m.d.sync += [i.eq(0) for i in issued] + [s.eq(want_forward) for s in states]
+        every_error_done = Cat(*(s == error_done for s in states)).all()
+        quiet = []
+        for layer, state, sent in zip(layers, states, issued):
+            cmd = layer.cmd
+            transfer = cmd.valid & cmd.ready
+            with m.If(_equals(state, want_forward)):
+                m.d.comb += [cmd.valid.eq(run_active & (sent < target)), cmd.payload.eq(LayerCommand.FORWARD)]
+                with m.If(transfer):
+                    m.d.sync += [sent.eq(sent + 1), state.eq(Mux(train, want_error, want_forward))]
+            with m.Elif(state == want_error):
+                m.d.comb += [cmd.valid.eq(1), cmd.payload.eq(LayerCommand.ERROR)]
+                with m.If(transfer):
+                    m.d.sync += state.eq(in_error)
+            with m.Elif(state == in_error):
+                # The first `done` after ERROR's transfer is ERROR's own.
+                with m.If(layer.done):
+                    m.d.sync += state.eq(error_done)
+            with m.Else():
+                # Every layer finished ERROR: UPDATE starts everywhere on this clock.
+                m.d.comb += [cmd.valid.eq(every_error_done), cmd.payload.eq(LayerCommand.UPDATE)]
+                with m.If(transfer):
+                    m.d.sync += state.eq(want_forward)
+            quiet.append(_equals(state, want_forward) & (sent == target) & ~layer.busy)
+
+        prediction_taken = self.prediction.valid & self.prediction.ready
+        with m.If(prediction_taken):
+            m.d.sync += predictions.eq(predictions + 1)
+        finish = Signal()
+        m.d.comb += [finish.eq(run_active & Cat(*quiet).all() & (predictions == target)), self.done.eq(finish)]
+        with m.If(finish):
+            m.d.sync += run_active.eq(0)
+
+        # -- host port and counters ------------------------------------------------------------
+        host = self.host
+        space = host.space.as_value()
+        counter_space = space == NetworkSpace.COUNTER.value
+        clear = host.w_en & counter_space
+        for index, layer in enumerate(layers):
+            selected = _equals(host.layer, index) & ~counter_space
+            m.d.comb += [
+                layer.host.pe.eq(host.pe[:len(layer.host.pe)]),
+                layer.host.space.eq(space),
+                layer.host.addr.eq(host.addr[:len(layer.host.addr)]),
+                layer.host.w_data.eq(host.w_data[:len(layer.host.w_data)]),
+                layer.host.w_en.eq(host.w_en & selected),
+                layer.host.r_en.eq(host.r_en & selected),
+                layer.clear_counters.eq(clear),
+            ]
+        counters = build_counters(
+            m, layers=layers, run_active=run_active, prediction_taken=prediction_taken,
+            prediction_correct=self.prediction.payload.correct, train=train, clear=clear,
+            width=self._counter_width,
+        )
+        read_layer = Signal.like(host.layer)
+        read_counter = Signal()
+        counter_hold = Signal(self._counter_width)
+        counter_addr = host.addr[:_width(len(counters))]
+        with m.If(host.r_en):
+            m.d.sync += [
+                read_layer.eq(host.layer),
+                read_counter.eq(counter_space),
+                counter_hold.eq(_select(counters, counter_addr)),
+            ]
+        layer_data = _select([layer.host.r_data for layer in layers], read_layer)
+        m.d.comb += host.r_data.eq(Mux(read_counter, counter_hold, layer_data))
+        return m
+
+
+# --------------------------------------------------------------------------------------------
+# Verilog
+# --------------------------------------------------------------------------------------------
+
+
+def network_header(configs: Sequence[LayerConfig], top: str = NETWORK_TOP) -> str:
+    """The comment that opens a generated network file: the layers, PEs, formats and modes."""
+    a = configs[0].arithmetic
+    sizes = [configs[0].shape.fan_in] + [c.shape.neurons for c in configs]
+    lines = [
+        f"// {top}: an SSDFA network generated by ssdfa (docs/network.md).",
+        f"// layer sizes {'-'.join(map(str, sizes))}, PEs per layer {','.join(str(c.pes) for c in configs)}, "
+        f"hidden activation {configs[0].activation.value}",
+        f"// formats: activation {a.activation}, weight {a.weight}, feedback {a.feedback}, error {a.error}, "
+        f"delta {a.delta}",
+        f"// modes: rounding {a.rounding.name}, update_rounding {a.update_rounding.name}, overflow "
+        f"{a.overflow.name}, shift {a.shift}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP) -> Path:
+    """Write the network's Verilog to ``out_dir/<top>.v`` and return the path.
+
+    The file opens with ``network_header``, then Amaranth's output without source locations:
+    the same configuration gives the same bytes on any machine and checkout path. LFSR seeds,
+    feedback constants and index tables are loaded by the host, so the file does not depend on
+    the seed.
+    """
+    from amaranth.back import verilog
+
+    network = SSDFANetwork(layers=configs)
+    text = network_header(network.configs, top) + verilog.convert(network, name=top, emit_src=False)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{top}.v"
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+    return path

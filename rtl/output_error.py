@@ -1,0 +1,166 @@
+"""The output-error unit: e = cast(a_L - onehot(target)) and the predicted class, per sample.
+
+Section numbers (§) refer to docs/arithmetic.md; docs/network.md has the architecture.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ssdfa.model.neuron_ops import ArithmeticConfig
+
+from .neuron_pe import _hw_cast
+from .signatures import format_shape
+
+__all__ = ["OutputErrorUnit", "PredictionLayout", "class_shape"]
+
+
+def class_shape(outputs: int):
+    """The shape of a class index ``0 .. outputs - 1`` (at least one bit)."""
+    return unsigned(max(1, ceil_log2(outputs)))
+
+
+class PredictionLayout(data.StructLayout):
+    """One sample's outcome: the predicted class and whether it equals the label.
+
+    Parameters
+    ----------
+    outputs : int
+        M, the number of classes.
+    """
+
+    def __init__(self, outputs: int):
+        super().__init__({"index": class_shape(outputs), "correct": unsigned(1)})
+
+
+class OutputErrorUnit(wiring.Component):
+    """Turns the output layer's activations into output errors (§6.0) and a prediction.
+
+    The M activations ``a_0 .. a_{M-1}`` of a sample arrive on ``a`` in neuron order, with the
+    sample's class on ``label`` (taken with the last activation). For each activation, in the
+    same clock (no register on the path):
+
+    ``e_k = cast(a_k - onehot(label)_k, f_a, error format, rounding, overflow)``
+
+    with the one-hot target exactly 1 (raw ``2^f_a``, even if 1 is not representable in the
+    activation format), the signal path's deterministic ``rounding`` and the ``overflow`` mode:
+    the model's ``neuron_ops.output_error`` bit for bit. The word goes out on ``e`` only while
+    ``train`` is high; otherwise the activations are consumed without errors (inference).
+
+    The prediction is the index of the largest activation, the first one on a tie (a later
+    activation replaces the running maximum only when strictly larger): the model's
+    ``FixedNetwork.predict`` (``numpy.argmax``). It is registered with the last activation and
+    offered on ``prediction`` until taken; a sample's last activation waits while the previous
+    prediction has not been taken.
+
+    Parameters
+    ----------
+    outputs : int
+        M, activations (and classes) per sample, >= 1.
+    arithmetic : ArithmeticConfig
+        The network's formats and modes: activation and error formats, ``rounding``, ``overflow``.
+
+    Attributes
+    ----------
+    a : In(stream.Signature(activation word))
+        The output layer's activations, neuron 0 first.
+    label : In(stream.Signature(class index))
+        One per sample; ``ready`` with the sample's last activation.
+    train : In(1)
+        Emit error words on ``e`` (training); low: inference, no error words.
+    e : Out(stream.Signature(error word))
+        ``e_0 .. e_{M-1}`` per sample, in training only.
+    prediction : Out(stream.Signature(PredictionLayout(M)))
+        One per sample: ``index`` (argmax, first on ties) and ``correct`` (index == label).
+
+    Raises
+    ------
+    ValueError
+        If ``outputs`` is not a positive integer.
+    TypeError
+        If ``arithmetic`` is not an ``ArithmeticConfig``.
+    """
+
+    def __init__(self, *, outputs: int, arithmetic: ArithmeticConfig):
+        self._MustUse__silence = True  # a refused instance is not an unused design
+        if not isinstance(outputs, int) or isinstance(outputs, bool) or outputs < 1:
+            raise ValueError(f"outputs must be a positive integer, not {outputs!r}")
+        if not isinstance(arithmetic, ArithmeticConfig):
+            raise TypeError(f"arithmetic must be an ArithmeticConfig, not {arithmetic!r}")
+        self._outputs = outputs
+        self._arithmetic = arithmetic
+        super().__init__({
+            "a": In(stream.Signature(format_shape(arithmetic.activation))),
+            "label": In(stream.Signature(class_shape(outputs))),
+            "train": In(1),
+            "e": Out(stream.Signature(format_shape(arithmetic.error))),
+            "prediction": Out(stream.Signature(PredictionLayout(outputs))),
+        })
+        self._MustUse__silence = False
+
+    @property
+    def outputs(self) -> int:
+        return self._outputs
+
+    @property
+    def arithmetic(self) -> ArithmeticConfig:
+        return self._arithmetic
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._arithmetic
+        act = cfg.activation
+        outputs = self._outputs
+
+        k = Signal(class_shape(outputs))  # position of the current activation in its sample
+        first = ~k.any()
+        last = k == outputs - 1 if outputs > 1 else C(1, 1)
+        pending = Signal()  # a prediction waits on `prediction`
+
+        ok = self.a.valid & self.label.valid & (~last | ~pending)
+        m.d.comb += [
+            self.e.valid.eq(ok & self.train),
+            self.a.ready.eq(ok & (~self.train | self.e.ready)),
+            self.label.ready.eq(self.a.ready & last),
+        ]
+        take = self.a.valid & self.a.ready
+
+        # §6.0: the difference is exact at f_a fraction bits; one is raw 2^f_a. An unsigned
+        # activation is zero-extended into a signed word first.
+        a_value = self.a.payload
+        if not act.signed:
+            a_value = Cat(a_value, C(0, 1)).as_signed()
+        width = max(act.word + 1, act.frac_bits + 2) + 1
+        target = Signal()
+        m.d.comb += target.eq(k == self.label.payload)
+        difference = Signal(signed(width))
+        m.d.comb += difference.eq(a_value - Mux(target, C(1 << act.frac_bits, act.frac_bits + 1), 0))
+        error = Signal(format_shape(cfg.error))
+        m.d.comb += error.eq(_hw_cast(difference, act.frac_bits, cfg.error, cfg.rounding, cfg.overflow))
+        m.d.comb += self.e.payload.eq(error)
+
+        # Running argmax: a later activation wins only when strictly larger (first on ties).
+        best = Signal(format_shape(act))
+        best_index = Signal(class_shape(outputs))
+        larger = Signal()
+        m.d.comb += larger.eq(first | (self.a.payload > best))
+        final_index = Mux(larger, k, best_index)
+        with m.If(take):
+            with m.If(larger):
+                m.d.sync += [best.eq(self.a.payload), best_index.eq(k)]
+            with m.If(last):
+                m.d.sync += [
+                    k.eq(0),
+                    pending.eq(1),
+                    self.prediction.payload.index.eq(final_index),
+                    self.prediction.payload.correct.eq(final_index == self.label.payload),
+                ]
+            with m.Else():
+                m.d.sync += k.eq(k + 1)
+        m.d.comb += self.prediction.valid.eq(pending)
+        with m.If(self.prediction.valid & self.prediction.ready):
+            m.d.sync += pending.eq(0)
+        return m
