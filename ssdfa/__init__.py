@@ -6,6 +6,7 @@ The import namespace maps onto the repository's top-level folders:
 - ``ssdfa.golden`` (golden/) golden-vector format and the committed canonical sets.
 - ``ssdfa.rtl``    (rtl/)    Amaranth components that implement the arithmetic contract.
 - ``ssdfa.sim``    (sim/)    cocotb testbenches and the simulator runner helper.
+- ``ssdfa.study``  (study/)  quantization studies on Dask with a resumable SQLite store.
 - ``ssdfa.cli``             the ``ssdfa`` command.
 """
 
