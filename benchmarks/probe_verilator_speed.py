@@ -7,8 +7,20 @@ runs back-to-back training samples, and the probe checks that ``completed`` coun
 number of them (``layer_cycles``). Cycles per second are reported against wall time and against
 the simulator's CPU time (the second is less sensitive to a loaded machine).
 
-The same model is also driven from a C++ main with no cocotb at all (``--cpp``), which gives the
-model's own cost; the difference is cocotb's overhead.
+Three ways of driving the layer (``--mode``):
+
+- ``wrapped``: a top with only ``clk``, ``rst`` and ``completed`` holds the layer's inputs in
+  registers, as the co-simulation harnesses do; the top's ports are marked public and the build
+  undoes cocotb's ``--public-flat-rw``; the clock is cocotb's ``Clock`` (``--clock gpi``: the C
+  clock of the GPI, ``py``: a Python coroutine, cocotb's default unless
+  ``COCOTB_TRUST_INERTIAL_WRITES`` is set);
+- ``hdlclock``: the same top toggling its own clock (``always #5``, Verilator ``--timing``), so
+  that no callback into cocotb happens per clock edge;
+- ``ports``: the layer itself is the top, cocotb drives its inputs, the runner's default build
+  (every signal VPI-writable).
+
+``--cpp`` also drives the ``wrapped`` (or ``ports``) model from a C++ main with no cocotb, which
+gives the model's own cost; the difference is cocotb's.
 
 Three configurations, all 64 inputs and 10 output errors with the formats and modes of
 configs/ssdfa_64x100_10pe.toml: 100 neurons on 10 PEs (K = 10), 10 neurons on 1 PE (K = 10),
@@ -16,13 +28,15 @@ configs/ssdfa_64x100_10pe.toml: 100 neurons on 10 PEs (K = 10), 10 neurons on 1 
 
 Run::
 
-    python benchmarks/probe_verilator_speed.py                       # current RTL, GPI clock
+    python benchmarks/probe_verilator_speed.py                       # current RTL, wrapped, GPI clock
     python benchmarks/probe_verilator_speed.py --save-verilog old/   # keep this RTL's Verilog
-    python benchmarks/probe_verilator_speed.py --compare old/ --clock gpi,py --cpp
+    python benchmarks/probe_verilator_speed.py --compare old/ --mode wrapped,hdlclock --clock gpi,py --cpp
 
-``--compare DIR`` adds the Verilog saved by an earlier ``--save-verilog`` as a second variant, run
-interleaved with the current one, so that both see the same machine load. The cocotb test in this
-module is what the simulator loads; the module has no side effects at import.
+``--compare DIR`` adds the Verilog saved by an earlier ``--save-verilog`` as another variant, run
+interleaved with the current one, so that all see the same machine load; ``--baseline DIR`` does
+the same with the runner's C++ optimisation switched off (``-Os``, as Verilator's makefile has
+it). The cocotb test in this module is what the simulator loads; the module has no side effects
+at import.
 """
 
 from __future__ import annotations
@@ -271,12 +285,22 @@ def _expected_samples(config, cycles: int) -> int:
     return cycles // sample
 
 
-def run_cocotb_probe(sources, top, mode, cycles: int, clock: str, simulator: str, build_args, build_root):
+def run_cocotb_probe(sources, top, mode, cycles: int, clock: str, simulator: str, build_args, build_root,
+                     optimization=None):
+    """One cocotb run; ``optimization`` replaces the runner's C++ optimisation make variables."""
     import json
     import tempfile
     from pathlib import Path
 
+    from ssdfa.sim import runner
     from ssdfa.sim.runner import run_cocotb
+
+    if optimization is not None:
+        saved, runner.VERILATOR_OPTIMIZATION = runner.VERILATOR_OPTIMIZATION, tuple(optimization)
+        try:
+            return run_cocotb_probe(sources, top, mode, cycles, clock, simulator, build_args, build_root)
+        finally:
+            runner.VERILATOR_OPTIMIZATION = saved
 
     if mode != "ports" and simulator == "verilator":
         build_args = [*WRAPPED_BUILD_ARGS, *build_args]
@@ -351,6 +375,9 @@ def main(argv=None) -> int:
     parser.add_argument("--build-args", default="", help="extra Verilator build arguments (space-separated)")
     parser.add_argument("--compare", action="append", default=[], metavar="DIR",
                         help="also run the Verilog saved in DIR by --save-verilog (repeatable)")
+    parser.add_argument("--baseline", action="append", default=[], metavar="DIR",
+                        help="like --compare, but built without the runner's C++ optimisation "
+                             "(VERILATOR_OPTIMIZATION), as the runner first built models")
     parser.add_argument("--no-current", action="store_true", help="run only the --compare variants")
     parser.add_argument("--save-verilog", metavar="DIR", help="write the current RTL's Verilog to DIR and exit")
     parser.add_argument("--cpp", action="store_true", help="also run a C++ main with no cocotb")
@@ -374,9 +401,14 @@ def main(argv=None) -> int:
     variants = {}
     if not args.no_current:
         variants["current"] = generate_verilog(scratch / "current", root)
-    for directory in args.compare:
+    baselines = set()
+    for directory in args.baseline + args.compare:
         directory = Path(directory)
-        variants[directory.name or str(directory)] = {n: directory / n / "ssdfa_layer.v" for n in CONFIGS}
+        label = directory.name or str(directory)
+        if str(directory) in args.baseline:
+            label += "/-Os"
+            baselines.add(label)
+        variants[label] = {n: directory / n / "ssdfa_layer.v" for n in CONFIGS}
     build_args = args.build_args.split()
     clocks = [c for c in args.clock.split(",") if c and c != "none"]
 
@@ -391,13 +423,19 @@ def main(argv=None) -> int:
                         if mode == "hdlclock":
                             runs = [("cocotb/hdl", "none")]
                         if args.cpp and mode != "hdlclock":
+                            # By default the visibility and the C++ optimisation of the cocotb build.
+                            from ssdfa.sim.runner import VERILATOR_OPTIMIZATION
+
                             default = "--public-flat-rw" if mode == "ports" else ""
+                            if variant not in baselines:
+                                default = " ".join([default, *VERILATOR_OPTIMIZATION]).strip()
                             for flags in (args.cpp_flags if args.cpp_flags is not None else [default]):
                                 runs.append((f"c++ {flags}".strip(), flags))
                         for label, what in runs:
                             if label.startswith("cocotb/"):
                                 result = run_cocotb_probe(sources, top, mode, args.cycles, what,
-                                                          args.simulator, build_args, build_root)
+                                                          args.simulator, build_args, build_root,
+                                                          () if variant in baselines else None)
                             else:
                                 text = "".join(p.read_text() for p in sources) + what
                                 key = hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -5,14 +5,15 @@ Section numbers (§) refer to docs/arithmetic.md.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ssdfa.model.arithmetic import LFSR_WIDTH, STOCH_BITS, FixedFormat, lfsr_step
+from ssdfa.model.arithmetic import LFSR_WIDTH, STOCH_BITS, FixedFormat
 
+from .neuron_pe import _register, lfsr_draw
 from .signatures import format_shape
 
 __all__ = ["ErrorRouter"]
@@ -44,44 +45,31 @@ _SEED_LAYER, _SEED_NEURON = 0x9E3779B1, 0x85EBCA77
 _FMIX_1, _FMIX_2 = 0x85EBCA6B, 0xC2B2AE35
 
 
-def _draw_columns() -> list[int]:
-    """Column b of A^16 (§5.1): the state 16 steps after the basis state 1 << b."""
-    columns = []
-    for bit in range(LFSR_WIDTH):
-        state = 1 << bit
-        for _ in range(STOCH_BITS):
-            state = lfsr_step(state)
-        columns.append(state)
-    return columns
-
-
 def _lfsr_index(m: Module, hash_input, outputs: int, width: int, name: str):
     """The error index of one neuron from its seed-hash input ``L*C1 + (n+1)*C2`` (32 bits).
 
     Hardware for the model's ``feedback.lfsr_connectivity``: murmur3's finaliser gives the
-    neuron's LFSR seed (§5.2; 0 becomes 1), the first draw is the low 16 bits of ``A^16`` times
-    the seed (§5.1, an XOR network), and the index is ``(draw * M) >> 16``.
+    neuron's LFSR seed (§5.2; 0 becomes 1), the first draw is the low 16 bits of the state one
+    draw after the seed (§5.1, ``neuron_pe.lfsr_draw``), and the index is ``(draw * M) >> 16``.
+    Each step is a named signal: Amaranth's backend would write an expression out again at
+    each of its uses.
     """
     x = hash_input
-    x = x ^ (x >> 16)
-    x = (x * _FMIX_1)[:LFSR_WIDTH]
-    x = x ^ (x >> 13)
-    x = (x * _FMIX_2)[:LFSR_WIDTH]
-    x = x ^ (x >> 16)
-    # A named signal, so that the XOR network below refers to it instead of repeating it.
-    seed = Signal(LFSR_WIDTH, name=f"{name}_seed")
-    m.d.comb += seed.eq(Mux(x.any(), x, 1))
-    columns = _draw_columns()
-    draw_bits = []
-    for out_bit in range(STOCH_BITS):
-        taps = [seed[b] for b in range(LFSR_WIDTH) if (columns[b] >> out_bit) & 1]
-        bit = taps[0]
-        for tap in taps[1:]:
-            bit = bit ^ tap
-        draw_bits.append(bit)
-    draw = Signal(STOCH_BITS, name=f"{name}_draw")
-    m.d.comb += draw.eq(Cat(*draw_bits))
+    x = _named(m, x ^ x.shift_right(16), f"{name}_h1")
+    x = _named(m, (x * _FMIX_1)[:LFSR_WIDTH], f"{name}_h2")
+    x = _named(m, x ^ x.shift_right(13), f"{name}_h3")
+    x = _named(m, (x * _FMIX_2)[:LFSR_WIDTH], f"{name}_h4")
+    x = _named(m, x ^ x.shift_right(16), f"{name}_h5")
+    seed = _named(m, Mux(x.any(), x, 1), f"{name}_seed")
+    draw = _named(m, lfsr_draw(m, seed)[:STOCH_BITS], f"{name}_draw")
     return (draw * outputs)[STOCH_BITS:STOCH_BITS + width]
+
+
+def _named(m: Module, value, name: str) -> Signal:
+    """A combinational signal of ``value``'s shape carrying it."""
+    signal = Signal(Value.cast(value).shape(), name=name)
+    m.d.comb += signal.eq(value)
+    return signal
 
 
 class ErrorRouter(wiring.Component):
@@ -358,22 +346,23 @@ class ErrorRouter(wiring.Component):
         buffer_write = error_buffer.write_port()
         buffer_reads = [error_buffer.read_port(domain="comb") for _ in range(pes)]
 
+        # Registers with a reset are written through their `_next` signal (``neuron_pe._register``).
         # COLLECT: take M words.
-        collecting = Signal(init=1)
-        write_addr = Signal(_width(outputs))
-        take = self.errors.valid & self.errors.ready
+        collecting, collecting_next = _register(m, 1, "collecting", init=1)
+        write_addr, write_addr_next = _register(m, _width(outputs), "write_addr")
+        take = _named(m, self.errors.valid & self.errors.ready, "take")
         last_take = Signal()
         m.d.comb += last_take.eq(take & (write_addr == outputs - 1))
         # DELIVER: `cursor` walks the table (slot k, connection t); the stage holds one word.
-        cursor = Signal(range(depth + 1))
-        slot = Signal(_width(slots))
-        conn = Signal(_width(conns))
+        cursor, cursor_next = _register(m, range(depth + 1), "cursor")
+        slot, slot_next = _register(m, _width(slots), "slot")
+        conn, conn_next = _register(m, _width(conns), "conn")
         # The first index is read while the last error is written, so that the first word is
         # presented on the next clock.
-        issuing = (~collecting & (cursor < depth)) | last_take
-        stage_valid = Signal()
-        stage_slot = Signal(_width(slots))
-        taken = Signal(pes)  # ports that already took the staged word
+        issuing = _named(m, (~collecting & (cursor < depth)) | last_take, "issuing")
+        stage_valid, stage_valid_next = _register(m, 1, "stage_valid")
+        stage_slot = Signal(_width(slots), reset_less=True)  # read only with a transfer
+        taken, taken_next = _register(m, pes, "taken")  # ports that already took the staged word
         accepted = Signal(pes)
         advance = Signal()
         restart = Signal()  # the last word has been taken by every port
@@ -399,22 +388,24 @@ class ErrorRouter(wiring.Component):
                     read.en.eq(advance & issuing),
                 ]
                 stage_index.append(read.data)
+            fault, fault_next = _register(m, 1, "fault")
+            m.d.comb += self.table_fault.eq(fault)
             if (1 << index_width) > outputs:
                 with m.If(self.table.en & (self.table.data >= outputs)):
-                    m.d.sync += self.table_fault.eq(1)
+                    m.d.comb += fault_next.eq(1)
         else:
             layer_term = self._lfsr_seed * _SEED_LAYER
             for p in range(pes):
                 first = (layer_term + (p * slots + 1) * _SEED_NEURON) & _MASK
-                hash_input = Signal(LFSR_WIDTH, name=f"hash_input_{p}", init=first)
-                index = Signal(index_width, name=f"lfsr_index_{p}")
+                hash_input, hash_input_next = _register(m, LFSR_WIDTH, f"hash_input_{p}", init=first)
+                index, index_next = _register(m, index_width, f"lfsr_index_{p}")
                 with m.If(advance & issuing):
-                    m.d.sync += [
-                        index.eq(_lfsr_index(m, hash_input, outputs, index_width, f"lfsr_{p}")),
-                        hash_input.eq((hash_input + _SEED_NEURON)[:LFSR_WIDTH]),
+                    m.d.comb += [
+                        index_next.eq(_lfsr_index(m, hash_input, outputs, index_width, f"lfsr_{p}")),
+                        hash_input_next.eq((hash_input + _SEED_NEURON)[:LFSR_WIDTH]),
                     ]
                 with m.If(restart):
-                    m.d.sync += hash_input.eq(first)
+                    m.d.comb += hash_input_next.eq(first)
                 stage_index.append(index)
 
         m.d.comb += [
@@ -434,43 +425,51 @@ class ErrorRouter(wiring.Component):
         m.d.comb += advance.eq(~stage_valid | (taken | accepted).all())
 
         with m.If(advance):
-            m.d.sync += [stage_valid.eq(issuing), taken.eq(0)]
+            m.d.comb += [stage_valid_next.eq(issuing), taken_next.eq(0)]
         with m.Else():
-            m.d.sync += taken.eq(taken | accepted)
+            m.d.comb += taken_next.eq(taken | accepted)
         with m.If(advance & issuing):
-            m.d.sync += [cursor.eq(cursor + 1), stage_slot.eq(slot)]
+            m.d.comb += cursor_next.eq(cursor + 1)
+            m.d.sync += stage_slot.eq(slot)
             with m.If(conn == conns - 1):
-                m.d.sync += [conn.eq(0), slot.eq(slot + 1)]
+                m.d.comb += [conn_next.eq(0), slot_next.eq(slot + 1)]
             with m.Else():
-                m.d.sync += conn.eq(conn + 1)
+                m.d.comb += conn_next.eq(conn + 1)
         with m.If(restart):
-            m.d.sync += [collecting.eq(1), cursor.eq(0), slot.eq(0), conn.eq(0)]
+            m.d.comb += [collecting_next.eq(1), cursor_next.eq(0), slot_next.eq(0), conn_next.eq(0)]
         with m.If(take):
             with m.If(last_take):
-                m.d.sync += [write_addr.eq(0), collecting.eq(0)]
+                m.d.comb += [write_addr_next.eq(0), collecting_next.eq(0)]
             with m.Else():
-                m.d.sync += write_addr.eq(write_addr + 1)
+                m.d.comb += write_addr_next.eq(write_addr + 1)
 
         # Counters: what Table 1 counts, read off the hardware.
+        received, received_next = _register(m, self._counter_width, "received_count")
+        m.d.comb += self.received.eq(received)
         with m.If(take):
-            m.d.sync += self.received.eq(self.received + 1)
+            m.d.comb += received_next.eq(received + 1)
+        delivered = []
         for p in range(pes):
+            count, count_next = _register(m, self._counter_width, f"delivered_count_{p}")
+            m.d.comb += self.delivered[p].eq(count)
             with m.If(accepted[p]):
-                m.d.sync += self.delivered[p].eq(self.delivered[p] + 1)
+                m.d.comb += count_next.eq(count + 1)
+            delivered.append(count_next)
         if self._neuron_counters:
-            counts = [[Signal(self._counter_width, name=f"count_{p}_{k}") for k in range(slots)]
+            counts = [[_register(m, self._counter_width, f"count_{p}_{k}") for k in range(slots)]
                       for p in range(pes)]
             for p in range(pes):
                 for k in range(slots):
+                    count, count_next = counts[p][k]
                     with m.If(accepted[p] & _equals(stage_slot, k)):
-                        m.d.sync += counts[p][k].eq(counts[p][k] + 1)
+                        m.d.comb += count_next.eq(count + 1)
             read = self.neuron_count
-            m.d.comb += read.data.eq(_select([_select(row, read.slot) for row in counts], read.pe))
+            m.d.comb += read.data.eq(_select([_select([c for c, _ in row], read.slot) for row in counts], read.pe))
             with m.If(self.clear_counters):
-                m.d.sync += [c.eq(0) for row in counts for c in row]
+                m.d.comb += [count_next.eq(0) for row in counts for _, count_next in row]
         with m.If(self.clear_counters):
-            m.d.sync += self.received.eq(0)
+            m.d.comb += received_next.eq(0)
             if self._lfsr_seed is None:
-                m.d.sync += self.table_fault.eq(0)
-            m.d.sync += [d.eq(0) for d in self.delivered]
+                m.d.comb += fault_next.eq(0)
+            m.d.comb += [count_next.eq(0) for count_next in delivered]
         return m

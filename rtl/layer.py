@@ -17,7 +17,7 @@ from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation
 
 from .error_router import ErrorRouter
-from .neuron_pe import NeuronPE, phase_cycles
+from .neuron_pe import NeuronPE, _register, phase_cycles
 from .signatures import ActivationLayout, Command, Space, format_shape
 
 __all__ = ["SSDFALayer", "LayerCommand", "LayerSpace", "LayerHostSignature", "LayerCycles", "layer_cycles"]
@@ -171,7 +171,7 @@ def _lockstep_fork(m: Module, name: str, valid, readies):
     consumers in lockstep (identical PEs given the same commands) all take it at once, so the
     fork costs no clock.
     """
-    taken = Signal(len(readies), name=f"{name}_taken")
+    taken, taken_next = _register(m, len(readies), f"{name}_taken")
     accepted = Signal(len(readies), name=f"{name}_accepted")
     done = Signal(name=f"{name}_done")
     valids = []
@@ -180,7 +180,7 @@ def _lockstep_fork(m: Module, name: str, valid, readies):
         m.d.comb += [v.eq(valid & ~taken[i]), accepted[i].eq(v & ready)]
         valids.append(v)
     m.d.comb += done.eq((taken | accepted).all())
-    m.d.sync += taken.eq(Mux(done, 0, taken | accepted))
+    m.d.comb += taken_next.eq(Mux(done, 0, taken | accepted))
     return valids, done
 
 
@@ -372,7 +372,8 @@ class SSDFALayer(wiring.Component):
         start_update = Signal()
         # The sequencer's states (If/Elif rather than an FSM or Switch: complete Verilog cases).
         idle, issue_forward, issue_error, issue_update, finish = range(5)
-        state = Signal(3, init=idle)
+        # Registers with a reset are written through their `_next` signal (``neuron_pe._register``).
+        state, state_next = _register(m, 3, "state", init=idle)
         accepting = Signal()
 
         m.d.comb += accepting.eq(_equals(state, idle) | ((state == finish) & pes_idle))
@@ -384,36 +385,38 @@ class SSDFALayer(wiring.Component):
                              | (command == LayerCommand.SAMPLE))
             with m.If(forward_first):
                 m.d.comb += start_forward.eq(1)
-                m.d.sync += state.eq(issue_forward)
+                m.d.comb += state_next.eq(issue_forward)
             with m.Elif(command == LayerCommand.ERROR):
-                m.d.sync += state.eq(issue_error)
+                m.d.comb += state_next.eq(issue_error)
             with m.Else():
                 m.d.comb += start_update.eq(1)
-                m.d.sync += state.eq(issue_update)
+                m.d.comb += state_next.eq(issue_update)
         with m.Elif(state == finish):
             with m.If(pes_idle):
-                m.d.sync += state.eq(idle)
+                m.d.comb += state_next.eq(idle)
 
         sample = op == LayerCommand.SAMPLE
         with m.If(state == issue_forward):
             m.d.comb += [offer.eq(1), pe_cmd.eq(Command.FORWARD)]
             with m.If(cmd_done):
-                m.d.sync += state.eq(Mux(sample, issue_error, finish))
+                m.d.comb += state_next.eq(Mux(sample, issue_error, finish))
         with m.Elif(state == issue_error):
             m.d.comb += [offer.eq(1), pe_cmd.eq(Command.ERROR)]
             with m.If(cmd_done):
-                m.d.sync += state.eq(Mux(sample, issue_update, finish))
+                m.d.comb += state_next.eq(Mux(sample, issue_update, finish))
                 m.d.comb += start_update.eq(sample)
         with m.Elif(state == issue_update):
             m.d.comb += [offer.eq(1), pe_cmd.eq(Command.UPDATE)]
             with m.If(cmd_done):
-                m.d.sync += state.eq(finish)
+                m.d.comb += state_next.eq(finish)
         m.d.comb += [
             self.done.eq((state == finish) & pes_idle),
             self.busy.eq(~_equals(state, idle) & ~self.done),
         ]
+        completed, completed_next = _register(m, len(self.completed), "completed_count")
+        m.d.comb += self.completed.eq(completed)
         with m.If(self.done):
-            m.d.sync += self.completed.eq(self.completed + 1)
+            m.d.comb += completed_next.eq(completed + 1)
 
         # -- inputs: broadcast from `x` (FORWARD, written to the buffer) or the buffer (UPDATE)
         # Memories have at least two rows, so that no address is zero bits wide.
@@ -421,14 +424,15 @@ class SSDFALayer(wiring.Component):
         m.submodules.input_buffer = input_buffer
         buffer_write = input_buffer.write_port()
         buffer_read = input_buffer.read_port()
-        replay = Signal()  # the x broadcast comes from the buffer
+        replay, replay_next = _register(m, 1, "replay")  # the x broadcast comes from the buffer
         source_valid = Signal()
         source_payload = Signal(format_shape(cfg.arithmetic.activation))
         x_valids, x_done = _lockstep_fork(m, "x", source_valid, [pe.x.ready for pe in self._pes])
         for pe, valid in zip(self._pes, x_valids):
             m.d.comb += [pe.x.valid.eq(valid), pe.x.payload.eq(source_payload)]
 
-        write_addr = Signal(_width(fan_in))
+        # Zeroed by every FORWARD before x is taken: no reset needed.
+        write_addr = Signal(_width(fan_in), reset_less=True)
         m.d.comb += [
             buffer_write.addr.eq(write_addr),
             buffer_write.data.eq(self.x.payload),
@@ -439,22 +443,24 @@ class SSDFALayer(wiring.Component):
             m.d.sync += write_addr.eq(Mux(write_addr == fan_in - 1, 0, write_addr + 1))
 
         # The replay reader: the buffer's registered read is its one-word stage.
-        read_next = Signal(range(fan_in + 1))
-        read_valid = Signal()
+        read_next = Signal(range(fan_in + 1), reset_less=True)  # used only while `replay`
+        read_valid, read_valid_next = _register(m, 1, "read_valid")
         read_advance = ~read_valid | (replay & x_done)
         with m.If(start_update):
             # Read x_0 on this clock, so that it is valid when the PEs' UPDATE starts.
             m.d.comb += [buffer_read.addr.eq(0), buffer_read.en.eq(1)]
-            m.d.sync += [replay.eq(1), read_valid.eq(1), read_next.eq(1)]
+            m.d.comb += [replay_next.eq(1), read_valid_next.eq(1)]
+            m.d.sync += read_next.eq(1)
         with m.Else():
             more = replay & (read_next < fan_in)
             m.d.comb += [buffer_read.addr.eq(read_next), buffer_read.en.eq(read_advance & more)]
             with m.If(read_advance):
-                m.d.sync += read_valid.eq(more)
+                m.d.comb += read_valid_next.eq(more)
                 with m.If(more):
                     m.d.sync += read_next.eq(read_next + 1)
         with m.If(start_forward):
-            m.d.sync += [replay.eq(0), write_addr.eq(0), read_valid.eq(0)]
+            m.d.comb += [replay_next.eq(0), read_valid_next.eq(0)]
+            m.d.sync += write_addr.eq(0)
         m.d.comb += [
             source_valid.eq(Mux(replay, read_valid, self.x.valid)),
             source_payload.eq(Mux(replay, buffer_read.data, self.x.payload)),
@@ -462,10 +468,10 @@ class SSDFALayer(wiring.Component):
 
         # -- outputs: one bank of K (y, a) words per PE, read out in neuron order ------------
         layout = ActivationLayout(format_shape(cfg.arithmetic.activation))
-        written = [Signal(range(slots + 1), name=f"written_{p}") for p in range(pes)]
+        written, written_next = zip(*(_register(m, range(slots + 1), f"written_{p}") for p in range(pes)))
         bank_reads = []
-        read_pe = Signal(_width(pes))
-        read_slot = Signal(_width(slots))
+        read_pe, read_pe_next = _register(m, _width(pes), "read_pe")
+        read_slot, read_slot_next = _register(m, _width(slots), "read_slot")
         for p, pe in enumerate(self._pes):
             bank = Memory(shape=layout, depth=max(2, slots), init=[])
             m.submodules[f"output_bank_{p}"] = bank
@@ -479,7 +485,7 @@ class SSDFALayer(wiring.Component):
                 read.addr.eq(read_slot),
             ]
             with m.If(pe.y.valid & pe.y.ready):
-                m.d.sync += written[p].eq(written[p] + 1)
+                m.d.comb += written_next[p].eq(written[p] + 1)
             bank_reads.append(read.data)
         m.d.comb += [
             self.y.valid.eq(_select(written, read_pe) > read_slot),
@@ -487,14 +493,14 @@ class SSDFALayer(wiring.Component):
         ]
         with m.If(self.y.valid & self.y.ready):
             with m.If(read_slot == slots - 1):
-                m.d.sync += read_slot.eq(0)
+                m.d.comb += read_slot_next.eq(0)
                 with m.If(read_pe == pes - 1):
                     # The whole sample has left; every bank is full, so no PE writes now.
-                    m.d.sync += [read_pe.eq(0)] + [w.eq(0) for w in written]
+                    m.d.comb += [read_pe_next.eq(0)] + [w.eq(0) for w in written_next]
                 with m.Else():
-                    m.d.sync += read_pe.eq(read_pe + 1)
+                    m.d.comb += read_pe_next.eq(read_pe + 1)
             with m.Else():
-                m.d.sync += read_slot.eq(read_slot + 1)
+                m.d.comb += read_slot_next.eq(read_slot + 1)
         return m
 
     def _elaborate_host(self, m: Module) -> None:
@@ -511,11 +517,11 @@ class SSDFALayer(wiring.Component):
                 pe.host.w_en.eq(host.w_en & selected),
                 pe.host.r_en.eq(host.r_en & selected),
             ]
-        read_pe = Signal.like(host.pe)
-        read_counter = Signal()
-        counter_hold = Signal(len(host.r_data))
+        read_pe, read_pe_next = _register(m, len(host.pe), "host_read_pe")
+        read_counter, read_counter_next = _register(m, 1, "host_read_counter")
+        counter_hold = Signal(len(host.r_data), reset_less=True)  # seen only after a counter read
         with m.If(host.r_en):
-            m.d.sync += [read_pe.eq(host.pe), read_counter.eq(host.space == LayerSpace.ERROR_COUNT)]
+            m.d.comb += [read_pe_next.eq(host.pe), read_counter_next.eq(host.space == LayerSpace.ERROR_COUNT)]
         router = self._router
         if router is not None:
             if router.lfsr_seed is None:

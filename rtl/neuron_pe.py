@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import C, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import C, Cat, Const, Module, Mux, ResetSignal, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -84,8 +84,9 @@ class NeuronPE(wiring.Component):
     Storage: a weight memory of ``(N + 1) K`` words (``amaranth.lib.memory.Memory``; neuron k's
     row at ``k (N + 1)``, bias last), and per neuron: ``s`` feedback constants ``b``, a 32-bit
     LFSR (§5; only when ``update_rounding`` is STOCH), the stored derivative ``f'`` (§4.3; one bit for relu/hardtanh, ``f_a + 1`` bits
-    for tanh), the delta, and a forward accumulator. tanh is a ROM built from the model's
-    ``tanh_table`` (§4.2). All formats and modes are elaboration parameters.
+    for tanh), the delta, and a forward accumulator, each quantity in a small bank of K words
+    that behaves as K registers, reset included (see ``_Bank``). tanh is a ROM built from the
+    model's ``tanh_table`` (§4.2). All formats and modes are elaboration parameters.
 
     Loop order is input-major: input ``x_j`` is held on the ``x`` stream for K clocks while the
     K neurons each take one multiply-accumulate (forward) or one weight update (update), so the
@@ -301,7 +302,8 @@ class NeuronPE(wiring.Component):
                 lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1)
 
         # -- control state --------------------------------------------------------------------
-        running = Signal()
+        # The registers with a reset are written through their `_next` signal (``_Register``).
+        running, running_next = _register(m, 1, "running")
         phase = Signal(Command, reset_less=True)  # read only together with `running`
         idle = _wire(m, ~running, "idle")
         accept = _wire(m, self.cmd.valid & idle, "accept")  # a command transfers
@@ -310,15 +312,15 @@ class NeuronPE(wiring.Component):
             m.d.sync += phase.eq(self.cmd.payload)
             if learning:
                 # The fourth code of the 2-bit command is no phase: accepted and ignored.
-                m.d.sync += running.eq(Value.cast(self.cmd.payload) != 3)
+                m.d.comb += running_next.eq(Value.cast(self.cmd.payload) != 3)
             else:
-                m.d.sync += running.eq(_equals(self.cmd.payload, Command.FORWARD))
+                m.d.comb += running_next.eq(_equals(self.cmd.payload, Command.FORWARD))
         in_forward = _wire(m, running & _equals(phase, Command.FORWARD), "in_forward")
         in_update = _wire(m, running & _equals(phase, Command.UPDATE), "in_update") if learning else C(0, 1)
         in_error = _wire(m, running & _equals(phase, Command.ERROR), "in_error") if learning else C(0, 1)
 
         # -- stage A: issue (j, k) in input-major order, weight address k (N + 1) + j ----------
-        a_active = Signal()
+        a_active, a_active_next = _register(m, 1, "a_active")
         # Counters and pipeline words that only matter while their stage is valid need no
         # reset (their stage's valid bit has one); fewer reset terms make a faster simulation.
         a_j = Signal(range(N + 1), reset_less=True)
@@ -327,33 +329,34 @@ class NeuronPE(wiring.Component):
         a_bias = _wire(m, _equals(a_j, N), "a_bias")
         a_last_k = _wire(m, _equals(a_k, K - 1), "a_last_k")
         # Forward stalls as a whole while an output waits for y.ready.
-        c_valid = Signal()
+        c_valid, c_valid_next = _register(m, 1, "c_valid")
         stall = _wire(m, c_valid & ~self.y.ready, "stall")
         issue = _wire(m, a_active & ~stall & (a_bias | self.x.valid), "issue")
         m.d.comb += self.x.ready.eq(a_active & ~stall & ~a_bias & a_last_k)
         with m.If(accept):
-            m.d.sync += [a_active.eq(_equals(self.cmd.payload, Command.FORWARD)), a_j.eq(0), a_k.eq(0), a_addr.eq(0)]
+            m.d.comb += a_active_next.eq(_equals(self.cmd.payload, Command.FORWARD))
+            m.d.sync += [a_j.eq(0), a_k.eq(0), a_addr.eq(0)]
             if learning:
                 with m.If(_equals(self.cmd.payload, Command.UPDATE)):
-                    m.d.sync += a_active.eq(1)
+                    m.d.comb += a_active_next.eq(1)
         with m.If(issue):
             with m.If(a_last_k):
                 m.d.sync += [a_k.eq(0), a_j.eq(a_j + 1), a_addr.eq(a_j + 1)]
                 with m.If(a_bias):
-                    m.d.sync += a_active.eq(0)
+                    m.d.comb += a_active_next.eq(0)
             with m.Else():
                 m.d.sync += [a_k.eq(a_k + 1), a_addr.eq(a_addr + (N + 1))]
 
         # The bias input is exactly 1: raw 2^f_x, one bit wider than x (§4.1, §7).
         x_op_shape = signed(act_fmt.word + 1) if act_fmt.signed else unsigned(act_fmt.word + 1)
-        b_valid = Signal()
+        b_valid, b_valid_next = _register(m, 1, "b_valid")
         b_bias, b_first, b_last = (Signal(reset_less=True) for _ in range(3))
         b_k = Signal(range(max(K, 2)), reset_less=True)
         b_addr = Signal(range(max(depth, 2)), reset_less=True)
         b_x = Signal(x_op_shape, reset_less=True)
         with m.If(~stall):
+            m.d.comb += b_valid_next.eq(issue)
             m.d.sync += [
-                b_valid.eq(issue),
                 b_bias.eq(a_bias),
                 b_first.eq(_equals(a_j, 0)),
                 b_last.eq(a_bias & a_last_k),
@@ -390,7 +393,8 @@ class NeuronPE(wiring.Component):
         c_k = Signal(range(max(K, 2)), reset_less=True)
         c_last = Signal(reset_less=True)
         with m.If(~stall):
-            m.d.sync += [c_valid.eq(b_mac & b_bias), c_y.eq(y_next), c_k.eq(b_k), c_last.eq(b_last)]
+            m.d.comb += c_valid_next.eq(b_mac & b_bias)
+            m.d.sync += [c_y.eq(y_next), c_k.eq(b_k), c_last.eq(b_last)]
         if act is Activation.TANH:
             table = [int(v) for v in tanh_table(act_fmt)]
             m.submodules.tanh_rom = rom = Memory(shape=act_shape, depth=len(table), init=table)
@@ -406,7 +410,7 @@ class NeuronPE(wiring.Component):
         m.d.comb += [self.y.valid.eq(c_valid), self.y.payload.y.eq(c_y), self.y.payload.a.eq(c_a)]
         y_done = _wire(m, c_valid & self.y.ready, "y_done")
         with m.If(y_done & c_last):
-            m.d.sync += running.eq(0)
+            m.d.comb += running_next.eq(0)
         if learning:
             fprime_next = _wire(m, _derivative(m, c_y, c_a, act_fmt, act), "fprime_next")
 
@@ -437,7 +441,7 @@ class NeuronPE(wiring.Component):
                                       m=m, name="w_cast"), "w_new")
             b_write = _wire(m, in_update & b_valid, "b_write")
             with m.If(b_write & b_last):
-                m.d.sync += running.eq(0)
+                m.d.comb += running_next.eq(0)
 
             # -- ERROR (§6.1, §6.2) --------------------------------------------------------------
             e_t = Signal(range(max(S, 2)), reset_less=True)
@@ -453,7 +457,7 @@ class NeuronPE(wiring.Component):
                 with m.If(e_last_t):
                     m.d.sync += [e_t.eq(0), e_k.eq(e_k + 1)]
                     with m.If(_equals(e_k, K - 1)):
-                        m.d.sync += running.eq(0)
+                        m.d.comb += running_next.eq(0)
                 with m.Else():
                     m.d.sync += e_t.eq(e_t + 1)
             if output_layer:
@@ -525,12 +529,13 @@ class NeuronPE(wiring.Component):
                 write_en=Mux(idle, host_write & _equals(host.space, space) & in_bank, write_en),
             )
             host_read[space] = (in_bank, bank.data)
-        r_space = Signal(Space)
+        r_space, r_space_next = _register(m, Shape.cast(Space), "r_space")  # raw Space values
         # Seen only after a read of another space than WEIGHT (r_space resets to WEIGHT), and
         # that read sets it: no reset needed.
         r_word = Signal(len(host.r_data), reset_less=True)
         with m.If(host.r_en & idle):
-            m.d.sync += [r_space.eq(host.space), r_word.eq(0)]
+            m.d.comb += r_space_next.eq(host.space)
+            m.d.sync += r_word.eq(0)
             for space, (in_bank, data) in host_read.items():
                 with m.If(_equals(host.space, space) & in_bank):
                     m.d.sync += r_word.eq(data)
@@ -541,6 +546,24 @@ class NeuronPE(wiring.Component):
 # ------------------------------------------------------------------------------------------
 # Arithmetic building blocks (combinational), each the hardware form of one rule of the contract
 # ------------------------------------------------------------------------------------------
+
+
+def _register(m: Module, shape, name: str, init=0) -> tuple[Signal, Signal]:
+    """A register with the domain's synchronous reset, and the signal that sets its next value.
+
+    Assign the second signal in the combinational domain wherever the register would be
+    assigned in the synchronous one (the register keeps its value otherwise); the last
+    assignment wins, as for the register. The register itself is reset-less and takes
+    ``Mux(reset, init, next)``: the behaviour of a register with a reset, written so that only
+    that multiplexer reads the reset input. Verilator evaluates everything that a top-level
+    input (the reset) reaches on every call of the model, so the next-state logic itself stays
+    out of that region.
+    """
+    register = Signal(shape, name=name, init=init, reset_less=True)
+    next_value = Signal(shape, name=f"{name}_next")
+    m.d.comb += next_value.eq(register)
+    m.d.sync += register.eq(Mux(ResetSignal(), init, next_value))
+    return register, next_value
 
 
 class _Bank:
@@ -563,9 +586,9 @@ class _Bank:
         self.write = self.memory.write_port()
         self.data = Signal(shape, name=f"{name}_data")
         if reset:
-            loaded = Signal(count, name=f"{name}_loaded")
+            loaded, loaded_next = _register(m, count, f"{name}_loaded")
             with m.If(self.write.en):
-                m.d.sync += loaded.eq(loaded | (C(1, count) << self.write.addr)[:count])
+                m.d.comb += loaded_next.eq(loaded | (C(1, count) << self.write.addr)[:count])
             m.d.comb += self.data.eq(Mux((loaded >> self.read.addr)[0], self.read.data, init))
         else:
             m.d.comb += self.data.eq(self.read.data)

