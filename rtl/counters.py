@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from amaranth.hdl import C, Module, Mux, Signal
 
+from .building_blocks import equals
 from .layer import SSDFALayer
 from .signatures import Command
 
@@ -53,13 +54,6 @@ def counter_names(num_layers: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _is(view, member) -> object:
-    """``view == member`` for an enum-shaped value; zero as a reduction, since the Verilog
-    backend prints ``x == 0`` as ``!x``, which Verilator's lint flags on a multi-bit ``x``."""
-    value = view.as_value()
-    return ~value.any() if member.value == 0 else value == member.value
-
-
 def _count(m: Module, counter: Signal, increment) -> None:
     m.d.sync += counter.eq(counter + increment)
 
@@ -89,10 +83,10 @@ def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int) -> lis
         with m.If(started):
             m.d.sync += phase.eq(pe.cmd.payload)
         x_take = pe.x.valid & pe.x.ready
-        x_forward.append(x_take & _is(phase, Command.FORWARD))
-        x_update.append(x_take & _is(phase, Command.UPDATE))
-        starts_forward.append(started & _is(pe.cmd.payload, Command.FORWARD))
-        starts_update.append(started & _is(pe.cmd.payload, Command.UPDATE))
+        x_forward.append(x_take & equals(phase, Command.FORWARD.value))
+        x_update.append(x_take & equals(phase, Command.UPDATE.value))
+        starts_forward.append(started & equals(pe.cmd.payload, Command.FORWARD.value))
+        starts_update.append(started & equals(pe.cmd.payload, Command.UPDATE.value))
         writes.append(pe.y.valid & pe.y.ready)
         e_take = pe.e.valid & pe.e.ready
         error_words.append(e_take)
@@ -107,12 +101,12 @@ def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int) -> lis
         else:
             derivative_reads.append(e_take)
         if p == 0:
-            in_phase = {command: pe.busy & _is(phase, command) for command in Command}
+            in_phase = {command: pe.busy & equals(phase, command.value) for command in Command}
             _count(m, counters["forward_cycles"], in_phase[Command.FORWARD])
             _count(m, counters["error_cycles"], in_phase[Command.ERROR])
             _count(m, counters["error_wait_cycles"], in_phase[Command.ERROR] & ~pe.e.valid)
             _count(m, counters["update_cycles"], in_phase[Command.UPDATE])
-            _count(m, counters["inputs_replayed"], x_take & _is(phase, Command.UPDATE))
+            _count(m, counters["inputs_replayed"], x_take & equals(phase, Command.UPDATE.value))
 
     _count(m, counters["forward_macs"], (_sum(x_forward) + _sum(starts_forward)) * slots)
     _count(m, counters["update_macs"], (_sum(x_update) + _sum(starts_update)) * slots)

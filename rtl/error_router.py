@@ -5,38 +5,18 @@ Section numbers (§) refer to docs/arithmetic.md.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from ssdfa.model.arithmetic import LFSR_WIDTH, STOCH_BITS, FixedFormat
 
-from .neuron_pe import _register, lfsr_draw
+from .building_blocks import equals, index_width, register, select, wire
+from .neuron_pe import lfsr_draw
 from .signatures import format_shape
 
 __all__ = ["ErrorRouter"]
-
-
-def _width(values: int) -> int:
-    """Bits of an index into ``values`` items (at least 1, so that no signal is empty)."""
-    return max(1, ceil_log2(values))
-
-
-def _equals(value, constant: int):
-    """``value == constant``; zero as a reduction, since the Verilog backend prints ``x == 0``
-    as ``!x``, which Verilator's lint flags on a multi-bit ``x``."""
-    return ~value.any() if constant == 0 else value == constant
-
-
-def _select(items, index):
-    """``items[index]`` as a multiplexer that covers every value of ``index`` (an index beyond
-    the items selects the last one), so that the Verilog case statement is complete."""
-    if len(items) == 1:
-        return items[0]
-    items = list(items) + [items[-1]] * ((1 << len(index)) - len(items))
-    return Array(items)[index]
 
 
 _MASK = (1 << LFSR_WIDTH) - 1
@@ -55,21 +35,14 @@ def _lfsr_index(m: Module, hash_input, outputs: int, width: int, name: str):
     each of its uses.
     """
     x = hash_input
-    x = _named(m, x ^ x.shift_right(16), f"{name}_h1")
-    x = _named(m, (x * _FMIX_1)[:LFSR_WIDTH], f"{name}_h2")
-    x = _named(m, x ^ x.shift_right(13), f"{name}_h3")
-    x = _named(m, (x * _FMIX_2)[:LFSR_WIDTH], f"{name}_h4")
-    x = _named(m, x ^ x.shift_right(16), f"{name}_h5")
-    seed = _named(m, Mux(x.any(), x, 1), f"{name}_seed")
-    draw = _named(m, lfsr_draw(m, seed)[:STOCH_BITS], f"{name}_draw")
+    x = wire(m, x ^ x.shift_right(16), f"{name}_h1")
+    x = wire(m, (x * _FMIX_1)[:LFSR_WIDTH], f"{name}_h2")
+    x = wire(m, x ^ x.shift_right(13), f"{name}_h3")
+    x = wire(m, (x * _FMIX_2)[:LFSR_WIDTH], f"{name}_h4")
+    x = wire(m, x ^ x.shift_right(16), f"{name}_h5")
+    seed = wire(m, Mux(x.any(), x, 1), f"{name}_seed")
+    draw = wire(m, lfsr_draw(m, seed)[:STOCH_BITS], f"{name}_draw")
     return (draw * outputs)[STOCH_BITS:STOCH_BITS + width]
-
-
-def _named(m: Module, value, name: str) -> Signal:
-    """A combinational signal of ``value``'s shape carrying it."""
-    signal = Signal(Value.cast(value).shape(), name=name)
-    m.d.comb += signal.eq(value)
-    return signal
 
 
 class ErrorRouter(wiring.Component):
@@ -187,9 +160,9 @@ class ErrorRouter(wiring.Component):
 
         def __init__(self, *, pes: int, depth: int, outputs: int):
             super().__init__({
-                "pe": Out(_width(pes)),
-                "addr": Out(_width(depth)),
-                "data": Out(_width(outputs)),
+                "pe": Out(index_width(pes)),
+                "addr": Out(index_width(depth)),
+                "data": Out(index_width(outputs)),
                 "en": Out(1),
             })
 
@@ -198,8 +171,8 @@ class ErrorRouter(wiring.Component):
 
         def __init__(self, *, pes: int, slots: int, width: int):
             super().__init__({
-                "pe": Out(_width(pes)),
-                "slot": Out(_width(slots)),
+                "pe": Out(index_width(pes)),
+                "slot": Out(index_width(slots)),
                 "data": In(width),
             })
 
@@ -337,7 +310,7 @@ class ErrorRouter(wiring.Component):
         m = Module()
         outputs, pes, slots, conns = self._outputs, self._pes, self.neurons_per_pe, self._connections
         depth = self.table_depth
-        index_width = _width(outputs)
+        index_bits = index_width(outputs)
 
         # The error buffer: one write port (from `errors`), one read port per PE.
         # Memories have at least two rows, so that no address is zero bits wide.
@@ -346,23 +319,23 @@ class ErrorRouter(wiring.Component):
         buffer_write = error_buffer.write_port()
         buffer_reads = [error_buffer.read_port(domain="comb") for _ in range(pes)]
 
-        # Registers with a reset are written through their `_next` signal (``neuron_pe._register``).
+        # Registers with a reset are written through their `_next` signal (``building_blocks.register``).
         # COLLECT: take M words.
-        collecting, collecting_next = _register(m, 1, "collecting", init=1)
-        write_addr, write_addr_next = _register(m, _width(outputs), "write_addr")
-        take = _named(m, self.errors.valid & self.errors.ready, "take")
+        collecting, collecting_next = register(m, 1, "collecting", init=1)
+        write_addr, write_addr_next = register(m, index_width(outputs), "write_addr")
+        take = wire(m, self.errors.valid & self.errors.ready, "take")
         last_take = Signal()
         m.d.comb += last_take.eq(take & (write_addr == outputs - 1))
         # DELIVER: `cursor` walks the table (slot k, connection t); the stage holds one word.
-        cursor, cursor_next = _register(m, range(depth + 1), "cursor")
-        slot, slot_next = _register(m, _width(slots), "slot")
-        conn, conn_next = _register(m, _width(conns), "conn")
+        cursor, cursor_next = register(m, range(depth + 1), "cursor")
+        slot, slot_next = register(m, index_width(slots), "slot")
+        conn, conn_next = register(m, index_width(conns), "conn")
         # The first index is read while the last error is written, so that the first word is
         # presented on the next clock.
-        issuing = _named(m, (~collecting & (cursor < depth)) | last_take, "issuing")
-        stage_valid, stage_valid_next = _register(m, 1, "stage_valid")
-        stage_slot = Signal(_width(slots), reset_less=True)  # read only with a transfer
-        taken, taken_next = _register(m, pes, "taken")  # ports that already took the staged word
+        issuing = wire(m, (~collecting & (cursor < depth)) | last_take, "issuing")
+        stage_valid, stage_valid_next = register(m, 1, "stage_valid")
+        stage_slot = Signal(index_width(slots), reset_less=True)  # read only with a transfer
+        taken, taken_next = register(m, pes, "taken")  # ports that already took the staged word
         accepted = Signal(pes)
         advance = Signal()
         restart = Signal()  # the last word has been taken by every port
@@ -376,32 +349,32 @@ class ErrorRouter(wiring.Component):
                 init = []
                 if self._index_table is not None:
                     init = [self._index_table[p * slots + k][t] for k in range(slots) for t in range(conns)]
-                table = Memory(shape=unsigned(index_width), depth=max(2, depth), init=init)
+                table = Memory(shape=unsigned(index_bits), depth=max(2, depth), init=init)
                 m.submodules[f"index_table_{p}"] = table
                 write = table.write_port()
                 read = table.read_port()
                 m.d.comb += [
                     write.addr.eq(self.table.addr),
                     write.data.eq(self.table.data),
-                    write.en.eq(self.table.en & _equals(self.table.pe, p)),
+                    write.en.eq(self.table.en & equals(self.table.pe, p)),
                     read.addr.eq(cursor),
                     read.en.eq(advance & issuing),
                 ]
                 stage_index.append(read.data)
-            fault, fault_next = _register(m, 1, "fault")
+            fault, fault_next = register(m, 1, "fault")
             m.d.comb += self.table_fault.eq(fault)
-            if (1 << index_width) > outputs:
+            if (1 << index_bits) > outputs:
                 with m.If(self.table.en & (self.table.data >= outputs)):
                     m.d.comb += fault_next.eq(1)
         else:
             layer_term = self._lfsr_seed * _SEED_LAYER
             for p in range(pes):
                 first = (layer_term + (p * slots + 1) * _SEED_NEURON) & _MASK
-                hash_input, hash_input_next = _register(m, LFSR_WIDTH, f"hash_input_{p}", init=first)
-                index, index_next = _register(m, index_width, f"lfsr_index_{p}")
+                hash_input, hash_input_next = register(m, LFSR_WIDTH, f"hash_input_{p}", init=first)
+                index, index_next = register(m, index_bits, f"lfsr_index_{p}")
                 with m.If(advance & issuing):
                     m.d.comb += [
-                        index_next.eq(_lfsr_index(m, hash_input, outputs, index_width, f"lfsr_{p}")),
+                        index_next.eq(_lfsr_index(m, hash_input, outputs, index_bits, f"lfsr_{p}")),
                         hash_input_next.eq((hash_input + _SEED_NEURON)[:LFSR_WIDTH]),
                     ]
                 with m.If(restart):
@@ -444,27 +417,27 @@ class ErrorRouter(wiring.Component):
                 m.d.comb += write_addr_next.eq(write_addr + 1)
 
         # Counters: what Table 1 counts, read off the hardware.
-        received, received_next = _register(m, self._counter_width, "received_count")
+        received, received_next = register(m, self._counter_width, "received_count")
         m.d.comb += self.received.eq(received)
         with m.If(take):
             m.d.comb += received_next.eq(received + 1)
         delivered = []
         for p in range(pes):
-            count, count_next = _register(m, self._counter_width, f"delivered_count_{p}")
+            count, count_next = register(m, self._counter_width, f"delivered_count_{p}")
             m.d.comb += self.delivered[p].eq(count)
             with m.If(accepted[p]):
                 m.d.comb += count_next.eq(count + 1)
             delivered.append(count_next)
         if self._neuron_counters:
-            counts = [[_register(m, self._counter_width, f"count_{p}_{k}") for k in range(slots)]
+            counts = [[register(m, self._counter_width, f"count_{p}_{k}") for k in range(slots)]
                       for p in range(pes)]
             for p in range(pes):
                 for k in range(slots):
                     count, count_next = counts[p][k]
-                    with m.If(accepted[p] & _equals(stage_slot, k)):
+                    with m.If(accepted[p] & equals(stage_slot, k)):
                         m.d.comb += count_next.eq(count + 1)
             read = self.neuron_count
-            m.d.comb += read.data.eq(_select([_select([c for c, _ in row], read.slot) for row in counts], read.pe))
+            m.d.comb += read.data.eq(select([select([c for c, _ in row], read.slot) for row in counts], read.pe))
             with m.If(self.clear_counters):
                 m.d.comb += [count_next.eq(0) for row in counts for _, count_next in row]
         with m.If(self.clear_counters):

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation
 
 from .error_router import ErrorRouter
-from .neuron_pe import NeuronPE, _register, phase_cycles
-from .signatures import ActivationLayout, Command, Space, format_shape
+from .building_blocks import equals, index_width, register, select
+from .neuron_pe import NeuronPE, phase_cycles
+from .signatures import ActivationLayout, Command, HostPortSignature, Space, format_shape
 
 __all__ = ["SSDFALayer", "LayerCommand", "LayerSpace", "LayerHostSignature", "LayerCycles", "layer_cycles"]
 
@@ -56,7 +56,7 @@ class LayerSpace(enum.Enum, shape=3):
     ERROR_COUNT = 6
 
 
-class LayerHostSignature(wiring.Signature):
+class LayerHostSignature(HostPortSignature):
     """The layer's host port, driven by the host: the PE's ``HostSignature`` plus a PE select.
 
     Members
@@ -64,12 +64,8 @@ class LayerHostSignature(wiring.Signature):
     pe : Out(range(pes))
         The PE (neurons ``pe * K .. pe * K + K - 1``) that ``space``/``addr`` refer to.
     space : Out(LayerSpace)
-    addr : Out(addr_width)
-    w_en, w_data : Out(1), Out(data_width)
-        Write at the next clock edge.
-    r_en : Out(1)
-    r_data : In(data_width)
-        The word read, one clock after ``r_en``, held until the next ``r_en``.
+    addr, w_en, w_data, r_en, r_data
+        As in ``HostPortSignature``.
 
     Parameters
     ----------
@@ -78,39 +74,14 @@ class LayerHostSignature(wiring.Signature):
     """
 
     def __init__(self, *, pes: int, addr_width: int, data_width: int):
-        for name, value in (("pes", pes), ("addr_width", addr_width), ("data_width", data_width)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self._pes, self._addr_width, self._data_width = pes, addr_width, data_width
-        super().__init__({
-            "pe": Out(max(1, ceil_log2(pes))),
-            "space": Out(LayerSpace),
-            "addr": Out(addr_width),
-            "w_en": Out(1),
-            "w_data": Out(data_width),
-            "r_en": Out(1),
-            "r_data": In(data_width),
-        })
+        super().__init__(LayerSpace, pes=pes, addr_width=addr_width, data_width=data_width)
+
+    def _selects(self) -> dict:
+        return {"pe": Out(index_width(self.pes))}
 
     @property
     def pes(self) -> int:
-        return self._pes
-
-    @property
-    def addr_width(self) -> int:
-        return self._addr_width
-
-    @property
-    def data_width(self) -> int:
-        return self._data_width
-
-    def __eq__(self, other):
-        return (isinstance(other, LayerHostSignature) and other.pes == self.pes
-                and other.addr_width == self.addr_width and other.data_width == self.data_width)
-
-    def __repr__(self):
-        return (f"LayerHostSignature(pes={self.pes}, addr_width={self.addr_width}, "
-                f"data_width={self.data_width})")
+        return self._params["pes"]
 
 
 class LayerCycles(NamedTuple):
@@ -143,26 +114,6 @@ def layer_cycles(*, fan_in: int, neurons_per_pe: int, connections: int = 1) -> L
     )
 
 
-def _width(values: int) -> int:
-    """Bits of an index into ``values`` items (at least 1, so that no signal is empty)."""
-    return max(1, ceil_log2(values))
-
-
-def _equals(value, constant: int):
-    """``value == constant``; zero as a reduction, since the Verilog backend prints ``x == 0``
-    as ``!x``, which Verilator's lint flags on a multi-bit ``x``."""
-    return ~value.any() if constant == 0 else value == constant
-
-
-def _select(items, index):
-    """``items[index]`` as a multiplexer that covers every value of ``index`` (an index beyond
-    the items selects the last one), so that the Verilog case statement is complete."""
-    if len(items) == 1:
-        return items[0]
-    items = list(items) + [items[-1]] * ((1 << len(index)) - len(items))
-    return Array(items)[index]
-
-
 def _lockstep_fork(m: Module, name: str, valid, readies):
     """Offer one stream word to several consumers; the word is gone once each has taken it.
 
@@ -171,7 +122,7 @@ def _lockstep_fork(m: Module, name: str, valid, readies):
     consumers in lockstep (identical PEs given the same commands) all take it at once, so the
     fork costs no clock.
     """
-    taken, taken_next = _register(m, len(readies), f"{name}_taken")
+    taken, taken_next = register(m, len(readies), f"{name}_taken")
     accepted = Signal(len(readies), name=f"{name}_accepted")
     done = Signal(name=f"{name}_done")
     valids = []
@@ -372,16 +323,16 @@ class SSDFALayer(wiring.Component):
         start_update = Signal()
         # The sequencer's states (If/Elif rather than an FSM or Switch: complete Verilog cases).
         idle, issue_forward, issue_error, issue_update, finish = range(5)
-        # Registers with a reset are written through their `_next` signal (``neuron_pe._register``).
-        state, state_next = _register(m, 3, "state", init=idle)
+        # Registers with a reset are written through their `_next` signal (``building_blocks.register``).
+        state, state_next = register(m, 3, "state", init=idle)
         accepting = Signal()
 
-        m.d.comb += accepting.eq(_equals(state, idle) | ((state == finish) & pes_idle))
+        m.d.comb += accepting.eq(equals(state, idle) | ((state == finish) & pes_idle))
         m.d.comb += self.cmd.ready.eq(accepting)
         with m.If(accepting & self.cmd.valid):
             m.d.sync += op.eq(self.cmd.payload)
             command = self.cmd.payload
-            forward_first = (_equals(command.as_value(), LayerCommand.FORWARD.value)
+            forward_first = (equals(command.as_value(), LayerCommand.FORWARD.value)
                              | (command == LayerCommand.SAMPLE))
             with m.If(forward_first):
                 m.d.comb += start_forward.eq(1)
@@ -411,9 +362,9 @@ class SSDFALayer(wiring.Component):
                 m.d.comb += state_next.eq(finish)
         m.d.comb += [
             self.done.eq((state == finish) & pes_idle),
-            self.busy.eq(~_equals(state, idle) & ~self.done),
+            self.busy.eq(~equals(state, idle) & ~self.done),
         ]
-        completed, completed_next = _register(m, len(self.completed), "completed_count")
+        completed, completed_next = register(m, len(self.completed), "completed_count")
         m.d.comb += self.completed.eq(completed)
         with m.If(self.done):
             m.d.comb += completed_next.eq(completed + 1)
@@ -424,7 +375,7 @@ class SSDFALayer(wiring.Component):
         m.submodules.input_buffer = input_buffer
         buffer_write = input_buffer.write_port()
         buffer_read = input_buffer.read_port()
-        replay, replay_next = _register(m, 1, "replay")  # the x broadcast comes from the buffer
+        replay, replay_next = register(m, 1, "replay")  # the x broadcast comes from the buffer
         source_valid = Signal()
         source_payload = Signal(format_shape(cfg.arithmetic.activation))
         x_valids, x_done = _lockstep_fork(m, "x", source_valid, [pe.x.ready for pe in self._pes])
@@ -432,7 +383,7 @@ class SSDFALayer(wiring.Component):
             m.d.comb += [pe.x.valid.eq(valid), pe.x.payload.eq(source_payload)]
 
         # Zeroed by every FORWARD before x is taken: no reset needed.
-        write_addr = Signal(_width(fan_in), reset_less=True)
+        write_addr = Signal(index_width(fan_in), reset_less=True)
         m.d.comb += [
             buffer_write.addr.eq(write_addr),
             buffer_write.data.eq(self.x.payload),
@@ -444,7 +395,7 @@ class SSDFALayer(wiring.Component):
 
         # The replay reader: the buffer's registered read is its one-word stage.
         read_next = Signal(range(fan_in + 1), reset_less=True)  # used only while `replay`
-        read_valid, read_valid_next = _register(m, 1, "read_valid")
+        read_valid, read_valid_next = register(m, 1, "read_valid")
         read_advance = ~read_valid | (replay & x_done)
         with m.If(start_update):
             # Read x_0 on this clock, so that it is valid when the PEs' UPDATE starts.
@@ -468,10 +419,10 @@ class SSDFALayer(wiring.Component):
 
         # -- outputs: one bank of K (y, a) words per PE, read out in neuron order ------------
         layout = ActivationLayout(format_shape(cfg.arithmetic.activation))
-        written, written_next = zip(*(_register(m, range(slots + 1), f"written_{p}") for p in range(pes)))
+        written, written_next = zip(*(register(m, range(slots + 1), f"written_{p}") for p in range(pes)))
         bank_reads = []
-        read_pe, read_pe_next = _register(m, _width(pes), "read_pe")
-        read_slot, read_slot_next = _register(m, _width(slots), "read_slot")
+        read_pe, read_pe_next = register(m, index_width(pes), "read_pe")
+        read_slot, read_slot_next = register(m, index_width(slots), "read_slot")
         for p, pe in enumerate(self._pes):
             bank = Memory(shape=layout, depth=max(2, slots), init=[])
             m.submodules[f"output_bank_{p}"] = bank
@@ -488,8 +439,8 @@ class SSDFALayer(wiring.Component):
                 m.d.comb += written_next[p].eq(written[p] + 1)
             bank_reads.append(read.data)
         m.d.comb += [
-            self.y.valid.eq(_select(written, read_pe) > read_slot),
-            self.y.payload.eq(_select(bank_reads, read_pe)),
+            self.y.valid.eq(select(written, read_pe) > read_slot),
+            self.y.payload.eq(select(bank_reads, read_pe)),
         ]
         with m.If(self.y.valid & self.y.ready):
             with m.If(read_slot == slots - 1):
@@ -509,7 +460,7 @@ class SSDFALayer(wiring.Component):
         space = host.space.as_value()
         pe_space = space <= LayerSpace.DERIVATIVE.value
         for p, pe in enumerate(self._pes):
-            selected = pe_space & _equals(host.pe, p)
+            selected = pe_space & equals(host.pe, p)
             m.d.comb += [
                 pe.host.space.eq(space[:len(pe.host.space.as_value())]),
                 pe.host.addr.eq(host.addr),
@@ -517,8 +468,8 @@ class SSDFALayer(wiring.Component):
                 pe.host.w_en.eq(host.w_en & selected),
                 pe.host.r_en.eq(host.r_en & selected),
             ]
-        read_pe, read_pe_next = _register(m, len(host.pe), "host_read_pe")
-        read_counter, read_counter_next = _register(m, 1, "host_read_counter")
+        read_pe, read_pe_next = register(m, len(host.pe), "host_read_pe")
+        read_counter, read_counter_next = register(m, 1, "host_read_counter")
         counter_hold = Signal(len(host.r_data), reset_less=True)  # seen only after a counter read
         with m.If(host.r_en):
             m.d.comb += [read_pe_next.eq(host.pe), read_counter_next.eq(host.space == LayerSpace.ERROR_COUNT)]
@@ -535,5 +486,5 @@ class SSDFALayer(wiring.Component):
                 m.d.comb += [router.neuron_count.pe.eq(host.pe), router.neuron_count.slot.eq(host.addr)]
                 with m.If(host.r_en):
                     m.d.sync += counter_hold.eq(router.neuron_count.data)
-        pe_data = _select([pe.host.r_data for pe in self._pes], read_pe)
+        pe_data = select([pe.host.r_data for pe in self._pes], read_pe)
         m.d.comb += host.r_data.eq(Mux(read_counter, counter_hold, pe_data))

@@ -11,19 +11,19 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from ssdfa.errors import SsdfaError
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig, LayerShape
 
+from .building_blocks import equals, index_width, select
 from .counters import build_counters, counter_names
 from .layer import LayerCommand, LayerSpace, SSDFALayer
 from .output_error import OutputErrorUnit, PredictionLayout, class_shape
-from .signatures import format_shape
+from .signatures import HostPortSignature, format_shape
 
 __all__ = [
     "NetworkMode",
@@ -82,7 +82,7 @@ class NetworkSpace(enum.Enum, shape=3):
     COUNTER = 7
 
 
-class NetworkHostSignature(wiring.Signature):
+class NetworkHostSignature(HostPortSignature):
     """The network's host port, driven by the host: a layer select plus the layer's host port.
 
     Members
@@ -91,12 +91,8 @@ class NetworkHostSignature(wiring.Signature):
     pe : Out(pe select)
         The PE of the selected layer (neurons ``pe * K .. pe * K + K - 1``).
     space : Out(NetworkSpace)
-    addr : Out(addr_width)
-    w_en, w_data : Out(1), Out(data_width)
-        Write at the next clock edge.
-    r_en : Out(1)
-    r_data : In(data_width)
-        The word read, one clock after ``r_en``, held until the next ``r_en``.
+    addr, w_en, w_data, r_en, r_data
+        As in ``HostPortSignature``.
 
     Parameters
     ----------
@@ -104,57 +100,15 @@ class NetworkHostSignature(wiring.Signature):
     """
 
     def __init__(self, *, layers: int, pe_width: int, addr_width: int, data_width: int):
-        for name, value in (("layers", layers), ("pe_width", pe_width), ("addr_width", addr_width),
-                            ("data_width", data_width)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self._shape = (layers, pe_width, addr_width, data_width)
-        super().__init__({
-            "layer": Out(_width(layers)),
-            "pe": Out(pe_width),
-            "space": Out(NetworkSpace),
-            "addr": Out(addr_width),
-            "w_en": Out(1),
-            "w_data": Out(data_width),
-            "r_en": Out(1),
-            "r_data": In(data_width),
-        })
+        super().__init__(NetworkSpace, layers=layers, pe_width=pe_width, addr_width=addr_width,
+                         data_width=data_width)
+
+    def _selects(self) -> dict:
+        return {"layer": Out(index_width(self.layers)), "pe": Out(self._params["pe_width"])}
 
     @property
     def layers(self) -> int:
-        return self._shape[0]
-
-    @property
-    def data_width(self) -> int:
-        return self._shape[3]
-
-    def __eq__(self, other):
-        return isinstance(other, NetworkHostSignature) and other._shape == self._shape
-
-    def __repr__(self):
-        layers, pe_width, addr_width, data_width = self._shape
-        return (f"NetworkHostSignature(layers={layers}, pe_width={pe_width}, addr_width={addr_width}, "
-                f"data_width={data_width})")
-
-
-def _width(values: int) -> int:
-    """Bits of an index into ``values`` items (at least 1, so that no signal is empty)."""
-    return max(1, ceil_log2(values))
-
-
-def _select(items, index):
-    """``items[index]`` as a multiplexer that covers every value of ``index`` (an index beyond
-    the items selects the last one), so that the Verilog case statement is complete."""
-    if len(items) == 1:
-        return items[0]
-    items = list(items) + [items[-1]] * ((1 << len(index)) - len(items))
-    return Array(items)[index]
-
-
-def _equals(value, constant: int):
-    """``value == constant``; zero as a reduction (the Verilog backend prints ``x == 0`` as
-    ``!x``, which Verilator's lint flags on a multi-bit ``x``)."""
-    return ~value.any() if constant == 0 else value == constant
+        return self._params["layers"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,7 +273,7 @@ class SSDFANetwork(wiring.Component):
         self._output_error = OutputErrorUnit(outputs=configs[-1].shape.neurons, arithmetic=arithmetic)
         self._counter_names = counter_names(len(configs))
         hosts = [layer.host.signature for layer in self._layers]
-        addr_width = max([h.addr_width for h in hosts] + [_width(len(self._counter_names))])
+        addr_width = max([h.addr_width for h in hosts] + [index_width(len(self._counter_names))])
         super().__init__({
             "run": In(stream.Signature(RunLayout(counter_width))),
             "busy": Out(1),
@@ -452,7 +406,7 @@ class SSDFANetwork(wiring.Component):
         predictions = Signal(self._counter_width)
         train = Signal()
         m.d.comb += [
-            train.eq(_equals(mode.as_value(), NetworkMode.TRAIN.value)),
+            train.eq(equals(mode.as_value(), NetworkMode.TRAIN.value)),
             unit.train.eq(train),
             self.run.ready.eq(~run_active),
             self.busy.eq(run_active),
@@ -475,7 +429,7 @@ class SSDFANetwork(wiring.Component):
         for layer, state, sent in zip(layers, states, issued):
             cmd = layer.cmd
             transfer = cmd.valid & cmd.ready
-            with m.If(_equals(state, want_forward)):
+            with m.If(equals(state, want_forward)):
                 m.d.comb += [cmd.valid.eq(run_active & (sent < target)), cmd.payload.eq(LayerCommand.FORWARD)]
                 with m.If(transfer):
                     m.d.sync += [sent.eq(sent + 1), state.eq(Mux(train, want_error, want_forward))]
@@ -492,7 +446,7 @@ class SSDFANetwork(wiring.Component):
                 m.d.comb += [cmd.valid.eq(every_error_done), cmd.payload.eq(LayerCommand.UPDATE)]
                 with m.If(transfer):
                     m.d.sync += state.eq(want_forward)
-            quiet.append(_equals(state, want_forward) & (sent == target) & ~layer.busy)
+            quiet.append(equals(state, want_forward) & (sent == target) & ~layer.busy)
 
         prediction_taken = self.prediction.valid & self.prediction.ready
         with m.If(prediction_taken):
@@ -508,7 +462,7 @@ class SSDFANetwork(wiring.Component):
         counter_space = space == NetworkSpace.COUNTER.value
         clear = host.w_en & counter_space
         for index, layer in enumerate(layers):
-            selected = _equals(host.layer, index) & ~counter_space
+            selected = equals(host.layer, index) & ~counter_space
             m.d.comb += [
                 layer.host.pe.eq(host.pe[:len(layer.host.pe)]),
                 layer.host.space.eq(space),
@@ -526,14 +480,14 @@ class SSDFANetwork(wiring.Component):
         read_layer = Signal.like(host.layer)
         read_counter = Signal()
         counter_hold = Signal(self._counter_width)
-        counter_addr = host.addr[:_width(len(counters))]
+        counter_addr = host.addr[:index_width(len(counters))]
         with m.If(host.r_en):
             m.d.sync += [
                 read_layer.eq(host.layer),
                 read_counter.eq(counter_space),
-                counter_hold.eq(_select(counters, counter_addr)),
+                counter_hold.eq(select(counters, counter_addr)),
             ]
-        layer_data = _select([layer.host.r_data for layer in layers], read_layer)
+        layer_data = select([layer.host.r_data for layer in layers], read_layer)
         m.d.comb += host.r_data.eq(Mux(read_counter, counter_hold, layer_data))
         return m
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import C, Cat, Const, Module, Mux, ResetSignal, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -23,6 +23,7 @@ from ssdfa.model.arithmetic import (
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation, tanh_table
 
+from .building_blocks import equals, hw_cast, register, share, wire
 from .signatures import (
     ActivationLayout,
     Command,
@@ -302,11 +303,11 @@ class NeuronPE(wiring.Component):
                 lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1)
 
         # -- control state --------------------------------------------------------------------
-        # The registers with a reset are written through their `_next` signal (``_Register``).
-        running, running_next = _register(m, 1, "running")
+        # The registers with a reset are written through their `_next` signal (``register``).
+        running, running_next = register(m, 1, "running")
         phase = Signal(Command, reset_less=True)  # read only together with `running`
-        idle = _wire(m, ~running, "idle")
-        accept = _wire(m, self.cmd.valid & idle, "accept")  # a command transfers
+        idle = wire(m, ~running, "idle")
+        accept = wire(m, self.cmd.valid & idle, "accept")  # a command transfers
         m.d.comb += [self.busy.eq(running), self.cmd.ready.eq(idle)]
         with m.If(accept):
             m.d.sync += phase.eq(self.cmd.payload)
@@ -314,30 +315,30 @@ class NeuronPE(wiring.Component):
                 # The fourth code of the 2-bit command is no phase: accepted and ignored.
                 m.d.comb += running_next.eq(Value.cast(self.cmd.payload) != 3)
             else:
-                m.d.comb += running_next.eq(_equals(self.cmd.payload, Command.FORWARD))
-        in_forward = _wire(m, running & _equals(phase, Command.FORWARD), "in_forward")
-        in_update = _wire(m, running & _equals(phase, Command.UPDATE), "in_update") if learning else C(0, 1)
-        in_error = _wire(m, running & _equals(phase, Command.ERROR), "in_error") if learning else C(0, 1)
+                m.d.comb += running_next.eq(equals(self.cmd.payload, Command.FORWARD))
+        in_forward = wire(m, running & equals(phase, Command.FORWARD), "in_forward")
+        in_update = wire(m, running & equals(phase, Command.UPDATE), "in_update") if learning else C(0, 1)
+        in_error = wire(m, running & equals(phase, Command.ERROR), "in_error") if learning else C(0, 1)
 
         # -- stage A: issue (j, k) in input-major order, weight address k (N + 1) + j ----------
-        a_active, a_active_next = _register(m, 1, "a_active")
+        a_active, a_active_next = register(m, 1, "a_active")
         # Counters and pipeline words that only matter while their stage is valid need no
         # reset (their stage's valid bit has one); fewer reset terms make a faster simulation.
         a_j = Signal(range(N + 1), reset_less=True)
         a_k = Signal(range(max(K, 2)), reset_less=True)
         a_addr = Signal(range(max(depth, 2)), reset_less=True)
-        a_bias = _wire(m, _equals(a_j, N), "a_bias")
-        a_last_k = _wire(m, _equals(a_k, K - 1), "a_last_k")
+        a_bias = wire(m, equals(a_j, N), "a_bias")
+        a_last_k = wire(m, equals(a_k, K - 1), "a_last_k")
         # Forward stalls as a whole while an output waits for y.ready.
-        c_valid, c_valid_next = _register(m, 1, "c_valid")
-        stall = _wire(m, c_valid & ~self.y.ready, "stall")
-        issue = _wire(m, a_active & ~stall & (a_bias | self.x.valid), "issue")
+        c_valid, c_valid_next = register(m, 1, "c_valid")
+        stall = wire(m, c_valid & ~self.y.ready, "stall")
+        issue = wire(m, a_active & ~stall & (a_bias | self.x.valid), "issue")
         m.d.comb += self.x.ready.eq(a_active & ~stall & ~a_bias & a_last_k)
         with m.If(accept):
-            m.d.comb += a_active_next.eq(_equals(self.cmd.payload, Command.FORWARD))
+            m.d.comb += a_active_next.eq(equals(self.cmd.payload, Command.FORWARD))
             m.d.sync += [a_j.eq(0), a_k.eq(0), a_addr.eq(0)]
             if learning:
-                with m.If(_equals(self.cmd.payload, Command.UPDATE)):
+                with m.If(equals(self.cmd.payload, Command.UPDATE)):
                     m.d.comb += a_active_next.eq(1)
         with m.If(issue):
             with m.If(a_last_k):
@@ -349,7 +350,7 @@ class NeuronPE(wiring.Component):
 
         # The bias input is exactly 1: raw 2^f_x, one bit wider than x (§4.1, §7).
         x_op_shape = signed(act_fmt.word + 1) if act_fmt.signed else unsigned(act_fmt.word + 1)
-        b_valid, b_valid_next = _register(m, 1, "b_valid")
+        b_valid, b_valid_next = register(m, 1, "b_valid")
         b_bias, b_first, b_last = (Signal(reset_less=True) for _ in range(3))
         b_k = Signal(range(max(K, 2)), reset_less=True)
         b_addr = Signal(range(max(depth, 2)), reset_less=True)
@@ -358,7 +359,7 @@ class NeuronPE(wiring.Component):
             m.d.comb += b_valid_next.eq(issue)
             m.d.sync += [
                 b_bias.eq(a_bias),
-                b_first.eq(_equals(a_j, 0)),
+                b_first.eq(equals(a_j, 0)),
                 b_last.eq(a_bias & a_last_k),
                 b_k.eq(a_k),
                 b_addr.eq(a_addr),
@@ -378,14 +379,14 @@ class NeuronPE(wiring.Component):
             m.d.comb += mul_a.eq(Mux(in_update, delta_sel, w_rd.data))
         else:
             mul_a = w_rd.data
-        product = _wire(m, mul_a * b_x, "product")  # exact: W x (frac f_w + f_x) or delta x (frac f_d + f_x)
-        acc_sum = _wire(m, accs.data + product, "acc_sum")
-        b_mac = _wire(m, in_forward & b_valid & ~stall, "b_mac")
+        product = wire(m, mul_a * b_x, "product")  # exact: W x (frac f_w + f_x) or delta x (frac f_d + f_x)
+        acc_sum = wire(m, accs.data + product, "acc_sum")
+        b_mac = wire(m, in_forward & b_valid & ~stall, "b_mac")
         accs.connect(m, read_addr=b_k, write_addr=b_k, write_data=Mux(b_first, product, acc_sum),
                      write_en=b_mac & ~b_bias)
         # §4.1: one cast of the exact sum, bias included.
-        y_next = _wire(m, _hw_cast(acc_sum, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt, a.rounding,
-                                   a.overflow, m=m, name="y_cast"), "y_next")
+        y_next = wire(m, hw_cast(acc_sum, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt, a.rounding,
+                                 a.overflow, m=m, name="y_cast"), "y_next")
 
         # -- stage C: activation and the output stream ----------------------------------------
         # y.payload means something only while y.valid (a tanh ROM's output is not reset either).
@@ -408,26 +409,26 @@ class NeuronPE(wiring.Component):
         else:
             c_a = _activate(c_y, act_fmt, act)
         m.d.comb += [self.y.valid.eq(c_valid), self.y.payload.y.eq(c_y), self.y.payload.a.eq(c_a)]
-        y_done = _wire(m, c_valid & self.y.ready, "y_done")
+        y_done = wire(m, c_valid & self.y.ready, "y_done")
         with m.If(y_done & c_last):
             m.d.comb += running_next.eq(0)
         if learning:
-            fprime_next = _wire(m, _derivative(m, c_y, c_a, act_fmt, act), "fprime_next")
+            fprime_next = wire(m, _derivative(m, c_y, c_a, act_fmt, act), "fprime_next")
 
         # -- LFSR: one draw = 16 steps (§5.1), in a few word operations (``lfsr_draw``) -------
         draw = None
         if learning:
             e_k = Signal(range(max(K, 2)), reset_less=True)
         if stoch:
-            lfsr_k = _wire(m, Mux(in_error, e_k, b_k), "lfsr_k")
+            lfsr_k = wire(m, Mux(in_error, e_k, b_k), "lfsr_k")
             lfsr_sel = lfsrs.data
-            lfsr_next = _wire(m, lfsr_draw(m, lfsr_sel), "lfsr_next")
+            lfsr_next = wire(m, lfsr_draw(m, lfsr_sel), "lfsr_next")
             draw = lfsr_next[:STOCH_BITS]
             lfsr_advance = Signal()
 
         if learning:
             # -- UPDATE write-back (§7) ---------------------------------------------------------
-            step = _wire(m, _hw_cast(
+            step = wire(m, hw_cast(
                 product,
                 delta_fmt.frac_bits + act_fmt.frac_bits + a.shift,
                 w_fmt,
@@ -437,9 +438,9 @@ class NeuronPE(wiring.Component):
                 m=m,
                 name="step_cast",
             ), "step")
-            w_new = _wire(m, _hw_cast(w_rd.data - step, w_fmt.frac_bits, w_fmt, Rounding.TRN, a.overflow,
-                                      m=m, name="w_cast"), "w_new")
-            b_write = _wire(m, in_update & b_valid, "b_write")
+            w_new = wire(m, hw_cast(w_rd.data - step, w_fmt.frac_bits, w_fmt, Rounding.TRN, a.overflow,
+                                    m=m, name="w_cast"), "w_new")
+            b_write = wire(m, in_update & b_valid, "b_write")
             with m.If(b_write & b_last):
                 m.d.comb += running_next.eq(0)
 
@@ -447,16 +448,16 @@ class NeuronPE(wiring.Component):
             e_t = Signal(range(max(S, 2)), reset_less=True)
             # The feedback word of (e_k, e_t): k s + t, one more per error word.
             e_addr = Signal(range(max(K * S, 2)), reset_less=True)
-            e_last_t = _wire(m, _equals(e_t, S - 1), "e_last_t")
+            e_last_t = wire(m, equals(e_t, S - 1), "e_last_t")
             m.d.comb += self.e.ready.eq(in_error)
-            e_take = _wire(m, in_error & self.e.valid, "e_take")
+            e_take = wire(m, in_error & self.e.valid, "e_take")
             with m.If(accept):
                 m.d.sync += [e_k.eq(0), e_t.eq(0), e_addr.eq(0)]
             with m.If(e_take):
                 m.d.sync += e_addr.eq(e_addr + 1)
                 with m.If(e_last_t):
                     m.d.sync += [e_t.eq(0), e_k.eq(e_k + 1)]
-                    with m.If(_equals(e_k, K - 1)):
+                    with m.If(equals(e_k, K - 1)):
                         m.d.comb += running_next.eq(0)
                 with m.Else():
                     m.d.sync += e_t.eq(e_t + 1)
@@ -464,12 +465,12 @@ class NeuronPE(wiring.Component):
                 delta_next = self.e.payload
             else:
                 b_sel = feedback.data
-                b_term = _wire(m, b_sel * self.e.payload, "b_term")
+                b_term = wire(m, b_sel * self.e.payload, "b_term")
                 if S > 1:
                     partial = Signal(format_shape(_exact_sum_format(a.feedback, a.error, S)), reset_less=True)
                     with m.If(e_take):
-                        m.d.sync += partial.eq(Mux(_equals(e_t, 0), b_term, partial + b_term))
-                    received = _wire(m, Mux(_equals(e_t, 0), b_term, partial + b_term), "received")
+                        m.d.sync += partial.eq(Mux(equals(e_t, 0), b_term, partial + b_term))
+                    received = wire(m, Mux(equals(e_t, 0), b_term, partial + b_term), "received")
                 else:
                     received = b_term
                 fprime_sel = fprimes.data
@@ -477,7 +478,7 @@ class NeuronPE(wiring.Component):
                     delta_product = received * fprime_sel
                 else:
                     delta_product = Mux(fprime_sel[0], received, 0)
-                delta_next = _wire(m, _hw_cast(
+                delta_next = wire(m, hw_cast(
                     delta_product,
                     a.feedback.frac_bits + a.error.frac_bits + f_fprime,
                     a.delta,
@@ -487,7 +488,7 @@ class NeuronPE(wiring.Component):
                     m=m,
                     name="delta_cast",
                 ), "delta_next")
-            delta_write = _wire(m, e_take & e_last_t, "delta_write")
+            delta_write = wire(m, e_take & e_last_t, "delta_write")
             if stoch:
                 # §5.3: the delta draw (hidden layers only), then one per weight in address order.
                 m.d.comb += lfsr_advance.eq(b_write | (C(0, 1) if output_layer else delta_write))
@@ -497,13 +498,13 @@ class NeuronPE(wiring.Component):
 
         # -- host port -------------------------------------------------------------------------
         host = self.host
-        host_write = _wire(m, host.w_en & idle, "host_write")
+        host_write = wire(m, host.w_en & idle, "host_write")
         # Writes beyond the weight memory are ignored (compare only if the address can be there).
         in_memory = (host.addr < depth) if depth < (1 << len(host.addr)) else C(1, 1)
         m.d.comb += [
             w_wr.addr.eq(Mux(idle, host.addr, b_addr)),
             w_wr.data.eq(Mux(idle, host.w_data[: w_fmt.word], w_new)),
-            w_wr.en.eq(Mux(idle, host_write & _equals(host.space, Space.WEIGHT) & in_memory, b_write)),
+            w_wr.en.eq(Mux(idle, host_write & equals(host.space, Space.WEIGHT) & in_memory, b_write)),
         ]
         # The banks: the host while idle (writes beyond a bank are ignored), the phases while
         # running (the phases never write while idle, the host never while running).
@@ -526,10 +527,10 @@ class NeuronPE(wiring.Component):
                 read_addr=Mux(idle, host_addr, read_addr),
                 write_addr=Mux(idle, host_addr, write_addr),
                 write_data=Mux(idle, host.w_data[: len(bank.data)], write_data),
-                write_en=Mux(idle, host_write & _equals(host.space, space) & in_bank, write_en),
+                write_en=Mux(idle, host_write & equals(host.space, space) & in_bank, write_en),
             )
             host_read[space] = (in_bank, bank.data)
-        r_space, r_space_next = _register(m, Shape.cast(Space), "r_space")  # raw Space values
+        r_space, r_space_next = register(m, Shape.cast(Space), "r_space")  # raw Space values
         # Seen only after a read of another space than WEIGHT (r_space resets to WEIGHT), and
         # that read sets it: no reset needed.
         r_word = Signal(len(host.r_data), reset_less=True)
@@ -537,33 +538,15 @@ class NeuronPE(wiring.Component):
             m.d.comb += r_space_next.eq(host.space)
             m.d.sync += r_word.eq(0)
             for space, (in_bank, data) in host_read.items():
-                with m.If(_equals(host.space, space) & in_bank):
+                with m.If(equals(host.space, space) & in_bank):
                     m.d.sync += r_word.eq(data)
-        m.d.comb += host.r_data.eq(Mux(_equals(r_space, Space.WEIGHT), w_rd.data, r_word))
+        m.d.comb += host.r_data.eq(Mux(equals(r_space, Space.WEIGHT), w_rd.data, r_word))
         return m
 
 
 # ------------------------------------------------------------------------------------------
-# Arithmetic building blocks (combinational), each the hardware form of one rule of the contract
+# Per-neuron storage
 # ------------------------------------------------------------------------------------------
-
-
-def _register(m: Module, shape, name: str, init=0) -> tuple[Signal, Signal]:
-    """A register with the domain's synchronous reset, and the signal that sets its next value.
-
-    Assign the second signal in the combinational domain wherever the register would be
-    assigned in the synchronous one (the register keeps its value otherwise); the last
-    assignment wins, as for the register. The register itself is reset-less and takes
-    ``Mux(reset, init, next)``: the behaviour of a register with a reset, written so that only
-    that multiplexer reads the reset input. Verilator evaluates everything that a top-level
-    input (the reset) reaches on every call of the model, so the next-state logic itself stays
-    out of that region.
-    """
-    register = Signal(shape, name=name, init=init, reset_less=True)
-    next_value = Signal(shape, name=f"{name}_next")
-    m.d.comb += next_value.eq(register)
-    m.d.sync += register.eq(Mux(ResetSignal(), init, next_value))
-    return register, next_value
 
 
 class _Bank:
@@ -586,7 +569,7 @@ class _Bank:
         self.write = self.memory.write_port()
         self.data = Signal(shape, name=f"{name}_data")
         if reset:
-            loaded, loaded_next = _register(m, count, f"{name}_loaded")
+            loaded, loaded_next = register(m, count, f"{name}_loaded")
             with m.If(self.write.en):
                 m.d.comb += loaded_next.eq(loaded | (C(1, count) << self.write.addr)[:count])
             m.d.comb += self.data.eq(Mux((loaded >> self.read.addr)[0], self.read.data, init))
@@ -602,32 +585,10 @@ class _Bank:
         ]
 
 
-def _wire(m: Module, value, name: str) -> Signal:
-    """A named combinational signal carrying ``value``, so that its bits are shared, not re-built."""
-    value = Value.cast(value)
-    signal = Signal(value.shape(), name=name)
-    m.d.comb += signal.eq(value)
-    return signal
-
-
-def _share(m: Module | None, value, name: str) -> Value:
-    """``value`` as a named signal if it is an expression: Amaranth's backend writes an
-    expression out again at each of its uses (nested uses multiply), a signal once. Without a
-    module, ``value`` itself."""
-    value = Value.cast(value)
-    if m is None or isinstance(value, (Signal, Const)):
-        return value
-    return _wire(m, value, name)
-
-
-def _equals(value, constant) -> Value:
-    """``value == constant``, written as a reduction for zero: Amaranth's backend prints
-    ``x == 0`` as ``!x``, which Verilator's lint flags on a multi-bit ``x``."""
-    value = Value.cast(value)
-    constant = Value.cast(constant)
-    if isinstance(constant, Const) and constant.value == 0:
-        return ~value.any()
-    return value == constant
+# ------------------------------------------------------------------------------------------
+# Arithmetic building blocks (combinational), each the hardware form of one rule of the contract
+# (the cast itself is ``building_blocks.hw_cast``)
+# ------------------------------------------------------------------------------------------
 
 
 def _union_shape(*shapes) -> Shape:
@@ -638,85 +599,10 @@ def _union_shape(*shapes) -> Shape:
     return unsigned(max(s.width for s in shapes))
 
 
-def _extend(value, width: int):
-    """``value`` sign- or zero-extended to at least ``width`` bits, keeping its signedness."""
-    value = Value.cast(value)
-    extra = width - len(value)
-    if extra <= 0:
-        return value
-    if value.shape().signed:
-        return Cat(value, value[-1].replicate(extra)).as_signed()
-    return Cat(value, C(0, extra))
-
-
 def _exact_sum_format(fmt_a: FixedFormat, fmt_b: FixedFormat, terms: int) -> FixedFormat:
     """The format of an exact sum of ``terms`` products of ``fmt_a`` and ``fmt_b`` values (§1.1)."""
     word = fmt_a.word + fmt_b.word + max(0, (terms - 1).bit_length())
     return FixedFormat(word - fmt_a.frac_bits - fmt_b.frac_bits, fmt_a.frac_bits + fmt_b.frac_bits)
-
-
-def _hw_cast(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, overflow: Overflow, draw=None,
-             *, m: Module | None = None, name: str = "cast"):
-    """Hardware ``cast`` (§2, §3): round ``value`` (``frac_bits`` fraction bits) into ``fmt``.
-
-    ``draw`` is the 16-bit LFSR draw for STOCH (§2.1). Returns a value of ``format_shape(fmt)``.
-    Given the module ``m``, intermediate values used more than once become signals named after
-    ``name`` (the same logic, written once: a smaller and faster simulation model).
-    """
-    value = _share(m, value, f"{name}_in")
-    dropped = frac_bits - fmt.frac_bits
-    if dropped <= 0:
-        rounded = value.shift_left(-dropped)
-    else:
-        # Two spare bits above the dropped ones keep every slice below well defined.
-        value = _share(m, _extend(value, dropped + 2), f"{name}_wide")
-        if rounding is Rounding.TRN:
-            rounded = value.shift_right(dropped)
-        elif rounding is Rounding.TRN_ZERO:
-            if value.shape().signed:
-                bias = Mux(value[-1], (1 << dropped) - 1, 0)
-                rounded = (value + bias).shift_right(dropped)
-            else:
-                rounded = value.shift_right(dropped)
-        elif rounding is Rounding.RND:
-            rounded = (value + (1 << (dropped - 1))).shift_right(dropped)
-        elif rounding is Rounding.RND_CONV:
-            floor = _share(m, value.shift_right(dropped), f"{name}_floor")
-            rest = value[:dropped]
-            half = 1 << (dropped - 1)
-            round_up = (rest == half) & floor[0]  # a tie: to even
-            if dropped > 1:  # with one dropped bit nothing lies above one half
-                round_up = round_up | (rest > half)
-            rounded = floor + round_up
-        elif rounding is Rounding.STOCH:
-            if draw is None:
-                raise ValueError("a STOCH cast needs a draw")
-            if dropped >= STOCH_BITS:
-                offset = draw.shift_left(dropped - STOCH_BITS)
-            else:
-                offset = draw.shift_right(STOCH_BITS - dropped)
-            rounded = (value + offset).shift_right(dropped)
-        else:
-            raise ValueError(f"unknown rounding mode {rounding!r}")
-    return _overflow(_share(m, rounded, f"{name}_rounded"), fmt, overflow, m=m, name=name)
-
-
-def _overflow(value, fmt: FixedFormat, overflow: Overflow, *, m: Module | None = None, name: str = "cast"):
-    """§3: WRAP keeps the low ``word`` bits; SAT clamps to the format's range."""
-    value = _share(m, _extend(value, fmt.word), f"{name}_rounded")
-    shape = value.shape()
-    if overflow is Overflow.SAT:
-        low = -(1 << (shape.width - 1)) if shape.signed else 0
-        high = (1 << (shape.width - 1)) - 1 if shape.signed else (1 << shape.width) - 1
-        # Compare only where the value can be out of range (no constant-result comparisons).
-        if high > fmt.max_raw:
-            value = _share(m, Mux(value > fmt.max_raw, fmt.max_raw, value), f"{name}_below_max")
-        if low < fmt.min_raw:
-            value = Mux(value < fmt.min_raw, fmt.min_raw, value)
-    elif overflow is not Overflow.WRAP:
-        raise ValueError(f"unknown overflow mode {overflow!r}")
-    bits = value[: fmt.word]
-    return bits.as_signed() if fmt.signed else bits
 
 
 def _activate(y, fmt: FixedFormat, activation: Activation):
@@ -750,8 +636,8 @@ def _derivative(m: Module, y, a, fmt: FixedFormat, activation: Activation):
         return above & below
     if activation is Activation.TANH:
         complement = C(one * one, 2 * fmt.frac_bits + 2) - a * a
-        fprime = _hw_cast(complement, 2 * fmt.frac_bits, FixedFormat(2, fmt.frac_bits), Rounding.TRN,
-                          Overflow.SAT, m=m, name="fprime_cast")
+        fprime = hw_cast(complement, 2 * fmt.frac_bits, FixedFormat(2, fmt.frac_bits), Rounding.TRN,
+                         Overflow.SAT, m=m, name="fprime_cast")
         # 0 <= 1 - a^2 <= 1: the sign bit of SQ(2, f) is always clear.
         return fprime[: fmt.frac_bits + 1]
     raise ValueError(f"unknown activation {activation!r}")
@@ -771,10 +657,10 @@ def lfsr_draw(m: Module, state):
     same GF(2) map as ``A^16`` (``model.arithmetic.lfsr_step`` 16 times), with a few word
     operations instead of a network of single-bit XORs.
     """
-    state = _share(m, state, "lfsr_state")
-    u = _wire(m, Cat(state[16:32] ^ state[6:22], state[0] ^ state[1], state[1]), "lfsr_u")
-    y = _wire(m, u ^ u.shift_right(1), "lfsr_y")
-    w = _wire(m, y ^ y.shift_right(3), "lfsr_w3")
-    w = _wire(m, w ^ w.shift_right(6), "lfsr_w6")
+    state = share(m, state, "lfsr_state")
+    u = wire(m, Cat(state[16:32] ^ state[6:22], state[0] ^ state[1], state[1]), "lfsr_u")
+    y = wire(m, u ^ u.shift_right(1), "lfsr_y")
+    w = wire(m, y ^ y.shift_right(3), "lfsr_w3")
+    w = wire(m, w ^ w.shift_right(6), "lfsr_w6")
     w = w ^ w.shift_right(12)
     return Cat(w[:STOCH_BITS], state[: LFSR_WIDTH - STOCH_BITS])

@@ -8,11 +8,10 @@ from __future__ import annotations
 from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from ssdfa.model.neuron_ops import ArithmeticConfig
 
-from .neuron_pe import _hw_cast
+from .building_blocks import hw_cast, index_width
 from .signatures import format_shape
 
 __all__ = ["OutputErrorUnit", "PredictionLayout", "class_shape"]
@@ -20,7 +19,7 @@ __all__ = ["OutputErrorUnit", "PredictionLayout", "class_shape"]
 
 def class_shape(outputs: int):
     """The shape of a class index ``0 .. outputs - 1`` (at least one bit)."""
-    return unsigned(max(1, ceil_log2(outputs)))
+    return unsigned(index_width(outputs))
 
 
 class PredictionLayout(data.StructLayout):
@@ -139,7 +138,7 @@ class OutputErrorUnit(wiring.Component):
         difference = Signal(signed(width))
         m.d.comb += difference.eq(a_value - Mux(target, C(1 << act.frac_bits, act.frac_bits + 1), 0))
         error = Signal(format_shape(cfg.error))
-        m.d.comb += error.eq(_hw_cast(difference, act.frac_bits, cfg.error, cfg.rounding, cfg.overflow))
+        m.d.comb += error.eq(hw_cast(difference, act.frac_bits, cfg.error, cfg.rounding, cfg.overflow))
         m.d.comb += self.e.payload.eq(error)
 
         # Running argmax: a later activation wins only when strictly larger (first on ties).

@@ -22,6 +22,7 @@ __all__ = [
     "Space",
     "format_shape",
     "ActivationLayout",
+    "HostPortSignature",
     "HostSignature",
     "host_data_width",
     "host_addr_width",
@@ -92,7 +93,71 @@ def host_addr_width(depth: int) -> int:
     return max(1, (depth - 1).bit_length())
 
 
-class HostSignature(wiring.Signature):
+class HostPortSignature(wiring.Signature):
+    """What every host port has, driven by the host: the members that select a unit (none
+    here), then an address space, an address, a write and a read.
+
+    The base of ``HostSignature`` (a PE's port) and of the layer's and the network's host
+    ports, which put their unit selects in front (``_selects``) and bring their own
+    enumeration of spaces. Every parameter must be a positive integer; two signatures are equal
+    when they are of the same class with the same parameters.
+
+    Members
+    -------
+    space : Out(space)
+        What ``addr`` refers to.
+    addr : Out(addr_width)
+    w_en, w_data : Out(1), Out(data_width)
+        Write at the next clock edge.
+    r_en : Out(1)
+    r_data : In(data_width)
+        The word read, one clock after ``r_en``, held until the next ``r_en``.
+
+    Parameters
+    ----------
+    space : enumeration shape
+        What ``addr`` can refer to.
+    **params : int
+        The port's parameters, ``addr_width`` and ``data_width`` among them, in the order that
+        ``repr`` names them.
+    """
+
+    def __init__(self, space, **params):
+        for name, value in params.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self._params = params
+        super().__init__({
+            **self._selects(),
+            "space": Out(space),
+            "addr": Out(params["addr_width"]),
+            "w_en": Out(1),
+            "w_data": Out(params["data_width"]),
+            "r_en": Out(1),
+            "r_data": In(params["data_width"]),
+        })
+
+    def _selects(self) -> dict:
+        """The members in front of ``space`` that select the unit addressed, from the parameters."""
+        return {}
+
+    @property
+    def addr_width(self) -> int:
+        return self._params["addr_width"]
+
+    @property
+    def data_width(self) -> int:
+        return self._params["data_width"]
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._params == self._params
+
+    def __repr__(self):
+        params = ", ".join(f"{name}={value}" for name, value in self._params.items())
+        return f"{type(self).__name__}({params})"
+
+
+class HostSignature(HostPortSignature):
     """A simple addressed read/write port, driven by the host (the PE declares ``In(...)``).
 
     Use it only while the receiver is idle (``busy`` low); accesses during a phase are ignored.
@@ -120,36 +185,4 @@ class HostSignature(wiring.Signature):
     """
 
     def __init__(self, *, addr_width: int, data_width: int):
-        for name, value in (("addr_width", addr_width), ("data_width", data_width)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self._addr_width = addr_width
-        self._data_width = data_width
-        super().__init__(
-            {
-                "space": Out(Space),
-                "addr": Out(addr_width),
-                "w_en": Out(1),
-                "w_data": Out(data_width),
-                "r_en": Out(1),
-                "r_data": In(data_width),
-            }
-        )
-
-    @property
-    def addr_width(self) -> int:
-        return self._addr_width
-
-    @property
-    def data_width(self) -> int:
-        return self._data_width
-
-    def __eq__(self, other):
-        return (
-            isinstance(other, HostSignature)
-            and other.addr_width == self.addr_width
-            and other.data_width == self.data_width
-        )
-
-    def __repr__(self):
-        return f"HostSignature(addr_width={self.addr_width}, data_width={self.data_width})"
+        super().__init__(Space, addr_width=addr_width, data_width=data_width)

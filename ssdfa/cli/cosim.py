@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from ._argtypes import natural_int, positive_int
+
 HELP = "co-simulate golden sets (or random configurations) against the generated Verilog"
 
 DESCRIPTION = """\
@@ -18,28 +20,8 @@ that does not build or hangs), 2 on bad input (a corrupted golden set, a bad opt
 EXIT_PASS, EXIT_MISMATCH = 0, 1
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
-    return value
-
-
-def _natural(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {value}")
-    return value
-
-
 def _stall(text: str) -> int:
-    value = _natural(text)
+    value = natural_int(text)
     if value > 255:
         raise argparse.ArgumentTypeError(f"expected 0..255 (a probability in 256ths), not {value}")
     return value
@@ -53,7 +35,7 @@ def register(subparsers) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--golden", type=Path, action="append", metavar="DIR",
                         help="a golden set directory (repeat to run several sets in one simulation)")
-    source.add_argument("--fuzz", type=_count, metavar="N", help="draw N random configurations and vector sets")
+    source.add_argument("--fuzz", type=positive_int, metavar="N", help="draw N random configurations and vector sets")
     source.add_argument("--network", action="store_true",
                         help="train the whole SSDFA network in RTL against the model (docs/network.md)")
     parser.add_argument("--sim", required=True, choices=SIMULATORS, help="the simulator")
@@ -67,13 +49,13 @@ def register(subparsers) -> None:
     parser.add_argument("--stall", type=_stall, default=0, metavar="L",
                         help="0..255: chance (in 256ths) of an idle clock before each input word and of a "
                              "low ready on each output stream (default 0)")
-    parser.add_argument("--seed", type=_natural, default=1, metavar="K",
+    parser.add_argument("--seed", type=natural_int, default=1, metavar="K",
                         help="--fuzz: the campaign seed (default 1); also seeds --stall")
-    parser.add_argument("--samples", type=_count, default=16, metavar="S",
+    parser.add_argument("--samples", type=positive_int, default=16, metavar="S",
                         help="--fuzz: samples per configuration (default 16)")
-    parser.add_argument("--first", type=_natural, default=0, metavar="I",
+    parser.add_argument("--first", type=natural_int, default=0, metavar="I",
                         help="--fuzz: start at configuration I of the seed's sequence (to replay one)")
-    parser.add_argument("--batch", type=_count, default=8, metavar="B",
+    parser.add_argument("--batch", type=positive_int, default=8, metavar="B",
                         help="--fuzz: configurations per simulation (one build each; default 8)")
     parser.add_argument("--mutate", choices=("swap-rounding", "swap-update-rounding"),
                         help="elaborate a deliberately broken DUT (one rounding mode swapped); the run must fail")

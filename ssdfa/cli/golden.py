@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._argtypes import natural_int, positive_int
+
 from ssdfa.errors import SsdfaError
 
 HELP = "generate a golden-vector set for one layer"
@@ -15,33 +17,13 @@ the hardware layer must reproduce to DIR (manifest.json and vectors.npz). The sa
 always give byte-identical files."""
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, not {value}")
-    return value
-
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser("golden", help=HELP, description=DESCRIPTION)
     parser.add_argument("--config", required=True, type=Path, metavar="CONFIG.toml",
                         help="layer configuration (see model/layer_config.py)")
-    parser.add_argument("--samples", required=True, type=_count, metavar="N", help="training samples, N >= 1")
+    parser.add_argument("--samples", required=True, type=positive_int, metavar="N", help="training samples, N >= 1")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write the set to")
-    parser.add_argument("--seed", type=_seed, metavar="K",
+    parser.add_argument("--seed", type=natural_int, metavar="K",
                         help="network seed, replacing the configuration's [modes] seed; it seeds the LFSRs "
                              "and the test data")
     parser.add_argument("--full-weights", action="store_true",

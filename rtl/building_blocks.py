@@ -1,0 +1,170 @@
+"""Small HDL building blocks shared by the RTL components: registers, named signals, comparisons,
+multiplexers, index widths, and the hardware form of the fixed-point cast.
+
+Most of them exist to keep the generated Verilog clean for Verilator's lint and fast in its
+simulation (docs/rtl.md §2). Section numbers (§) refer to docs/arithmetic.md.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import C, Array, Cat, Const, Module, Mux, ResetSignal, Signal, Value
+from amaranth.utils import ceil_log2
+
+from ssdfa.model.arithmetic import STOCH_BITS, FixedFormat, Overflow, Rounding
+
+__all__ = ["register", "wire", "share", "equals", "select", "index_width", "hw_cast"]
+
+
+# ------------------------------------------------------------------------------------------
+# Signals and registers
+# ------------------------------------------------------------------------------------------
+
+
+def register(m: Module, shape, name: str, init=0) -> tuple[Signal, Signal]:
+    """A register with the domain's synchronous reset, and the signal that sets its next value.
+
+    Assign the second signal in the combinational domain wherever the register would be
+    assigned in the synchronous one (the register keeps its value otherwise); the last
+    assignment wins, as for the register. The register itself is reset-less and takes
+    ``Mux(reset, init, next)``: the behaviour of a register with a reset, written so that only
+    that multiplexer reads the reset input. Verilator evaluates everything that a top-level
+    input (the reset) reaches on every call of the model, so the next-state logic itself stays
+    out of that region.
+    """
+    state = Signal(shape, name=name, init=init, reset_less=True)
+    next_value = Signal(shape, name=f"{name}_next")
+    m.d.comb += next_value.eq(state)
+    m.d.sync += state.eq(Mux(ResetSignal(), init, next_value))
+    return state, next_value
+
+
+def wire(m: Module, value, name: str) -> Signal:
+    """A named combinational signal carrying ``value``, so that its bits are shared, not re-built."""
+    value = Value.cast(value)
+    signal = Signal(value.shape(), name=name)
+    m.d.comb += signal.eq(value)
+    return signal
+
+
+def share(m: Module | None, value, name: str) -> Value:
+    """``value`` as a named signal if it is an expression: Amaranth's backend writes an
+    expression out again at each of its uses (nested uses multiply), a signal once. Without a
+    module, ``value`` itself."""
+    value = Value.cast(value)
+    if m is None or isinstance(value, (Signal, Const)):
+        return value
+    return wire(m, value, name)
+
+
+# ------------------------------------------------------------------------------------------
+# Comparisons, multiplexers and widths
+# ------------------------------------------------------------------------------------------
+
+
+def equals(value, constant) -> Value:
+    """``value == constant``, written as a reduction for zero: Amaranth's backend prints
+    ``x == 0`` as ``!x``, which Verilator's lint flags on a multi-bit ``x``.
+
+    ``value`` may be an enum-shaped view; ``constant`` an integer, an enum member or a value.
+    """
+    value = Value.cast(value)
+    constant = Value.cast(constant)
+    if isinstance(constant, Const) and constant.value == 0:
+        return ~value.any()
+    return value == constant
+
+
+def select(items, index):
+    """``items[index]`` as a multiplexer that covers every value of ``index`` (an index beyond
+    the items selects the last one), so that the Verilog case statement is complete: the items
+    are padded to a power of two, since Verilator's lint flags an incomplete case. A single item
+    is returned as it is, whatever the index."""
+    if len(items) == 1:
+        return items[0]
+    items = list(items) + [items[-1]] * ((1 << len(index)) - len(items))
+    return Array(items)[index]
+
+
+def index_width(count: int) -> int:
+    """Bits of an index into ``count`` items (at least 1, so that no signal is empty)."""
+    return max(1, ceil_log2(count))
+
+
+# ------------------------------------------------------------------------------------------
+# The fixed-point cast (§2, §3), combinational
+# ------------------------------------------------------------------------------------------
+
+
+def _extend(value, width: int):
+    """``value`` sign- or zero-extended to at least ``width`` bits, keeping its signedness."""
+    value = Value.cast(value)
+    extra = width - len(value)
+    if extra <= 0:
+        return value
+    if value.shape().signed:
+        return Cat(value, value[-1].replicate(extra)).as_signed()
+    return Cat(value, C(0, extra))
+
+
+def hw_cast(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, overflow: Overflow, draw=None,
+            *, m: Module | None = None, name: str = "cast"):
+    """Hardware ``cast`` (§2, §3): round ``value`` (``frac_bits`` fraction bits) into ``fmt``.
+
+    ``draw`` is the 16-bit LFSR draw for STOCH (§2.1). Returns a value of ``format_shape(fmt)``.
+    Given the module ``m``, intermediate values used more than once become signals named after
+    ``name`` (the same logic, written once: a smaller and faster simulation model).
+    """
+    value = share(m, value, f"{name}_in")
+    dropped = frac_bits - fmt.frac_bits
+    if dropped <= 0:
+        rounded = value.shift_left(-dropped)
+    else:
+        # Two spare bits above the dropped ones keep every slice below well defined.
+        value = share(m, _extend(value, dropped + 2), f"{name}_wide")
+        if rounding is Rounding.TRN:
+            rounded = value.shift_right(dropped)
+        elif rounding is Rounding.TRN_ZERO:
+            if value.shape().signed:
+                bias = Mux(value[-1], (1 << dropped) - 1, 0)
+                rounded = (value + bias).shift_right(dropped)
+            else:
+                rounded = value.shift_right(dropped)
+        elif rounding is Rounding.RND:
+            rounded = (value + (1 << (dropped - 1))).shift_right(dropped)
+        elif rounding is Rounding.RND_CONV:
+            floor = share(m, value.shift_right(dropped), f"{name}_floor")
+            rest = value[:dropped]
+            half = 1 << (dropped - 1)
+            round_up = (rest == half) & floor[0]  # a tie: to even
+            if dropped > 1:  # with one dropped bit nothing lies above one half
+                round_up = round_up | (rest > half)
+            rounded = floor + round_up
+        elif rounding is Rounding.STOCH:
+            if draw is None:
+                raise ValueError("a STOCH cast needs a draw")
+            if dropped >= STOCH_BITS:
+                offset = draw.shift_left(dropped - STOCH_BITS)
+            else:
+                offset = draw.shift_right(STOCH_BITS - dropped)
+            rounded = (value + offset).shift_right(dropped)
+        else:
+            raise ValueError(f"unknown rounding mode {rounding!r}")
+    return _overflow(share(m, rounded, f"{name}_rounded"), fmt, overflow, m=m, name=name)
+
+
+def _overflow(value, fmt: FixedFormat, overflow: Overflow, *, m: Module | None = None, name: str = "cast"):
+    """§3: WRAP keeps the low ``word`` bits; SAT clamps to the format's range."""
+    value = share(m, _extend(value, fmt.word), f"{name}_rounded")
+    shape = value.shape()
+    if overflow is Overflow.SAT:
+        low = -(1 << (shape.width - 1)) if shape.signed else 0
+        high = (1 << (shape.width - 1)) - 1 if shape.signed else (1 << shape.width) - 1
+        # Compare only where the value can be out of range (no constant-result comparisons).
+        if high > fmt.max_raw:
+            value = share(m, Mux(value > fmt.max_raw, fmt.max_raw, value), f"{name}_below_max")
+        if low < fmt.min_raw:
+            value = Mux(value < fmt.min_raw, fmt.min_raw, value)
+    elif overflow is not Overflow.WRAP:
+        raise ValueError(f"unknown overflow mode {overflow!r}")
+    bits = value[: fmt.word]
+    return bits.as_signed() if fmt.signed else bits

@@ -1,0 +1,29 @@
+"""argparse ``type=`` converters shared by the subcommands.
+
+Each raises ``argparse.ArgumentTypeError`` naming the bad value, which the parser turns into one
+error line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _integer_at_least(text: str, least: int, wanted: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {wanted}, not {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {wanted}, not {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A count: an integer >= 1."""
+    return _integer_at_least(text, 1, "a positive integer")
+
+
+def natural_int(text: str) -> int:
+    """A seed or an index: an integer >= 0."""
+    return _integer_at_least(text, 0, "a non-negative integer")
