@@ -3,7 +3,8 @@
 Network 784-100-10 (SSDFA, relu, 16-bit formats), synthetic data of MNIST's shape: 784 features
 in [0, 1], of which about 19% are non-zero (MNIST's share), labelled into 10 classes by a random
 linear teacher. Every figure is CPU time per
-training sample (``time.process_time``, best of a few repeats), measured in this one run:
+training sample (``time.process_time``, best of a few rounds, each round timing every side once,
+one after the other), measured in this one run:
 
 - fixed point (16-bit words, RND or STOCH update rounding) against float32 at batch 64 and 1;
 - STOCH against RND;
@@ -46,14 +47,26 @@ def synthetic_mnist(samples: int, density: float, seed: int = 0) -> tuple[np.nda
     return x, np.argmax(x @ teacher, axis=1)
 
 
-def per_sample(step, samples: int, batch: int, repeats: int) -> float:
-    """Best CPU seconds per sample over ``repeats`` passes of ``samples`` samples."""
-    best = float("inf")
+def timed_pass(step, samples: int, batch: int) -> float:
+    """CPU seconds per sample of one pass of ``samples`` samples."""
+    started = time.process_time()
+    for start in range(0, samples, batch):
+        step(start, batch)
+    return (time.process_time() - started) / samples
+
+
+def best_interleaved(steps: dict, samples: int, batch: int, repeats: int) -> dict:
+    """Best CPU seconds per sample of each side over ``repeats`` rounds.
+
+    Each round times one pass of every side, one after the other, so that all sides see the
+    same machine load (on a shared machine it drifts over seconds; timing one side's repeats
+    and then the next side's would fold that drift into their ratio). The best pass counts:
+    other jobs only ever add time.
+    """
+    best = {name: float("inf") for name in steps}
     for _ in range(repeats):
-        started = time.process_time()
-        for start in range(0, samples, batch):
-            step(start, batch)
-        best = min(best, (time.process_time() - started) / samples)
+        for name, step in steps.items():
+            best[name] = min(best[name], timed_pass(step, samples, batch))
     return best
 
 
@@ -68,26 +81,25 @@ def measure(batch: int, density: float, samples: int, repeats: int) -> dict:
     x, y = synthetic_mnist(samples, density)
     floating = FloatNetwork(spec, dtype=np.float32, lr=2.0**-SHIFT)
     floating.train_batch(x[:batch], y[:batch])  # warm-up
-    times = {
-        "float32": per_sample(lambda i, b: floating.train_batch(x[i : i + b], y[i : i + b]), samples, batch, repeats)
-    }
-    if not all(np.isfinite(w).all() for w in floating.weights):
-        raise RuntimeError("float32 training diverged: the timing would not be representative")
+    steps = {"float32": lambda i, b: floating.train_batch(x[i : i + b], y[i : i + b])}
     shift = SHIFT + int(np.log2(batch))
     for rounding in (Rounding.RND, Rounding.STOCH):
         fixed = FixedNetwork(spec, ArithmeticConfig(update_rounding=rounding, shift=shift), batch=batch)
         raw = fixed.quantize_inputs(x).astype(fixed.dtype)
         fixed.train_batch(raw[:batch], y[:batch])  # warm-up: LFSR tables and stream
-        times[rounding.name] = per_sample(
-            lambda i, b: fixed.train_batch(raw[i : i + b], y[i : i + b]), samples, batch, repeats
-        )
+        steps[rounding.name] = lambda i, b, fixed=fixed, raw=raw: fixed.train_batch(raw[i : i + b], y[i : i + b])
+    times = best_interleaved(steps, samples, batch, repeats)
+    if not all(np.isfinite(w).all() for w in floating.weights):
+        raise RuntimeError("float32 training diverged: the timing would not be representative")
     return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2048, help="samples per timed pass (default 2048)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed passes; the best counts (default 5)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="rounds, each timing one pass of every side; the best counts (default 5)"
+    )
     args = parser.parse_args()
 
     rows = []

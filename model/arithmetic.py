@@ -24,6 +24,8 @@ __all__ = [
     "Overflow",
     "FixedFormat",
     "cast",
+    "cast_plan",
+    "CastPlan",
     "quantize",
     "stochastic_offsets",
     "LFSR_WIDTH",
@@ -222,6 +224,9 @@ def cast(
     Returns
     -------
     Raw values in ``fmt``, same dtype as ``raw`` (``out`` when given).
+
+    The steps themselves are those of a ``CastPlan``: this function checks its arguments and
+    runs the plan of its parameters, so there is one implementation of every mode.
     """
     raw = np.asarray(raw)
     if raw.ndim == 0:
@@ -237,89 +242,32 @@ def cast(
         raw = raw.astype(np.int64)
     if out is not None and (out.shape != raw.shape or out.dtype != raw.dtype):
         raise ValueError(f"cast: out must be a {raw.dtype} array of shape {raw.shape}, not {out.dtype} {out.shape}")
-    discarded = frac_bits - fmt.frac_bits
-    if rounding is Rounding.STOCH and random_bits is None:
-        raise ValueError("Rounding.STOCH needs random_bits (one LFSR draw per value)")
-    if discarded == 0:
-        # Nothing to round; only the overflow mode applies.
-        if out is None:
-            value = raw.copy()
-        else:
-            value = out
-            if out is not raw:
-                np.copyto(out, raw)
-    elif discarded < 0:
-        # Gaining fraction bits is exact; every rounding mode agrees.
-        if is_float:
-            value = np.multiply(raw, _pow2(-discarded), out=out)
-        else:
-            value = np.left_shift(raw, -discarded, out=out)
-    elif is_float:
-        value = _round_float(raw, discarded, rounding, random_bits, out)
-    else:
-        value = _round_int(raw, discarded, rounding, random_bits, out)
-    return _overflow(value, fmt, overflow, is_float)
-
-
-def _round_float(raw, d: int, rounding: Rounding, random_bits, out):
-    # Multiplying by 2**-d is exact in float64, and so are floor/ceil/rint/trunc of the result.
-    # Each step writes into one fresh array (or ``out``) instead of allocating a new one.
-    scale = _pow2(-d)
     if rounding is Rounding.STOCH:
-        bits = np.asarray(random_bits)
-        if d >= STOCH_BITS and bits.dtype.kind in "ui" and out is not None:
-            # floor((raw + r 2**(d-16)) 2**-d) = floor((raw 2**(16-d) + r) 2**-16): every step
-            # is exact (the sum is the same integer < 2**53, scaled by a power of two), and the
-            # draws are added straight from their integer dtype, without an offsets array.
-            value = np.multiply(raw, _pow2(STOCH_BITS - d), out=out)
-            value += bits
-            value *= _pow2(-STOCH_BITS)
-            return np.floor(value, out=value)
-        offsets = _float_offsets(bits, d)
-        if out is None and offsets.shape == raw.shape:
-            out = offsets  # a fresh array: add into it
-        value = np.add(raw, offsets, out=out)
-        value *= scale
-        return np.floor(value, out=value)
-    value = np.multiply(raw, scale, out=out)
-    if rounding is Rounding.TRN:
-        return np.floor(value, out=value)
-    if rounding is Rounding.TRN_ZERO:
-        return np.trunc(value, out=value)
-    if rounding is Rounding.RND:
-        value += 0.5
-        return np.floor(value, out=value)
-    if rounding is Rounding.RND_CONV:
-        return np.rint(value, out=value)  # IEEE round-half-to-even
-    raise ValueError(f"unknown rounding mode {rounding!r}")
+        if random_bits is None:
+            raise ValueError("Rounding.STOCH needs random_bits (one LFSR draw per value)")
+        random_bits = np.asarray(random_bits)
+        if out is None and random_bits.shape != raw.shape:
+            # Draws of a larger broadcast shape give a result of that shape.
+            raw = np.broadcast_to(raw, np.broadcast_shapes(raw.shape, random_bits.shape))
+    return cast_plan(frac_bits, fmt, rounding, overflow, is_float)(raw, random_bits, out=out)
 
 
-def _round_int(raw, d: int, rounding: Rounding, random_bits, out):
-    if rounding is Rounding.TRN:
-        return np.right_shift(raw, d, out=out)
-    if rounding is Rounding.TRN_ZERO:
-        return _into(np.where(raw < 0, -((-raw) >> d), raw >> d), out)
-    if rounding is Rounding.RND:
-        value = np.add(raw, 1 << (d - 1), out=out)
-        value >>= d
-        return value
-    if rounding is Rounding.RND_CONV:
-        floor = raw >> d
-        remainder = raw & ((1 << d) - 1)
-        half = 1 << (d - 1)
-        return _into(floor + ((remainder > half) | ((remainder == half) & (floor & 1 == 1))), out)
-    if rounding is Rounding.STOCH:
-        value = np.add(raw, stochastic_offsets(random_bits, d), out=out)
-        value >>= d
-        return value
-    raise ValueError(f"unknown rounding mode {rounding!r}")
+def cast_plan(
+    frac_bits: int, fmt: FixedFormat, rounding: Rounding, overflow: Overflow, is_float: bool, value_range=None
+) -> CastPlan:
+    """The ``CastPlan`` of these parameters, built once and reused (plans are immutable)."""
+    key = (int(frac_bits), fmt, rounding, overflow, bool(is_float), None if value_range is None else tuple(value_range))
+    try:
+        return _PLANS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable mode: let the plan refuse it
+        return CastPlan(frac_bits, fmt, rounding, overflow, is_float, value_range)
+    plan = _PLANS[key] = CastPlan(frac_bits, fmt, rounding, overflow, is_float, value_range)
+    return plan
 
 
-def _into(value, out):
-    if out is None:
-        return value
-    np.copyto(out, value)
-    return out
+_PLANS: dict = {}
 
 
 try:
@@ -333,22 +281,254 @@ except ImportError:  # NumPy 1.x
         _clip = np.clip
 
 
-def _overflow(value, fmt: FixedFormat, overflow: Overflow, is_float: bool):
-    # ``value`` is a fresh array or the caller's ``out``: overwrite it in place.
-    if overflow is Overflow.SAT:
-        return _clip(value, fmt.min_raw, fmt.max_raw, out=value)
-    if overflow is Overflow.WRAP:
-        span = 1 << fmt.word
+class CastPlan:
+    """One ``cast`` (§2, §3) with its parameters fixed: the NumPy steps are chosen once.
+
+    ``cast`` runs a plan on every call; the training loop keeps plans to skip the argument
+    handling, which costs more than the arithmetic on small arrays. A plan checks nothing
+    about its arguments: ``raw`` (and ``out``) must be int64 arrays for an integer plan and
+    float64 arrays for a float plan, ``random_bits`` of ``raw``'s shape (or broadcastable to
+    it) for STOCH.
+
+    Parameters
+    ----------
+    frac_bits, fmt, rounding, overflow
+        As for ``cast``.
+    is_float : bool
+        Whether raw values are float64 (holding integers) or int64.
+    value_range : (int, int), optional
+        Bounds that every raw input is known to lie within (raw units, ``frac_bits`` fraction
+        bits). When every rounded value of that range fits ``fmt``, the overflow step is the
+        identity and is left out (``overflow_needed`` is then False); a STOCH float plan with
+        d < 16 also leaves out clearing the draws' unused bits when the bounds keep the sum
+        exact without it (see ``_stoch_float``).
+
+    Attributes
+    ----------
+    discarded : int
+        d = frac_bits - fmt.frac_bits, the fraction bits dropped.
+    prescale : float or None
+        Float plans: the exact power of two that the plan first multiplies ``raw`` by (1.0 when
+        it does not). A caller may fold that multiplication into an earlier exact product (a
+        power of two only moves the exponent) and pass ``prescaled=True``. None for int plans.
+    """
+
+    def __init__(
+        self, frac_bits: int, fmt: FixedFormat, rounding: Rounding, overflow: Overflow, is_float: bool, value_range=None
+    ) -> None:
+        if not isinstance(overflow, Overflow):
+            raise ValueError(f"unknown overflow mode {overflow!r}")
+        d = int(frac_bits) - fmt.frac_bits
+        if d > 0 and not isinstance(rounding, Rounding):
+            raise ValueError(f"unknown rounding mode {rounding!r}")
+        self.discarded = d
+        self.fmt = fmt
+        self.rounding = rounding
+        self.overflow = overflow
+        self.is_float = bool(is_float)
+        self._min, self._max = fmt.min_raw, fmt.max_raw
+        # Bounds of the array's own kind: clip then needs no conversion (the same values: NumPy
+        # would convert the integers to float64 itself).
+        self._low, self._high = (float(self._min), float(self._max)) if is_float else (self._min, self._max)
+        self._span = 1 << fmt.word
+        self.overflow_needed = value_range is None or not self._rounded_range_fits(*value_range)
+        self._value_bound = None if value_range is None else max(abs(int(v)) for v in value_range)
+        self.prescale = None
         if is_float:
-            value -= fmt.min_raw
-            np.mod(value, float(span), out=value)
-            value += fmt.min_raw
+            self._round, self.prescale = self._float_step(d, rounding)
+        else:
+            self._round = self._int_step(d, rounding)
+        if not self.overflow_needed:
+            self._limit = None
+        elif overflow is Overflow.SAT:
+            self._limit = self._saturate
+        else:
+            self._limit = self._wrap_float if is_float else self._wrap_int
+
+    def __call__(self, raw, random_bits=None, *, out=None, prescaled: bool = False):
+        """Cast ``raw`` (into ``out`` when given; ``out`` may be ``raw``).
+
+        ``prescaled``: ``raw`` was already multiplied by ``prescale`` (float plans only).
+        """
+        value = self._round(raw, random_bits, out, prescaled)
+        if self._limit is None:
             return value
-        value -= fmt.min_raw
-        value &= span - 1
-        value += fmt.min_raw
+        return self._limit(value)
+
+    def _rounded_range_fits(self, low: int, high: int) -> bool:
+        """Whether every value of [low, high], rounded by any mode, lies within ``fmt``.
+
+        Every mode gives floor(v / 2**d) or ceil(v / 2**d): STOCH adds an offset below 2**d
+        before flooring, RND half of it.
+        """
+        d = self.discarded
+        if d > 0:
+            low, high = low >> d, -((-high) >> d)
+        else:
+            low, high = low << -d, high << -d
+        return self._min <= low and high <= self._max
+
+    # -- rounding steps: each returns the rounded values, in ``out`` when given ----------------
+
+    def _float_step(self, d: int, rounding: Rounding):
+        """The rounding step of a float plan and its prescale."""
+        if d == 0:
+            return self._keep, 1.0
+        if d < 0:
+            # Gaining fraction bits is exact; every rounding mode agrees.
+            return self._scale_only, _pow2(-d)
+        self._down = _pow2(-d)
+        if rounding is Rounding.STOCH:
+            self._stoch_scale = _pow2(-STOCH_BITS)
+            # d < STOCH_BITS: the draw's low 16 - d bits are unused (§2.1); a mask clears them.
+            self._unused_bits = max(STOCH_BITS - d, 0)
+            self._draw_mask = ((1 << STOCH_BITS) - 1) >> self._unused_bits << self._unused_bits
+            if self._unused_bits and self._value_bound is not None:
+                # Unmasked, the low bits cannot carry into the kept ones (raw 2**(16-d) has
+                # them all 0), so the mask only matters for exactness: the sum must stay an
+                # integer below 2**53, as it does when raw is small enough.
+                if (self._value_bound << self._unused_bits) + (1 << STOCH_BITS) <= 1 << FLOAT_EXACT_BITS:
+                    self._unused_bits = 0
+            return self._stoch_float, _pow2(STOCH_BITS - d)
+        steps = {
+            Rounding.TRN: self._trn_float,
+            Rounding.TRN_ZERO: self._trn_zero_float,
+            Rounding.RND: self._rnd_float,
+            Rounding.RND_CONV: self._rnd_conv_float,
+        }
+        return steps[rounding], self._down
+
+    @staticmethod
+    def _start(raw, out, scale: float, prescaled: bool):
+        """raw * scale into ``out`` (a new array when None), or raw itself when already scaled."""
+        if not prescaled:
+            return np.multiply(raw, scale, out=out)
+        if out is raw:
+            return raw
+        if out is None:
+            return raw.copy()
+        np.copyto(out, raw)
+        return out
+
+    def _keep(self, raw, random_bits, out, prescaled):
+        # Nothing to round; only the overflow mode applies.
+        return self._start(raw, out, 1.0, True)
+
+    def _scale_only(self, raw, random_bits, out, prescaled):
+        return self._start(raw, out, self.prescale, prescaled)
+
+    # Multiplying by 2**-d is exact in float64, and so are floor/ceil/rint/trunc of the result.
+    # Each step writes into one fresh array (or ``out``) instead of allocating a new one.
+
+    def _trn_float(self, raw, random_bits, out, prescaled):
+        value = self._start(raw, out, self._down, prescaled)
+        return np.floor(value, out=value)
+
+    def _trn_zero_float(self, raw, random_bits, out, prescaled):
+        value = self._start(raw, out, self._down, prescaled)
+        return np.trunc(value, out=value)
+
+    def _rnd_float(self, raw, random_bits, out, prescaled):
+        value = self._start(raw, out, self._down, prescaled)
+        value += 0.5
+        return np.floor(value, out=value)
+
+    def _rnd_conv_float(self, raw, random_bits, out, prescaled):
+        value = self._start(raw, out, self._down, prescaled)
+        return np.rint(value, out=value)  # IEEE round-half-to-even
+
+    def _stoch_float(self, raw, random_bits, out, prescaled):
+        # floor((raw + offset) 2**-d) = floor((raw 2**(16-d) + r') 2**-16), where r' = offset
+        # 2**(16-d) is the draw r itself when d >= 16 (offset = r 2**(d-16)) and r with its
+        # unused low bits cleared when d < 16 (offset = r >> (16-d)). Every step is exact: the
+        # sum is (raw + offset) 2**(16-d), an integer below 2**53 times a power of two. The
+        # draws are added straight from their integer dtype, without an offsets array. (With
+        # a small enough ``value_range`` the unused bits may stay: raw 2**(16-d) has those bits
+        # all 0, so they cannot carry into the kept ones, and the sum stays below 2**53.)
+        value = self._start(raw, out, self.prescale, prescaled)
+        value += self._scaled_offsets(random_bits)
+        value *= self._stoch_scale
+        return np.floor(value, out=value)
+
+    def _scaled_offsets(self, random_bits):
+        """r' = offset * 2**(16-d) of every draw (see ``_stoch_float``)."""
+        if not self._unused_bits:
+            return random_bits
+        if random_bits.dtype.kind in "ui":
+            return np.bitwise_and(random_bits, self._draw_mask)
+        # Float draws (integers held in floats): drop the unused bits by flooring.
+        return np.floor(random_bits * _pow2(-self._unused_bits)) * _pow2(self._unused_bits)
+
+    def _int_step(self, d: int, rounding: Rounding):
+        """The rounding step of an int64 plan."""
+        if d == 0:
+            return self._keep_int
+        if d < 0:
+            self._up = -d
+            return self._shift_up_int
+        steps = {
+            Rounding.TRN: self._trn_int,
+            Rounding.TRN_ZERO: self._trn_zero_int,
+            Rounding.RND: self._rnd_int,
+            Rounding.RND_CONV: self._rnd_conv_int,
+            Rounding.STOCH: self._stoch_int,
+        }
+        return steps[rounding]
+
+    def _keep_int(self, raw, random_bits, out, prescaled):
+        return self._start(raw, out, 1, True)
+
+    def _shift_up_int(self, raw, random_bits, out, prescaled):
+        return np.left_shift(raw, self._up, out=out)
+
+    def _trn_int(self, raw, random_bits, out, prescaled):
+        return np.right_shift(raw, self.discarded, out=out)
+
+    def _trn_zero_int(self, raw, random_bits, out, prescaled):
+        d = self.discarded
+        return _into(np.where(raw < 0, -((-raw) >> d), raw >> d), out)
+
+    def _rnd_int(self, raw, random_bits, out, prescaled):
+        d = self.discarded
+        value = np.add(raw, 1 << (d - 1), out=out)
+        value >>= d
         return value
-    raise ValueError(f"unknown overflow mode {overflow!r}")
+
+    def _rnd_conv_int(self, raw, random_bits, out, prescaled):
+        d = self.discarded
+        floor = raw >> d
+        remainder = raw & ((1 << d) - 1)
+        half = 1 << (d - 1)
+        return _into(floor + ((remainder > half) | ((remainder == half) & (floor & 1 == 1))), out)
+
+    def _stoch_int(self, raw, random_bits, out, prescaled):
+        value = np.add(raw, stochastic_offsets(random_bits, self.discarded), out=out)
+        value >>= self.discarded
+        return value
+
+    # -- overflow steps (§3): ``value`` is a fresh array or the caller's ``out`` ---------------
+
+    def _saturate(self, value):
+        return _clip(value, self._low, self._high, out=value)
+
+    def _wrap_float(self, value):
+        value -= self._min
+        np.mod(value, float(self._span), out=value)
+        value += self._min
+        return value
+
+    def _wrap_int(self, value):
+        value -= self._min
+        value &= self._span - 1
+        value += self._min
+        return value
+
+
+def _into(value, out):
+    if out is None:
+        return value
+    np.copyto(out, value)
+    return out
 
 
 def quantize(real, fmt: FixedFormat) -> np.ndarray:
@@ -458,15 +638,26 @@ def _draw_tables(count: int) -> tuple[np.ndarray, np.ndarray]:
     return draw_table, state_table
 
 
-#: Streaming generation (§8.2): a draw is 16 consecutive output bits of the LFSR, and the output
-#: bits obey b_t = XOR of b_(t - lag) over the lags LFSR_TAPS. Squaring in GF(2) turns this into
-#: b_t = XOR of b_(t - lag * 2**k) for every k, so with blocks of 2**13 bits (512 draws) a block
-#: is the XOR of the blocks 1, 2, 22 and 32 before it: three XORs produce 512 draws per neuron.
-_BLOCK_DRAWS = 512
+#: Streaming generation (§8.2). A neuron's draws d_n obey the linear recurrence
+#: d_n = d_(n-1140) ^ d_(n-1258) ^ d_(n-1275) ^ d_(n-1754): in GF(2)[A] (A = one LFSR step,
+#: minimal polynomial LFSR_TAPS, irreducible) 1 + x^1140 + x^1258 + x^1275 + x^1754 with x = A^16
+#: is zero, found by a meet-in-the-middle search among five-term relations whose shortest lag
+#: exceeds 1024 (a test checks the relation against the tables). Since every lag is at least
+#: 1140 draws, up to 1140 new draws of every neuron are three XORs of earlier rows, and the
+#: stream needs only the last 1754 draws, which stay in cache (the taps' own relation, squared
+#: to lags of whole 512-draw blocks, reads 32 blocks back: nine times as far).
+_STREAM_LAGS = (1140, 1258, 1275, 1754)
+#: Draws the recurrence reads back: the longest lag.
+_STREAM_HISTORY = _STREAM_LAGS[-1]
+#: Draws per neuron one XOR pass can produce: the shortest lag.
+_STREAM_CHUNK = _STREAM_LAGS[0]
+#: The stream's buffer holds this many histories: rows are moved back to its front when it is
+#: full, so a larger buffer moves them less often but spreads the writes over more memory.
+_STREAM_BUFFER_HISTORIES = 4
 #: A stream starts once a bank is asked for this many draws at once; smaller one-off requests
 #: use the tables alone.
 _STREAM_MIN_COUNT = 32
-#: Draws per table call while a stream fills its first 32 blocks (a small, fast-built table).
+#: Draws per table call while a stream fills its history (a small, fast-built table).
 _STREAM_SEED_DRAWS = 128
 
 
@@ -482,6 +673,10 @@ class LfsrBank:
     ----------
     states : numpy.ndarray
         uint64 (neurons,): every LFSR's current state (after the draws taken so far).
+
+    Large requests are served from a stream (see ``_STREAM_LAGS``) held draw by draw with the
+    neurons side by side, (draws, neurons) "rows", so that a step's draws of chosen weights
+    are whole rows.
     """
 
     def __init__(self, seeds) -> None:
@@ -494,15 +689,22 @@ class LfsrBank:
 
     @property
     def states(self) -> np.ndarray:
-        return self._states
+        if self._rows is None:
+            return self._states
+        return self._stream_states()
 
     @states.setter
     def states(self, value) -> None:
         self._states = np.array(value, dtype=np.uint64)
-        # Draws generated ahead of the states (see ``draw``); none yet.
-        self._stream = None
-        self._cursor = 0
-        self._filled = 0
+        # Draws generated ahead of the states (see ``draw_rows``); none yet.
+        self._rows = None
+        self._origin = 0  # stream index of row 0 of ``_rows``
+        self._cursor = 0  # rows served (the next row to serve)
+        self._filled = 0  # rows generated
+
+    @property
+    def neurons(self) -> int:
+        return self._states.size
 
     @classmethod
     def for_layer(cls, layer_seed: int, neurons: int) -> LfsrBank:
@@ -512,86 +714,119 @@ class LfsrBank:
         """The next ``count`` draws of every neuron, shape (neurons, count), dtype uint16.
 
         Equivalent to calling ``lfsr_step`` STOCH_BITS times per draw and keeping the low
-        STOCH_BITS bits. Computed with precomputed leap-ahead tables, and for repeated large
-        requests with a stream of blocks generated ahead (see ``_BLOCK_DRAWS``); ``states``
-        is always the state after exactly the ``count`` draws.
+        STOCH_BITS bits. ``states`` is always the state after exactly the ``count`` draws.
 
         ``positions`` (indices in ``0 .. count - 1``) returns only those columns,
         ``draw(count)[:, positions]``; every LFSR still advances by ``count`` draws.
+        The result is the transpose of ``draw_rows``'s (a new array, seen as (neurons, count)).
+        """
+        return self.draw_rows(count, positions).T
+
+    def draw_rows(self, count: int, positions=None) -> np.ndarray:
+        """``draw(count, positions)`` transposed: a new (count or len(positions), neurons) array.
+
+        Row k holds every neuron's draw k (or ``positions[k]``): the layout of the transposed
+        weight steps the training loop rounds. Computed with precomputed leap-ahead tables,
+        and for large requests with the stream (see ``_STREAM_LAGS``).
         """
         if count == 0:
-            return np.zeros((self._states.size, 0 if positions is None else len(positions)), dtype=np.uint16)
-        if self._stream is None and count < _STREAM_MIN_COUNT:
+            return np.zeros((0 if positions is None else len(positions), self.neurons), dtype=np.uint16)
+        if self._rows is None and count < _STREAM_MIN_COUNT:
             draws, self._states = _table_draws(self._states, count)
-            return draws if positions is None else draws[:, np.asarray(positions, dtype=np.intp)]
-        if self._stream is None:
+            return draws.T if positions is None else draws.T[np.asarray(positions, dtype=np.intp)]
+        if self._rows is None:
             self._start_stream()
-        while self._filled * _BLOCK_DRAWS - self._cursor < count:
-            self._extend_stream(count)
+        self._generate(count)
+        start = self._cursor
         if positions is None:
-            draws = self._served(self._cursor, count)
-            last_two = draws[:, -2:]
+            rows = self._rows[start : start + count].copy()
         else:
-            # (positions, neurons) gathered straight from the blocks, seen as (neurons, positions).
-            where = np.asarray(positions, dtype=np.intp) + self._cursor
-            draws = self._stream[where // _BLOCK_DRAWS, :, where % _BLOCK_DRAWS].T
-            last_two = self._served(self._cursor + max(count - 2, 0), min(count, 2))
-        self._cursor += count
-        # The state holds the last 32 output bits: the last two draws.
-        if count == 1:
-            state = (self._states & np.uint64(0xFFFF)).astype(np.uint32)
-        else:
-            state = last_two[:, -2].astype(np.uint32)
-        state <<= STOCH_BITS
-        state |= last_two[:, -1]
-        self._states = state.astype(np.uint64)
-        return draws
+            # A view starting at the cursor: the positions index it without an offset.
+            rows = self._rows[start:].take(positions, axis=0)
+        self._cursor = start + count
+        return rows
 
-    def _served(self, start: int, count: int) -> np.ndarray:
-        """Stream draws ``start .. start + count - 1`` as a new (neurons, count) array."""
-        first, offset = divmod(start, _BLOCK_DRAWS)
-        last = (start + count - 1) // _BLOCK_DRAWS
-        if first == last:
-            return self._stream[first, :, offset : offset + count].copy()
-        # (blocks, neurons, draws) -> (neurons, blocks * draws): one copy, then a view.
-        chunk = self._stream[first : last + 1].transpose(1, 0, 2).reshape(self._states.size, -1)
-        return chunk[:, offset : offset + count]
+    def step_rows(self, count: int, leading: int = 0, positions=None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``count`` draws of one training step (§5.3) split as the training loop uses them:
+        the first ``leading`` rows (a hidden layer's delta draws), then of the other rows those
+        at ``positions`` (indices counted from the first of them; all rows when None).
+
+        Returns (leading rows, other rows), ``draw_rows`` layout. Either may be a read-only
+        view into the stream, valid until this bank's next draw: use them at once.
+        """
+        if self._rows is None and count < _STREAM_MIN_COUNT:
+            rows = self.draw_rows(count)
+            return rows[:leading], (rows[leading:] if positions is None else rows[leading:][positions])
+        if self._rows is None:
+            self._start_stream()
+        if self._filled < self._cursor + count:
+            self._generate(count)
+        start = self._cursor
+        self._cursor = start + count
+        head = self._rows[start : start + leading]
+        if positions is None:
+            rest = self._rows[start + leading : start + count]
+        else:
+            rest = self._rows[start + leading :].take(positions, axis=0)
+        head.flags.writeable = rest.flags.writeable = False
+        return head, rest
+
+    def _stream_states(self) -> np.ndarray:
+        """The states after the draws served so far: a state holds its last 32 output bits, the
+        last two draws (the first draw's high half comes from the state the stream started at)."""
+        served = self._origin + self._cursor
+        if served == 0:
+            return self._states.copy()
+        last = self._rows[self._cursor - 1].astype(np.uint64)
+        if served == 1:
+            before = self._states & np.uint64(0xFFFF)
+        else:
+            before = self._rows[self._cursor - 2].astype(np.uint64)
+        return (before << np.uint64(STOCH_BITS)) | last
 
     def _start_stream(self) -> None:
-        """Fill the first 32 blocks from the current states with the tables."""
-        history = LFSR_TAPS[0]
-        # Blocks are the leading axis: a block of every neuron is one contiguous array.
-        self._stream = np.empty((2 * history, self._states.size, _BLOCK_DRAWS), dtype=np.uint16)
-        state = self._states
-        per_block = _BLOCK_DRAWS // _STREAM_SEED_DRAWS
-        for call in range(history * per_block):
-            block, part = divmod(call, per_block)
-            columns = slice(part * _STREAM_SEED_DRAWS, (part + 1) * _STREAM_SEED_DRAWS)
-            self._stream[block, :, columns], state = _table_draws(state, _STREAM_SEED_DRAWS)
-        self._cursor = 0
-        self._filled = history
+        """Fill the history from the current states with the tables."""
+        seeded = -(-_STREAM_HISTORY // _STREAM_SEED_DRAWS) * _STREAM_SEED_DRAWS
+        self._rows = np.empty((_STREAM_BUFFER_HISTORIES * seeded, self.neurons), dtype=np.uint16)
+        state = self._states  # kept: the states at the start of the stream
+        for start in range(0, seeded, _STREAM_SEED_DRAWS):
+            draws, state = _table_draws(state, _STREAM_SEED_DRAWS)
+            self._rows[start : start + _STREAM_SEED_DRAWS] = draws.T
+        self._origin = self._cursor = 0
+        self._filled = seeded
 
-    def _extend_stream(self, count: int) -> None:
-        """Append one block: the XOR of the blocks LFSR_TAPS before it."""
-        history = LFSR_TAPS[0]
-        if self._filled == self._stream.shape[0]:
-            # Keep the unserved draws and the 32 blocks the recurrence reads; drop the rest.
-            keep = min(self._cursor // _BLOCK_DRAWS, self._filled - history)
-            needed = self._filled - keep + 1 + -(-count // _BLOCK_DRAWS)
-            if needed > self._stream.shape[0]:
-                grown = np.empty((2 * needed,) + self._stream.shape[1:], dtype=np.uint16)
-                grown[: self._filled - keep] = self._stream[keep : self._filled]
-                self._stream = grown
-            else:
-                self._stream[: self._filled - keep] = self._stream[keep : self._filled]
-            self._cursor -= keep * _BLOCK_DRAWS
-            self._filled -= keep
-        end = self._filled
-        block = self._stream[end]
-        np.bitwise_xor(self._stream[end - LFSR_TAPS[0]], self._stream[end - LFSR_TAPS[1]], out=block)
-        for lag in LFSR_TAPS[2:]:
-            block ^= self._stream[end - lag]
-        self._filled = end + 1
+    def _generate(self, count: int) -> None:
+        """Extend the stream until it holds the next ``count`` draws, a whole chunk at a time
+        (fewer, larger XOR passes)."""
+        rows, lags = self._rows, _STREAM_LAGS
+        while self._filled < self._cursor + count:
+            if self._filled + _STREAM_CHUNK > rows.shape[0]:
+                self._make_room()
+                rows = self._rows
+            first = self._filled
+            last = first + _STREAM_CHUNK
+            new = rows[first:last]
+            # Oldest rows first: the newest, read last, are the likeliest to be in cache.
+            np.bitwise_xor(rows[first - lags[-1] : last - lags[-1]], rows[first - lags[-2] : last - lags[-2]], out=new)
+            for lag in lags[-3::-1]:
+                new ^= rows[first - lag : last - lag]
+            self._filled = last
+
+    def _make_room(self) -> None:
+        """Move the rows still needed to the front, growing the buffer if they and one more
+        chunk do not fit: the history the recurrence reads, the rows not yet served, and the
+        last two served rows, which make up the states."""
+        keep = max(0, min(self._cursor - 2, self._filled - _STREAM_HISTORY))
+        kept = self._filled - keep
+        if kept + _STREAM_CHUNK > self._rows.shape[0]:
+            grown = np.empty((2 * (kept + _STREAM_CHUNK), self.neurons), dtype=np.uint16)
+            grown[:kept] = self._rows[keep : self._filled]
+            self._rows = grown
+        else:
+            self._rows[:kept] = self._rows[keep : self._filled]
+        self._origin += keep
+        self._cursor -= keep
+        self._filled -= keep
 
 
 def _table_draws(states: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,10 @@ Batch 1 is what the hardware does (``train_step``); ``train_batch`` with more sa
 model's batched mode (§7). Raw values live in float64 when ``ArithmeticConfig.exact_dtype``
 allows it (exact BLAS products, §8.1) and in int64 otherwise; both give identical results.
 
+A traced step calls the ``neuron_ops`` functions one by one, as listed above. An untraced step
+(training) runs the same operations through ``layer_kernels.LayerKernel``: the same casts on
+preallocated buffers, weights held transposed; tests check that both give the same bits.
+
 Layer ``l`` (0 = first hidden layer, ``num_layers - 1`` = output layer) seeds its LFSRs with
 ``LfsrBank.for_layer(layer_seed(config.seed, l), neurons)``.
 """
@@ -24,6 +28,7 @@ import numpy as np
 
 from .arithmetic import MAX_WORD, FLOAT_EXACT_BITS, LfsrBank, Rounding, layer_seed, quantize
 from .feedback import FeedbackMatrix
+from .layer_kernels import LayerKernel
 from .network import Algorithm, NetworkSpec
 from .neuron_ops import (
     ArithmeticConfig,
@@ -38,10 +43,6 @@ from .neuron_ops import (
 )
 
 __all__ = ["FixedNetwork", "StepTrace"]
-
-#: Update only the columns of non-zero inputs when they are at most this share of the weights;
-#: beyond it, gathering and scattering them costs more than it saves.
-_BLOCK_UPDATE_SHARE = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,7 +165,10 @@ class FixedNetwork:
             raw_weights = [quantize(w, config.weight) for w in spec.initial_weights()]
         else:
             raw_weights = [np.asarray(w) for w in weights]
-        self._weights = []
+        # The weights are stored transposed, (fan_in + 1, neurons), the layout of the training
+        # kernels, which update them in place; ``_weights`` gives the (neurons, fan_in + 1)
+        # views that the contract's functions take.
+        self._weights_t = []
         for layer, w in enumerate(raw_weights):
             shape = self._shapes[layer]
             if w.shape != (shape.neurons, shape.fan_in + 1):
@@ -172,15 +176,16 @@ class FixedNetwork:
                 raise ValueError(f"raw weights of layer {layer} must have shape {expected}, not {w.shape}")
             if not np.array_equal(w, np.round(w)) or not config.weight.contains(w):
                 raise ValueError(f"raw weights of layer {layer} must be integers within {config.weight}")
-            self._weights.append(np.array(w, dtype=self.dtype))
-        if len(self._weights) != len(self._shapes):
-            raise ValueError(f"expected raw weights for {len(self._shapes)} layers, not {len(self._weights)}")
+            self._weights_t.append(np.array(w.T, dtype=self.dtype, order="C"))
+        if len(self._weights_t) != len(self._shapes):
+            raise ValueError(f"expected raw weights for {len(self._shapes)} layers, not {len(self._weights_t)}")
 
         self._banks = [
             LfsrBank.for_layer(layer_seed(config.seed, layer), shape.neurons)
             for layer, shape in enumerate(self._shapes)
         ]
         self._stochastic = config.update_rounding is Rounding.STOCH
+        self._kernels = self._build_kernels()
 
     # -- construction helpers -----------------------------------------------------------------
 
@@ -195,6 +200,35 @@ class FixedNetwork:
             cfg.check_layer(shape, spec.layer_activation(layer), self.max_batch)
             shapes.append(shape)
         return shapes
+
+    @property
+    def _weights(self) -> list:
+        """The raw weights as (neurons, fan_in + 1) views of the transposed storage."""
+        return [w.T for w in self._weights_t]
+
+    def __getstate__(self) -> dict:
+        # The kernels' buffers are views into each other, which copying and pickling would
+        # separate: they are rebuilt instead.
+        state = self.__dict__.copy()
+        del state["_kernels"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._kernels = self._build_kernels()
+
+    def _build_kernels(self) -> list:
+        """One ``LayerKernel`` per layer, each hidden layer writing into the next one's inputs."""
+        spec, cfg = self.spec, self.config
+        last = len(self._shapes) - 1
+        kernels = []
+        for layer, w in enumerate(self._weights_t):
+            feedback = self._feedback_dense[layer] if layer < len(self._feedback_dense) else None
+            delta_fmt = cfg.error if layer == last else cfg.delta
+            kernels.append(LayerKernel(w, cfg, spec.layer_activation(layer), delta_fmt, self.max_batch, feedback))
+        for kernel, following in zip(kernels, kernels[1:]):
+            kernel.next_inputs = following.inputs[:, : kernel.neurons]
+        return kernels
 
     def _widest(self) -> int:
         """Bits of the widest exact intermediate of any layer, BP's transport included."""
@@ -255,7 +289,8 @@ class FixedNetwork:
         replacement = FixedNetwork(
             self.spec, self.config, batch=self.max_batch, dtype=self.dtype, weights=weights, feedback=self._feedback
         )
-        self._weights = replacement._weights
+        for mine, new in zip(self._weights_t, replacement._weights_t):
+            np.copyto(mine, new)  # in place: the kernels and views keep naming this memory
 
     @property
     def feedback(self) -> list:
@@ -314,33 +349,6 @@ class FixedNetwork:
 
     # -- training -----------------------------------------------------------------------------
 
-    def _changing_columns(self, x) -> np.ndarray | None:
-        """Weight columns whose step can be non-zero, or None to update the whole layer.
-
-        A weight whose step is an exact zero keeps its value in every rounding mode (a cast of
-        0 is 0, even with a STOCH offset below one LSB, and W - 0 is in range). An input that
-        is 0 in every sample of the step (``x_j = 0``, often most pixels) gives zero steps to
-        column j, so when few columns remain the update runs on those (and the bias column)
-        only; their draws are taken with the LFSRs advancing over every weight, as §5.3 says.
-        The result is bit for bit the whole update's (a test compares them).
-        """
-        fan_in = x.shape[1]
-        columns = (x[0] if x.shape[0] == 1 else x.any(axis=0)).nonzero()[0]
-        if columns.size + 1 > _BLOCK_UPDATE_SHARE * (fan_in + 1):
-            return None
-        return np.concatenate((columns, [fan_in]))  # the bias input is 1: never zero
-
-    def _update_layer(self, layer: int, delta, delta_frac: int, x, draws, positions) -> None:
-        """``weight_update`` of one layer: whole (``positions`` None) or on those columns only,
-        with the weight-step draws of exactly the weights it updates."""
-        weights = self._weights[layer]
-        if positions is None:
-            self._weights[layer] = weight_update(weights, delta, delta_frac, x, self.config, draws)
-            return
-        weights[:, positions] = weight_update(
-            weights[:, positions], delta, delta_frac, x[:, positions[:-1]], self.config, draws
-        )
-
     def train_step(self, x_raw, target, *, trace: bool = False) -> StepTrace | None:
         """One sample, as the hardware trains: raw inputs (features,) and a class index.
 
@@ -363,13 +371,71 @@ class FixedNetwork:
         batch = x.shape[0]
         if batch > self.max_batch:
             raise ValueError(f"batch of {batch} samples is larger than the {self.max_batch} this network was sized for")
-        if targets.shape != (batch,) or (batch and (targets.min() < 0 or targets.max() >= spec.outputs)):
+        if targets.shape != (batch,) or not self._are_classes(targets):
             raise ValueError(f"targets must be {batch} class indices in 0..{spec.outputs - 1}")
         if not cfg.activation.contains(x):
             raise ValueError(f"raw inputs must lie within the activation format {cfg.activation}")
+        if trace or not batch:
+            # An empty batch still advances the LFSRs over every weight (§5.3): the plain path.
+            result = self._traced_step(x, targets)
+            return result if trace else None
+        self._kernel_step(x, targets)
+        return None
+
+    def _are_classes(self, targets) -> bool:
+        if targets.size == 1:  # a scalar test: two reductions cost more at batch 1
+            return bool(0 <= targets[0] < self.spec.outputs)
+        return not targets.size or bool(targets.min() >= 0 and targets.max() < self.spec.outputs)
+
+    def _kernel_step(self, x, targets) -> None:
+        """The training step of §9 through the layer kernels (bit for bit ``_traced_step``'s)."""
+        kernels, batch, last = self._kernels, x.shape[0], self.num_layers - 1
+        kernels[0].set_inputs(x)
+
+        # 1. Forward (§4), each layer on the inputs that are not zero when few are not.
+        columns, outputs, derivatives = [], None, []
+        for kernel in kernels:
+            columns.append(kernel.changing_columns(batch))
+            outputs, _, derivative = kernel.forward(batch, columns[-1])
+            derivatives.append(derivative)
+
+        # 2. Output error (§6.0), in place of the output layer's y.
+        errors = kernels[last].output_error(outputs, targets, batch)
+
+        # Draws (§5.3): per neuron, a hidden layer's delta draws (one per sample) come before
+        # its fan_in + 1 weight-step draws; only the rows of the updated weights are taken.
+        delta_draws = [None] * self.num_layers
+        step_draws = [None] * self.num_layers
+        if self._stochastic:
+            for layer, (bank, kernel) in enumerate(zip(self._banks, kernels)):
+                per_sample = batch if layer < last else 0
+                delta_draws[layer], step_draws[layer] = bank.step_rows(
+                    per_sample + kernel.fan_in + 1, per_sample, columns[layer]
+                )
+
+        # 3. Deltas (§6.1-§6.3); BP goes from the output back, using the weights before update.
+        deltas: list = [None] * self.num_layers
+        deltas[last] = errors
+        for layer in range(last - 1, -1, -1):
+            if self.spec.algorithm is Algorithm.BP:
+                deltas[layer] = backprop_delta(
+                    deltas[layer + 1], kernels[layer + 1].delta_frac, self._weights[layer + 1], derivatives[layer],
+                    self.config, self.spec.activation, delta_draws[layer],
+                )
+            else:
+                deltas[layer] = kernels[layer].feedback_delta(errors, batch, delta_draws[layer])
+
+        # 4. Weight updates (§7), every layer from this step's activations.
+        for layer, kernel in enumerate(kernels):
+            kernel.update(batch, deltas[layer], step_draws[layer])
+
+    def _traced_step(self, x, targets) -> StepTrace:
+        """The training step of §9, one ``neuron_ops`` function per operation, recorded."""
+        spec, cfg = self.spec, self.config
+        batch = x.shape[0]
         last = self.num_layers - 1
-        states_before = [bank.states.copy() for bank in self._banks] if trace else None
-        weights_before = [w.copy() for w in self._weights] if trace else None
+        states_before = [bank.states.copy() for bank in self._banks]
+        weights_before = [_as_int(w) for w in self._weights]
 
         # 1. Forward (§4): keep every layer's input x and f'.
         inputs = [x]
@@ -382,22 +448,14 @@ class FixedNetwork:
         # 2. Output error (§6.0).
         errors = output_error(results[last].activation, targets, cfg)
 
-        # Columns of each layer's update (None: all), known once the inputs are.
-        columns = [None if trace else self._changing_columns(x_layer) for x_layer in inputs[:-1]]
-
-        # Draws (§5.3): per neuron, the delta draws of a hidden layer (one per sample) come
-        # before its fan_in + 1 weight-step draws, so one call per layer gives both, in order.
-        # Only the draws of updated columns are copied out; every LFSR advances over all.
+        # Draws (§5.3): per neuron, a hidden layer's delta draws (one per sample) come before
+        # its fan_in + 1 weight-step draws, so one call per layer gives both, in order.
         delta_draws: list = [None] * self.num_layers
         step_draws: list = [None] * self.num_layers
         if self._stochastic:
             for layer, (bank, shape) in enumerate(zip(self._banks, self._shapes)):
                 per_sample = batch if layer < last else 0
-                count = per_sample + shape.fan_in + 1
-                if columns[layer] is None:
-                    draws = bank.draw(count)
-                else:
-                    draws = bank.draw(count, np.concatenate([np.arange(per_sample), per_sample + columns[layer]]))
+                draws = bank.draw(per_sample + shape.fan_in + 1)
                 if per_sample:
                     delta_draws[layer] = draws[:, :per_sample].T
                 step_draws[layer] = draws[:, per_sample:]
@@ -421,12 +479,11 @@ class FixedNetwork:
 
         # 4. Weight updates (§7), every layer from this step's activations.
         for layer in range(self.num_layers):
-            self._update_layer(
-                layer, deltas[layer], delta_fracs[layer], inputs[layer], step_draws[layer], columns[layer]
+            updated = weight_update(
+                self._weights[layer], deltas[layer], delta_fracs[layer], inputs[layer], cfg, step_draws[layer]
             )
+            np.copyto(self._weights[layer], updated)  # into the (transposed) storage
 
-        if not trace:
-            return None
         return StepTrace(
             inputs=tuple(_as_int(a) for a in inputs[:-1]),
             pre_activations=tuple(_as_int(r.pre_activation) for r in results),
@@ -437,6 +494,6 @@ class FixedNetwork:
             delta_draws=tuple(None if d is None else d.copy() for d in delta_draws),
             step_draws=tuple(None if d is None else d.copy() for d in step_draws),
             lfsr_states=tuple(states_before),
-            weights_before=tuple(_as_int(w) for w in weights_before),
+            weights_before=tuple(weights_before),
             weights_after=tuple(_as_int(w) for w in self._weights),
         )
