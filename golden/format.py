@@ -35,6 +35,7 @@ import numpy as np
 from ssdfa.errors import SsdfaError
 from ssdfa.model.arithmetic import FixedFormat, layer_seed, lfsr_seed
 from ssdfa.model.layer_config import LayerConfig, layer_config_from_dict
+from ssdfa.model.npz_archive import ZIP_DATE_TIME, array_sha256, npz_bytes
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -62,8 +63,6 @@ __all__ = [
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 VECTORS_NAME = "vectors.npz"
-#: Every zip member carries this timestamp (the earliest a zip can hold), so output is reproducible.
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 #: Where the committed canonical sets live, one directory each (with the config.toml that made it).
 CANONICAL_SETS = Path(__file__).resolve().parent / "sets"
@@ -194,31 +193,6 @@ def weight_checksum(weights) -> bytes:
     with ``hashlib.sha256(b"".join(w.to_bytes(8, "little", signed=True) for w in flat))``.
     """
     return hashlib.sha256(np.ascontiguousarray(weights, dtype=_INT64).tobytes()).digest()
-
-
-def array_sha256(array: np.ndarray) -> str:
-    """Hex SHA-256 of an array's data: its row-major bytes in its own (little-endian) dtype."""
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """The bytes of an npz archive holding ``arrays``, identical for identical arrays.
-
-    ``numpy.savez`` stamps each member with the current time; here every member has the
-    timestamp ``ZIP_DATE_TIME`` and fixed attributes, and is stored uncompressed (a deflate
-    stream may differ between zlib builds). Members appear in the mapping's order.
-    """
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, array in arrays.items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), version=(1, 0), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE_TIME)
-            info.create_system = 3  # Unix, whatever the host
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_STORED
-            archive.writestr(info, member.getvalue())
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------

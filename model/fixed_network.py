@@ -305,6 +305,20 @@ class FixedNetwork:
         """Copies of every layer's LFSR states, uint64 (neurons,)."""
         return [bank.states.copy() for bank in self._banks]
 
+    def set_lfsr_states(self, states) -> None:
+        """Replace every layer's LFSR states (uint (neurons,) per layer, non-zero 32-bit values),
+        e.g. those of a saved network, so that training goes on with the draws it would have had."""
+        states = list(states)
+        if len(states) != self.num_layers:
+            raise ValueError(f"expected the LFSR states of {self.num_layers} layers, not {len(states)}")
+        banks = []
+        for layer, (bank, values) in enumerate(zip(self._banks, states)):
+            values = np.asarray(values)
+            if values.shape != (bank.neurons,):
+                raise ValueError(f"LFSR states of layer {layer} must have shape ({bank.neurons},), not {values.shape}")
+            banks.append(LfsrBank(values))  # refuses a zero or a value wider than 32 bits
+        self._banks = banks
+
     def layer_seeds(self) -> list:
         """The layer seed (§5.2) of every layer."""
         return [layer_seed(self.config.seed, layer) for layer in range(self.num_layers)]
