@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.memory import Memory
@@ -182,6 +184,9 @@ class SSDFALayer(wiring.Component):
         (``LayerSpace.INDEX``).
     lfsr_seed : int, optional
         Regenerate the connectivity on chip instead (SSDFA only; see ``ErrorRouter``).
+    weights : array-like, shape (N, F + 1), optional
+        Raw weights (bias last) that the PEs' weight memories hold from configuration on
+        (``NeuronPE``'s ``weight_init``); the host can rewrite them.
     neuron_counters : bool
         Count the error words of every neuron (``LayerSpace.ERROR_COUNT``).
     counter_width : int
@@ -221,7 +226,7 @@ class SSDFALayer(wiring.Component):
     """
 
     def __init__(self, *, config: LayerConfig, index_table=None, lfsr_seed: int | None = None,
-                 neuron_counters: bool = False, counter_width: int = 32):
+                 neuron_counters: bool = False, counter_width: int = 32, weights=None):
         self._MustUse__silence = True  # a refused instance is not an unused design
         if not isinstance(config, LayerConfig):
             raise TypeError(f"config must be a LayerConfig, not {config!r}")
@@ -249,7 +254,15 @@ class SSDFALayer(wiring.Component):
                 index_table=index_table, lfsr_seed=lfsr_seed,
                 neuron_counters=neuron_counters, counter_width=counter_width,
             )
-        self._pes = [NeuronPE(config=config) for _ in range(config.pes)]
+        if weights is not None:
+            weights = np.asarray(weights)
+            if weights.shape != (n, config.shape.fan_in + 1):
+                raise ValueError(f"weights must have shape {(n, config.shape.fan_in + 1)}, not {weights.shape}")
+        slots = config.neurons_per_pe
+        self._pes = [
+            NeuronPE(config=config, weight_init=None if weights is None else weights[p * slots:(p + 1) * slots].ravel())
+            for p in range(config.pes)
+        ]
         pe_host = self._pes[0].host.signature
         a = config.arithmetic
         members = {

@@ -229,6 +229,12 @@ class SSDFANetwork(wiring.Component):
         hidden layer receiving one error per neuron (SSDFA) of the same ``outputs``.
     counter_width : int
         Bits of the counters and of a run's sample count.
+    initial_state : optional
+        A state with ``weights`` (raw (neurons, fan_in + 1) per layer) and ``feedback``
+        (``(index, raw)`` per hidden layer), e.g. ``sim.network_driver.NetworkState``: the
+        weight memories and the routers' index tables hold it from configuration on, so the
+        design infers with trained weights without a host load. Feedback constants and LFSR
+        states are still loaded by the host before training.
 
     Attributes
     ----------
@@ -258,7 +264,7 @@ class SSDFANetwork(wiring.Component):
         A configuration the network cannot be built from, naming the layer and the value.
     """
 
-    def __init__(self, *, layers: Sequence[LayerConfig], counter_width: int = 32):
+    def __init__(self, *, layers: Sequence[LayerConfig], counter_width: int = 32, initial_state=None):
         self._MustUse__silence = True  # a refused instance is not an unused design
         configs = tuple(layers)
         self._check(configs)
@@ -266,9 +272,20 @@ class SSDFANetwork(wiring.Component):
             raise SsdfaError(f"counter_width must be an integer from 8 to 32, not {counter_width!r}")
         self._configs = configs
         self._counter_width = counter_width
-        self._layers = tuple(
-            SSDFALayer(config=config, neuron_counters=True, counter_width=counter_width) for config in configs
-        )
+        weights = [None] * len(configs) if initial_state is None else list(initial_state.weights)
+        tables = [None] * len(configs) if initial_state is None else [index for index, _ in initial_state.feedback]
+        tables += [None] * (len(configs) - len(tables))  # the output layer's table is the identity
+        if len(weights) != len(configs) or len(tables) != len(configs):
+            raise SsdfaError(f"initial_state needs the weights of {len(configs)} layers and the feedback of "
+                             f"{len(configs) - 1}, not {len(weights)} and {len(initial_state.feedback)}")
+        try:
+            self._layers = tuple(
+                SSDFALayer(config=config, neuron_counters=True, counter_width=counter_width, weights=w,
+                           index_table=table)
+                for config, w, table in zip(configs, weights, tables)
+            )
+        except ValueError as exc:
+            raise SsdfaError(f"initial_state: {exc}") from None
         arithmetic = configs[0].arithmetic
         self._output_error = OutputErrorUnit(outputs=configs[-1].shape.neurons, arithmetic=arithmetic)
         self._counter_names = counter_names(len(configs))
@@ -513,18 +530,21 @@ def network_header(configs: Sequence[LayerConfig], top: str = NETWORK_TOP) -> st
     return "\n".join(lines) + "\n"
 
 
-def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP) -> Path:
+def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP, initial_state=None,
+                     comment: str = "") -> Path:
     """Write the network's Verilog to ``out_dir/<top>.v`` and return the path.
 
-    The file opens with ``network_header``, then Amaranth's output without source locations:
-    the same configuration gives the same bytes on any machine and checkout path. LFSR seeds,
-    feedback constants and index tables are loaded by the host, so the file does not depend on
-    the seed.
+    The file opens with ``network_header`` (and ``comment``, one ``//`` line each), then
+    Amaranth's output without source locations: the same configuration gives the same bytes on
+    any machine and checkout path. Without ``initial_state``, LFSR seeds, feedback constants,
+    index tables and weights are loaded by the host, so the file does not depend on the seed;
+    with it, the memories start with its weights and index tables (``SSDFANetwork``).
     """
     from amaranth.back import verilog
 
-    network = SSDFANetwork(layers=configs)
-    text = network_header(network.configs, top) + verilog.convert(network, name=top, emit_src=False)
+    network = SSDFANetwork(layers=configs, initial_state=initial_state)
+    header = network_header(network.configs, top) + "".join(f"// {line}\n" for line in comment.splitlines())
+    text = header + verilog.convert(network, name=top, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{top}.v"

@@ -103,6 +103,10 @@ class NeuronPE(wiring.Component):
     learning : bool or None
         False elaborates an inference-only PE (no ERROR/UPDATE logic, no LFSR, no feedback,
         delta or derivative storage, no ``e`` port); None takes ``config.learning``.
+    weight_init : sequence of int, optional
+        Raw weights (weight format) the weight memory holds from configuration on, in its word
+        order (``k (N + 1) + j``; fewer words leave the rest 0): a design that starts trained.
+        The host can still rewrite them.
 
     Attributes
     ----------
@@ -188,7 +192,7 @@ class NeuronPE(wiring.Component):
         If an output layer (identity activation) has more than one connection.
     """
 
-    def __init__(self, *, config: LayerConfig, learning: bool | None = None):
+    def __init__(self, *, config: LayerConfig, learning: bool | None = None, weight_init=None):
         self._MustUse__silence = True  # a refused instance is not an unused design
         if not isinstance(config, LayerConfig):
             raise TypeError(f"config must be a LayerConfig, not {config!r}")
@@ -225,7 +229,10 @@ class NeuronPE(wiring.Component):
             members["e"] = In(stream.Signature(format_shape(a.error)))
         super().__init__(members)
         # Built here, as a memory-backed component does, so that a testbench can reach it.
-        self._weight_memory = Memory(shape=format_shape(a.weight), depth=depth, init=[])
+        init = [] if weight_init is None else [int(w) for w in weight_init]
+        if len(init) > depth or any(not a.weight.min_raw <= w <= a.weight.max_raw for w in init):
+            raise ValueError(f"weight_init must be at most {depth} raw values of the weight format {a.weight}")
+        self._weight_memory = Memory(shape=format_shape(a.weight), depth=depth, init=init)
         self._MustUse__silence = False
 
     # -- read-only parameters -----------------------------------------------------------------

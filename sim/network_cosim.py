@@ -105,17 +105,29 @@ class NetworkDesign:
     cached: bool
 
 
-def network_design(configs: Sequence[LayerConfig], *, build_root=None) -> NetworkDesign:
-    """The Verilog of ``SSDFANetwork(configs)`` (module ``ssdfa_network``), cached.
+def _state_digest(state: NetworkState | None) -> str:
+    """SHA-256 of what ``SSDFANetwork``'s ``initial_state`` puts into the design ('' for none)."""
+    if state is None:
+        return ""
+    digest = hashlib.sha256()
+    for array in list(state.weights) + [index for index, _ in state.feedback]:
+        digest.update(np.ascontiguousarray(array, dtype="<i8").tobytes() + b"|")
+    return digest.hexdigest()
+
+
+def network_design(configs: Sequence[LayerConfig], *, build_root=None, initial_state: NetworkState | None = None
+                   ) -> NetworkDesign:
+    """The Verilog of ``SSDFANetwork(configs, initial_state=...)`` (module ``ssdfa_network``), cached.
 
     Elaborating the digits network takes seconds, so the text is kept beside the simulator
-    builds (``<build root>/elaborated/network-<hash>.json``), keyed by the configuration, the RTL
-    and model sources and Amaranth's version.
+    builds (``<build root>/elaborated/network-<hash>.json``), keyed by the configuration, the
+    initial state, the RTL and model sources and Amaranth's version.
     """
     from .runner import default_build_root
 
     root = Path(build_root).absolute() if build_root is not None else default_build_root()
-    key = hashlib.sha256((_configs_json(configs) + _rtl_fingerprint()).encode()).hexdigest()[:32]
+    key = hashlib.sha256((_configs_json(configs) + _rtl_fingerprint() + _state_digest(initial_state)).encode()
+                         ).hexdigest()[:32]
     cached = root / "elaborated" / f"network-{key}.json"
     started = time.perf_counter()
     try:
@@ -130,7 +142,7 @@ def network_design(configs: Sequence[LayerConfig], *, build_root=None) -> Networ
 
     from ssdfa.rtl.network import NETWORK_TOP, SSDFANetwork, network_header
 
-    network = SSDFANetwork(layers=configs)
+    network = SSDFANetwork(layers=configs, initial_state=initial_state)
     ports = {}
     for path, member, value in network.signature.flatten(network):
         ports["__".join(str(part) for part in path)] = (member.flow == wiring.In, len(Value.cast(value)))
@@ -232,6 +244,9 @@ class SimulatedNetwork:
         The counters read after each run, by run name (counters are cleared after loading).
     error_counts : list of int64 arrays
         Error words received by each neuron (its router's counter), after the last run.
+    lfsr_states : list of uint64 arrays
+        Every neuron's LFSR state at the end (meaningful when ``update_rounding`` is STOCH: a
+        PE without stochastic rounding has no LFSR).
     predictions : dict of str to (index array, correct array)
         Every run's predictions, in sample order.
     runs : list of dict
@@ -253,6 +268,7 @@ class SimulatedNetwork:
     simulate_seconds: float
     rebuilt: bool
     elaborate_cached: bool = False
+    lfsr_states: list = field(default_factory=list)
     log_file: Path | None = None
     wave_file: Path | None = None
 
@@ -273,10 +289,14 @@ def simulate_network(
     waves: bool = False,
     build_root=None,
     work_dir=None,
+    preloaded: bool = False,
 ) -> SimulatedNetwork:
     """Load ``state`` into the RTL network, play ``runs`` in order, read everything back.
 
     Every input is checked by ``NetworkDriver`` before anything is elaborated or simulated.
+    With ``preloaded``, the design is elaborated with ``state``'s weights and index tables in
+    its memories (``SSDFANetwork``'s ``initial_state``) and the host loads nothing: inference
+    runs only, since feedback constants and LFSR states are not part of the design.
 
     Raises
     ------
@@ -297,8 +317,12 @@ def simulate_network(
         checked.append((run, x, labels))
     if not checked:
         raise SsdfaError("a network simulation needs at least one run")
+    if preloaded:
+        if any(run.mode != "infer" for run, _, _ in checked):
+            raise SsdfaError("a preloaded design holds weights and index tables only: it runs inference, not training")
+        load = []
 
-    design = network_design(configs, build_root=build_root)
+    design = network_design(configs, build_root=build_root, initial_state=state if preloaded else None)
     temporary = work_dir is None
     directory = Path(tempfile.mkdtemp(prefix="ssdfa-network-")) if temporary else Path(work_dir)
     try:
@@ -312,7 +336,7 @@ def simulate_network(
                 x_file.write("\n".join(f"{word:x}" for word in driver.x_words(x)) + "\n")
                 label_file.write("\n".join(f"{int(v):x}" for v in labels) + "\n")
         steps = [{"op": "write", "words": [w.as_list() for w in load + [driver.clear_counters_write()]]}]
-        final_reads = driver.weight_reads() + driver.error_count_reads()
+        final_reads = driver.weight_reads() + driver.error_count_reads() + driver.lfsr_reads()
         for run, x, _ in checked:
             steps.append({"op": "run", "name": run.name, "mode": MODE[run.mode], "samples": len(x),
                           "max_cycles": _max_cycles(driver, len(x))})
@@ -339,6 +363,7 @@ def simulate_network(
         result = json.loads(result_file.read_text())
         final = result["reads"]["final"]
         weights_words = len(driver.weight_reads())
+        counts_end = weights_words + len(driver.error_count_reads())
         words = [int(w, 16) for w in predictions_file.read_text().split()]
         predictions, at = {}, 0
         for run, x, _ in checked:
@@ -352,7 +377,8 @@ def simulate_network(
             weights=driver.decode_weights(final[:weights_words]),
             counters_after={run.name: driver.decode_counters(result["reads"][f"counters {run.name}"])
                             for run, _, _ in checked},
-            error_counts=driver.decode_error_counts(final[weights_words:]),
+            error_counts=driver.decode_error_counts(final[weights_words:counts_end]),
+            lfsr_states=driver.decode_lfsr_states(final[counts_end:]),
             predictions=predictions,
             runs=result["runs"],
             simulator=simulator,
@@ -400,8 +426,8 @@ class NetworkJob:
         defaults (chosen on the digits validation split, docs/model.md).
     data_dir : str, optional
     load_weights, save_weights : str, optional
-        Start from a weight file (checked against the configuration); write the RTL's final
-        weights to a file.
+        Start from a saved network (``model.weight_file``; its weights, feedback tables and
+        LFSR states, checked against the configuration); write the RTL's final state as one.
     """
 
     dataset: str = "digits"
@@ -537,8 +563,12 @@ def run_network_cosim(job: NetworkJob, *, out: Callable[[str], None] = print) ->
     from ssdfa.model.fixed_network import FixedNetwork
     from ssdfa.model.network import Algorithm, NetworkSpec
     from ssdfa.model.neuron_ops import Activation, ArithmeticConfig
+    from ssdfa.model.arithmetic import Rounding
     from ssdfa.model.training import epoch_order
+    from ssdfa.model.weight_file import SavedNetwork, load_network, save_network
     from ssdfa.rtl.network import default_pes, network_layer_configs, schedule_minimum
+
+    from .network_weights import hardware_configs, hardware_state
 
     wall_start = time.perf_counter()
     report = NetworkReport(passed=True)
@@ -569,7 +599,12 @@ def run_network_cosim(job: NetworkJob, *, out: Callable[[str], None] = print) ->
     driver = NetworkDriver(configs)
     model = FixedNetwork(spec, config)
     if job.load_weights:
-        model.set_raw_weights(driver.load_weights(job.load_weights))
+        # The file's weights, feedback tables and LFSR states, checked against this network.
+        saved = load_network(job.load_weights)
+        source = f"weight file {job.load_weights}"
+        hardware_configs(saved, pes, source=source)
+        state = hardware_state(saved, configs, source=source)
+        model = saved.network()
     state = driver.state_from_model(model)
     x_train = model.quantize_inputs(dataset.x_train)
     x_test = model.quantize_inputs(dataset.x_test)
@@ -704,8 +739,14 @@ def run_network_cosim(job: NetworkJob, *, out: Callable[[str], None] = print) ->
         report.passed = False
 
     if job.save_weights:
-        path = driver.save_weights(job.save_weights, sim.weights)
-        say(f"RTL weights written to {path}")
+        # Without STOCH the PEs hold no LFSR and draw nothing: the states are the model's seeds.
+        stoch = config.update_rounding is Rounding.STOCH
+        trained = SavedNetwork(model.spec, model.config, sim.weights, model.feedback_tables(),
+                               sim.lfsr_states if stoch else model.lfsr_states(),
+                               provenance={"written_by": "ssdfa cosim --network", "simulator": job.simulator,
+                                           "dataset": dataset.name, "epochs": job.epochs})
+        written = save_network(job.save_weights, trained)
+        say(f"RTL weights written to {job.save_weights} (SHA-256 {written.sha256[:16]}...)")
     total = time.perf_counter() - wall_start
     report.figures["wall_seconds"] = total
     say(f"wall time: {total:.1f} s in all; {'PASS' if report.passed else 'FAIL'}: the RTL learner "
@@ -802,8 +843,9 @@ def add_network_arguments(parser) -> None:
                                     help="feedback connectivity (default balanced, as ssdfa train)")),
         (("--feedback-gain",), dict(type=float, default=8.0, metavar="G",
                                      help="multiplies the paper's feedback range (default 8, as ssdfa train)")),
-        (("--load-weights",), dict(metavar="FILE.npz", help="start from these raw weights (checked)")),
-        (("--save-weights",), dict(metavar="FILE.npz", help="write the RTL's final weights")),
+        (("--load-weights",), dict(metavar="FILE.npz", help="start from a saved network (ssdfa train --save; "
+                                                             "weights, feedback tables and LFSR states, checked)")),
+        (("--save-weights",), dict(metavar="FILE.npz", help="write the RTL's final state as a saved network")),
     ]
     for names, settings in options:
         try:

@@ -4,7 +4,7 @@ read back, and how to turn the words read into weights, counters and predictions
 Every input is checked here, before anything is simulated: weights of the wrong shape or
 outside the weight format, feedback tables with an index beyond the outputs, a zero LFSR seed,
 a sample of the wrong length, a feature outside the activation format, a label out of range,
-a weight file written for another configuration. Each raises ``SsdfaError`` naming the value.
+a saved network of another configuration (``state_from_model``). Each raises ``SsdfaError`` naming the value.
 
 The driver knows nothing about simulators: the Amaranth testbench (tests/test_rtl_network.py)
 and the cocotb testbench (:mod:`ssdfa.sim.tb_network`) both play its ``HostWrite`` and
@@ -15,10 +15,8 @@ and the cocotb testbench (:mod:`ssdfa.sim.tb_network`) both play its ``HostWrite
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +31,6 @@ __all__ = [
     "HostRead",
     "NetworkState",
     "NetworkDriver",
-    "WEIGHT_FILE_SCHEMA",
 ]
 
 #: Host-port spaces (rtl/network.py ``NetworkSpace``), by name. Plain integers, so that this
@@ -42,8 +39,6 @@ SPACE = {"WEIGHT": 0, "FEEDBACK": 1, "LFSR": 2, "DELTA": 3, "DERIVATIVE": 4, "IN
          "COUNTER": 7}
 #: Run modes (rtl/network.py ``NetworkMode``).
 MODE = {"train": 0, "infer": 1}
-#: Version of the weight file layout written by ``NetworkDriver.save_weights``.
-WEIGHT_FILE_SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -141,18 +136,6 @@ class NetworkDriver:
     @property
     def inputs(self) -> int:
         return self.layer_sizes[0]
-
-    def describe(self) -> dict:
-        """The configuration as plain values (what a weight file records)."""
-        a = self.arithmetic
-        return {
-            "layer_sizes": list(self.layer_sizes),
-            "pes": [c.pes for c in self.configs],
-            "activation": self.configs[0].activation.value,
-            "formats": {name: str(getattr(a, name)) for name in ("activation", "weight", "feedback", "error", "delta")},
-            "modes": {"rounding": a.rounding.name, "update_rounding": a.update_rounding.name,
-                      "overflow": a.overflow.name, "shift": a.shift},
-        }
 
     def _place(self, layer: int, neuron: int) -> tuple[int, int]:
         slots = self.configs[layer].neurons_per_pe
@@ -370,6 +353,18 @@ class NetworkDriver:
     def decode_counters(self, words: Sequence[int]) -> dict[str, int]:
         return {name: int(word) & 0xFFFFFFFF for name, word in zip(self.counter_names, words)}
 
+    def lfsr_reads(self) -> list[HostRead]:
+        """Every neuron's LFSR state, layer by layer."""
+        return self._per_neuron_reads("LFSR")
+
+    def decode_lfsr_states(self, words: Sequence[int]) -> list[np.ndarray]:
+        states, at = [], 0
+        for config in self.configs:
+            n = config.shape.neurons
+            states.append(np.array([int(w) & ((1 << LFSR_WIDTH) - 1) for w in words[at:at + n]], dtype=np.uint64))
+            at += n
+        return states
+
     def error_count_reads(self) -> list[HostRead]:
         """Every neuron's error-word counter (its router's), layer by layer."""
         return self._per_neuron_reads("ERROR_COUNT")
@@ -421,54 +416,3 @@ class NetworkDriver:
         """A ``prediction`` payload: (class index, whether it equals the label)."""
         bits = self.class_bits()
         return int(word) & ((1 << bits) - 1), bool((int(word) >> bits) & 1)
-
-    # -- weight files ----------------------------------------------------------------------------
-
-    def save_weights(self, path, weights) -> Path:
-        """Write raw weights with this configuration to an ``.npz`` file (no pickles)."""
-        weights = self.check_weights(weights)
-        path = Path(path)
-        arrays = {f"layer{index}": w for index, w in enumerate(weights)}
-        manifest = {"schema": WEIGHT_FILE_SCHEMA, "kind": "ssdfa-network-weights", "configuration": self.describe()}
-        with open(path, "wb") as handle:
-            np.savez(handle, manifest=np.array(json.dumps(manifest, sort_keys=True)), **arrays)
-        return path
-
-    def load_weights(self, path) -> list[np.ndarray]:
-        """Read raw weights saved by ``save_weights``; refuse a file of another configuration.
-
-        Raises
-        ------
-        SsdfaError
-            A missing or unreadable file, another schema, or a configuration whose layer sizes,
-            hidden activation, weight format or any other format or mode differs (named).
-        """
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                manifest = json.loads(str(archive["manifest"]))
-                arrays = {name: archive[name] for name in archive.files if name != "manifest"}
-        except FileNotFoundError:
-            raise SsdfaError(f"weight file {path} does not exist") from None
-        except (OSError, ValueError, KeyError) as exc:
-            raise SsdfaError(f"weight file {path} is not a network weight file: {exc}") from None
-        if manifest.get("kind") != "ssdfa-network-weights" or manifest.get("schema") != WEIGHT_FILE_SCHEMA:
-            raise SsdfaError(f"weight file {path}: kind {manifest.get('kind')!r} schema {manifest.get('schema')!r}, "
-                             f"expected ssdfa-network-weights schema {WEIGHT_FILE_SCHEMA}")
-        theirs, ours = manifest.get("configuration", {}), self.describe()
-        for key in ("layer_sizes", "activation", "formats", "modes"):
-            if theirs.get(key) != ours[key]:
-                raise SsdfaError(f"weight file {path} was written for {key} {_plain(theirs.get(key))}, "
-                                 f"but this network has {key} {_plain(ours[key])}")
-        weights = [arrays.get(f"layer{index}") for index in range(self.num_layers)]
-        if any(w is None for w in weights):
-            raise SsdfaError(f"weight file {path} lacks the weights of some of the {self.num_layers} layers")
-        return self.check_weights(weights, f"weight file {path}")
-
-
-def _plain(value) -> str:
-    if isinstance(value, list):
-        return "-".join(map(str, value))
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {v}" for k, v in value.items())
-    return str(value)

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 from ssdfa.errors import SsdfaError
+from ssdfa.model.fixed_network import FixedNetwork
+from ssdfa.model.network import NetworkSpec
 from ssdfa.model.neuron_ops import ArithmeticConfig
+from ssdfa.model.weight_file import save_network
 from ssdfa.rtl.network import network_layer_configs
 from ssdfa.sim import network_cosim
 from ssdfa.sim.network_cosim import NetworkJob, RunRequest, _first_difference, run_network_cosim, simulate_network
@@ -85,9 +88,9 @@ def test_bad_inputs_are_refused_before_anything_is_simulated(tmp_path):
     with pytest.raises(SsdfaError, match="mode must be one of train, infer"):
         simulate_network(configs, state, [RunRequest("epoch 1", "learn", x, [1, 0])], simulator="icarus",
                          build_root=tmp_path)
-    path = NetworkDriver(network_layer_configs((64, 16, 10), ArithmeticConfig())).save_weights(
-        tmp_path / "other.npz", [np.zeros((16, 65), dtype=np.int64), np.zeros((10, 17), dtype=np.int64)])
-    with pytest.raises(SsdfaError, match="written for layer_sizes 64-16-10"):
+    path = tmp_path / "other.npz"
+    save_network(path, FixedNetwork(NetworkSpec((64, 16, 10)), ArithmeticConfig()))
+    with pytest.raises(SsdfaError, match="other.npz: the model's layer sizes 64-16-10 are not the hardware's 64-32-10"):
         run_network_cosim(NetworkJob(simulator="icarus", load_weights=str(path), **DIGITS), out=lambda line: None)
     assert not list(tmp_path.glob("elaborated/*")), "nothing may be elaborated for refused inputs"
 

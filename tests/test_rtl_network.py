@@ -368,17 +368,25 @@ def test_driver_refuses_a_feature_outside_the_activation_format(digits_driver):
         digits_driver.check_samples(x, [0, 1])
 
 
-def test_driver_refuses_a_weight_file_from_another_configuration(tmp_path, digits_driver):
-    other = NetworkDriver(network_layer_configs((64, 16, 10), ArithmeticConfig()))
-    path = other.save_weights(tmp_path / "w.npz", [np.zeros((16, 65), dtype=np.int64), np.zeros((10, 17), dtype=np.int64)])
-    with pytest.raises(SsdfaError, match="written for layer_sizes 64-16-10, but this network has layer_sizes 64-32-10"):
-        digits_driver.load_weights(path)
-    narrow = NetworkDriver(network_layer_configs((64, 32, 10), ArithmeticConfig(weight=FixedFormat(2, 10))))
-    path = narrow.save_weights(tmp_path / "n.npz", [np.zeros((32, 65), dtype=np.int64), np.zeros((10, 33), dtype=np.int64)])
-    with pytest.raises(SsdfaError, match=r"written for formats .*weight SQ\(2,10\)"):
-        digits_driver.load_weights(path)
-    weights = [np.ones((32, 65), dtype=np.int64), np.full((10, 33), -3, dtype=np.int64)]
-    for got, expected in zip(digits_driver.load_weights(digits_driver.save_weights(tmp_path / "ok.npz", weights)), weights):
+def test_a_saved_network_of_another_configuration_is_refused_naming_the_file(tmp_path, digits_driver):
+    from ssdfa.model.weight_file import load_network, save_network
+    from ssdfa.sim.network_weights import hardware_state
+
+    configs = digits_driver.configs
+    other = save_network(tmp_path / "w.npz", FixedNetwork(NetworkSpec((64, 16, 10)), ArithmeticConfig()))
+    with pytest.raises(SsdfaError, match=r"weight file w.npz: the model's layer sizes 64-16-10 are not the "
+                                         r"hardware's 64-32-10"):
+        hardware_state(other, configs, source="weight file w.npz")
+    narrow = FixedNetwork(NetworkSpec((64, 32, 10)), ArithmeticConfig(weight=FixedFormat(2, 10)))
+    save_network(tmp_path / "n.npz", narrow)
+    with pytest.raises(SsdfaError, match=r"arithmetic differs from the hardware's: weight SQ\(2,10\)"):
+        hardware_state(load_network(tmp_path / "n.npz"), configs)
+    model = FixedNetwork(NetworkSpec((64, 32, 10), seed=3), ArithmeticConfig(seed=3))
+    save_network(tmp_path / "ok.npz", model)
+    state = hardware_state(load_network(tmp_path / "ok.npz"), configs)
+    for got, expected in zip(state.weights, model.raw_weights()):
+        np.testing.assert_array_equal(got, expected)
+    for got, expected in zip(state.lfsr_states, model.lfsr_states()):
         np.testing.assert_array_equal(got, expected)
 
 
