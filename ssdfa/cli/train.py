@@ -1,8 +1,9 @@
 """``ssdfa train``: train a network in floating point or bit-exact fixed point and report accuracy.
 
 Every argument is checked before training starts; a bad one is reported in one line that names
-it, with exit status 2. Nothing is written to disk. Same seed, same result (bit for bit in fixed
-point; the reported seconds aside).
+it, with exit status 2. Same seed, same result (bit for bit in fixed point; the reported
+seconds aside). ``--save FILE.npz`` writes the trained network (``_weights``); nothing else is
+written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from ssdfa.model.float_network import Loss
 from ssdfa.model.network import HIDDEN_ACTIVATIONS, Algorithm, NetworkSpec
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig
 from ssdfa.model.training import TrainingOptions, TrainingResult
+
+from ._weights import add_save_argument, check_save_target, save_trained
 
 #: Defaults of the command, chosen on the digits validation split (docs/model.md).
 DEFAULT_EPOCHS = 20
@@ -52,6 +55,7 @@ def register(subparsers) -> None:
     add_arithmetic_arguments(parser)
     add_training_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object (and no progress bar)")
+    add_save_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -353,15 +357,20 @@ def run(args: argparse.Namespace) -> int:
     from ssdfa.model.training import train
 
     request = build_request(args)
+    check_save_target(args.save)
     dataset = load_data(request)
     spec = prepare(request, dataset)
     progress = not args.json and sys.stderr.isatty()
     result = train(spec, dataset, config=request.config, options=request.options, progress=progress)
     report = result_summary(result, dataset.name)
+    if args.save is not None:
+        report["saved"] = save_trained(args.save, result, dataset.name, request.split_seed, request.train_limit)
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:
         print(format_summary(report))
+        if args.save is not None:
+            print(f"  saved to {report['saved']['path']} (SHA-256 {report['saved']['sha256']})")
     return 0
 
 

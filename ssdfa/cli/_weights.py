@@ -1,0 +1,57 @@
+"""``ssdfa train --save FILE.npz``: the option, the early check of its target, and the write.
+
+Kept apart from ``train.py`` so that the training command only adds the option and calls these.
+A fixed-point run saves raw weights, feedback tables and LFSR states; a float run saves float64
+weights and feedback matrices, which ``ssdfa eval`` runs in the model and the RTL paths refuse
+(docs/api.md, "Saved networks").
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ssdfa.errors import SsdfaError
+
+
+def add_save_argument(parser) -> None:
+    parser.add_argument(
+        "--save",
+        default=None,
+        metavar="FILE.npz",
+        help="write the trained network (weights, feedback tables, LFSR states, formats, spec; SHA-256) "
+        "for ssdfa eval, ssdfa verilog --weights and ssdfa cosim --load-weights",
+    )
+
+
+def check_save_target(path: str | None) -> None:
+    """Refuse, before training, a target that cannot receive the file (named, one line)."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise SsdfaError(f"--save {path}: is a directory, not a file name")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise SsdfaError(f"--save {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise SsdfaError(f"--save {path}: directory {parent} is not writable")
+
+
+def save_trained(path: str, result, dataset_name: str, split_seed: int, train_limit: int | None) -> dict:
+    """Write ``result.network`` to ``path`` with the run's provenance; return ``{"path", "sha256"}``."""
+    from ssdfa.model.weight_file import save_network
+
+    provenance = {
+        "written_by": "ssdfa train",
+        "dataset": dataset_name,
+        "split_seed": split_seed,
+        "train_limit": train_limit,
+        "epochs": result.options.epochs,
+        "batch": result.options.batch,
+        "train_accuracy": result.train_accuracy,
+        "val_accuracy": result.val_accuracy,
+        "test_accuracy": result.test_accuracy,
+    }
+    saved = save_network(path, result.network, provenance=provenance)
+    return {"path": str(path), "sha256": saved.sha256}
