@@ -500,6 +500,9 @@ def load_network(path) -> SavedNetwork:
         if entry.get("format") != want.format:
             raise SsdfaError(f"{where}: array {name} is listed in format {entry.get('format')!r}, but the "
                              f"arithmetic makes it {want.format}")
+        if array.shape != want.shape:
+            raise SsdfaError(f"{where}: array {name} has shape {list(array.shape)}, but the network spec "
+                             f"{_sizes(spec)} makes it {list(want.shape)}")
         if entry.get("dtype") != array.dtype.str or array.dtype != want.dtype:
             raise SsdfaError(f"{where}: array {name} has dtype {array.dtype.str} (manifest {entry.get('dtype')!r}), "
                              f"expected {want.dtype.str}")

@@ -35,6 +35,7 @@ __all__ = [
     "default_pes",
     "schedule_minimum",
     "network_header",
+    "initial_state_digest",
     "generate_network",
     "NETWORK_TOP",
 ]
@@ -514,8 +515,24 @@ class SSDFANetwork(wiring.Component):
 # --------------------------------------------------------------------------------------------
 
 
-def network_header(configs: Sequence[LayerConfig], top: str = NETWORK_TOP) -> str:
-    """The comment that opens a generated network file: the layers, PEs, formats and modes."""
+def initial_state_digest(state) -> str:
+    """SHA-256 of what ``initial_state`` puts into the design: every layer's raw weights, then
+    every hidden layer's index table, as little-endian int64 ('' without a state)."""
+    if state is None:
+        return ""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in list(state.weights) + [index for index, _ in state.feedback]:
+        digest.update(np.ascontiguousarray(array, dtype="<i8").tobytes() + b"|")
+    return digest.hexdigest()
+
+
+def network_header(configs: Sequence[LayerConfig], top: str = NETWORK_TOP, initial_state=None) -> str:
+    """The comment that opens a generated network file: the layers, PEs, formats and modes, and
+    whether the memories start with trained weights."""
     a = configs[0].arithmetic
     sizes = [configs[0].shape.fan_in] + [c.shape.neurons for c in configs]
     lines = [
@@ -527,24 +544,29 @@ def network_header(configs: Sequence[LayerConfig], top: str = NETWORK_TOP) -> st
         f"// modes: rounding {a.rounding.name}, update_rounding {a.update_rounding.name}, overflow "
         f"{a.overflow.name}, shift {a.shift}",
     ]
+    if initial_state is not None:
+        lines += [
+            "// weight memories and index tables start trained (state SHA-256 "
+            f"{initial_state_digest(initial_state)});",
+            "// the host loads feedback constants and LFSR states before training on.",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP, initial_state=None,
-                     comment: str = "") -> Path:
+def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP, initial_state=None
+                     ) -> Path:
     """Write the network's Verilog to ``out_dir/<top>.v`` and return the path.
 
-    The file opens with ``network_header`` (and ``comment``, one ``//`` line each), then
-    Amaranth's output without source locations: the same configuration gives the same bytes on
-    any machine and checkout path. Without ``initial_state``, LFSR seeds, feedback constants,
-    index tables and weights are loaded by the host, so the file does not depend on the seed;
-    with it, the memories start with its weights and index tables (``SSDFANetwork``).
+    The file opens with ``network_header``, then Amaranth's output without source locations:
+    the same configuration gives the same bytes on any machine and checkout path. Without
+    ``initial_state``, LFSR seeds, feedback constants, index tables and weights are loaded by
+    the host, so the file does not depend on the seed; with it, the memories start with its
+    weights and index tables (``SSDFANetwork``).
     """
     from amaranth.back import verilog
 
     network = SSDFANetwork(layers=configs, initial_state=initial_state)
-    header = network_header(network.configs, top) + "".join(f"// {line}\n" for line in comment.splitlines())
-    text = header + verilog.convert(network, name=top, emit_src=False)
+    text = network_header(network.configs, top, initial_state) + verilog.convert(network, name=top, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{top}.v"

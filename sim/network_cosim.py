@@ -105,16 +105,6 @@ class NetworkDesign:
     cached: bool
 
 
-def _state_digest(state: NetworkState | None) -> str:
-    """SHA-256 of what ``SSDFANetwork``'s ``initial_state`` puts into the design ('' for none)."""
-    if state is None:
-        return ""
-    digest = hashlib.sha256()
-    for array in list(state.weights) + [index for index, _ in state.feedback]:
-        digest.update(np.ascontiguousarray(array, dtype="<i8").tobytes() + b"|")
-    return digest.hexdigest()
-
-
 def network_design(configs: Sequence[LayerConfig], *, build_root=None, initial_state: NetworkState | None = None
                    ) -> NetworkDesign:
     """The Verilog of ``SSDFANetwork(configs, initial_state=...)`` (module ``ssdfa_network``), cached.
@@ -126,8 +116,12 @@ def network_design(configs: Sequence[LayerConfig], *, build_root=None, initial_s
     from .runner import default_build_root
 
     root = Path(build_root).absolute() if build_root is not None else default_build_root()
-    key = hashlib.sha256((_configs_json(configs) + _rtl_fingerprint() + _state_digest(initial_state)).encode()
-                         ).hexdigest()[:32]
+    preload = ""
+    if initial_state is not None:  # Amaranth is imported only when the design is elaborated, else
+        from ssdfa.rtl.network import initial_state_digest
+
+        preload = initial_state_digest(initial_state)
+    key = hashlib.sha256((_configs_json(configs) + _rtl_fingerprint() + preload).encode()).hexdigest()[:32]
     cached = root / "elaborated" / f"network-{key}.json"
     started = time.perf_counter()
     try:
@@ -146,7 +140,8 @@ def network_design(configs: Sequence[LayerConfig], *, build_root=None, initial_s
     ports = {}
     for path, member, value in network.signature.flatten(network):
         ports["__".join(str(part) for part in path)] = (member.flow == wiring.In, len(Value.cast(value)))
-    text = network_header(network.configs) + verilog.convert(network, name=NETWORK_TOP, emit_src=False)
+    text = network_header(network.configs, NETWORK_TOP, initial_state) + verilog.convert(
+        network, name=NETWORK_TOP, emit_src=False)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_name(f".{cached.name}.{uuid.uuid4().hex}")
     partial.write_text(json.dumps({"verilog": text, "ports": ports}))

@@ -1,20 +1,33 @@
-"""``ssdfa verilog``: write the Verilog of a layer configuration, one file per top module."""
+"""``ssdfa verilog``: write the Verilog of a layer configuration, one file per top module, or of a
+whole network, optionally with trained weights in its memories."""
 
 from __future__ import annotations
+
+from ssdfa.errors import SsdfaError
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "verilog",
-        help="generate Verilog for a layer configuration (PE, error router, layer)",
+        help="generate Verilog for a layer configuration (PE, error router, layer) or a whole network",
         description=(
             "Validate a layer configuration (TOML) and write one Verilog file per top module into "
             "DIR: neuron_pe.v, and error_router.v and ssdfa_layer.v where the configuration has "
             "them. Each file opens with the configuration as a comment; the same configuration "
-            "always gives the same bytes."
+            "always gives the same bytes. With --network --weights FILE.npz, write the whole "
+            "network (ssdfa_network.v) of a saved network, its weight memories and index tables "
+            "initialised with the trained values, so that the design infers without a host load."
         ),
     )
-    parser.add_argument("--config", required=True, metavar="CONFIG.toml", help="layer configuration file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="CONFIG.toml", help="layer configuration file")
+    source.add_argument("--network", action="store_true",
+                        help="the whole SSDFA network of --weights (docs/network.md)")
+    parser.add_argument("--weights", metavar="FILE.npz",
+                        help="--network: a saved network (ssdfa train --fixed --save) whose trained state the "
+                             "memories start with")
+    parser.add_argument("--pes", metavar="P[,P...]",
+                        help="--network: PEs per layer (default: at most 8 neurons per PE)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (created if needed)")
     parser.add_argument(
         "--top",
@@ -26,6 +39,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.network:
+        return _run_network(args)
+    for option in ("weights", "pes"):
+        if getattr(args, option) is not None:
+            raise SsdfaError(f"--{option} applies to --network, not to a layer configuration")
     from ssdfa.model.layer_config import load_layer_config
 
     # Validate before importing Amaranth or elaborating anything.
@@ -34,4 +52,23 @@ def run(args) -> int:
 
     for path in generate(config, args.out, tops=args.top):
         print(path)
+    return 0
+
+
+def _run_network(args) -> int:
+    if args.top is not None:
+        raise SsdfaError("--top applies to a layer configuration; --network writes ssdfa_network.v")
+    if args.weights is None:
+        raise SsdfaError("--network needs --weights FILE.npz (the saved network to build)")
+    from ssdfa.model.weight_file import load_network
+    from ssdfa.sim.network_cosim import _int_list
+    from ssdfa.sim.network_weights import hardware_configs, hardware_state
+
+    saved = load_network(args.weights)
+    source = f"weight file {args.weights}"
+    configs = hardware_configs(saved, _int_list(args.pes) if args.pes else None, source=source)
+    state = hardware_state(saved, configs, source=source)
+    from ssdfa.rtl.network import generate_network
+
+    print(generate_network(configs, args.out, initial_state=state))
     return 0
