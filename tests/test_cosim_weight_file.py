@@ -98,3 +98,12 @@ def test_cosim_network_starts_from_the_saved_file_and_saves_the_rtl_state(requir
     assert trained_on.fixed and trained_on.spec == before.spec
     assert any(not np.array_equal(a, b) for a, b in zip(before.weights, trained_on.weights))
     assert any(not np.array_equal(a, b) for a, b in zip(before.lfsr_states, trained_on.lfsr_states))
+
+
+def test_verilog_refuses_an_output_it_cannot_create_before_elaborating(saved_file, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    status = main(["verilog", "--network", "--weights", str(saved_file), "--out", str(blocker / "v")])
+    captured = capsys.readouterr()
+    assert status == 2 and captured.out == ""
+    assert captured.err == f"ssdfa: error: --out {blocker / 'v'}: cannot create the directory: Not a directory\n"

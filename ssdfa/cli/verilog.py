@@ -3,6 +3,8 @@ whole network, optionally with trained weights in its memories."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ssdfa.errors import SsdfaError
 
 
@@ -68,7 +70,15 @@ def _run_network(args) -> int:
     source = f"weight file {args.weights}"
     configs = hardware_configs(saved, _int_list(args.pes) if args.pes else None, source=source)
     state = hardware_state(saved, configs, source=source)
+    out = Path(args.out)
+    try:  # before elaborating: a directory that cannot be made is one line, not minutes later
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SsdfaError(f"--out {args.out}: cannot create the directory: {exc.strerror or exc}") from None
     from ssdfa.rtl.network import generate_network
 
-    print(generate_network(configs, args.out, initial_state=state))
+    try:
+        print(generate_network(configs, out, initial_state=state))
+    except OSError as exc:
+        raise SsdfaError(f"--out {args.out}: cannot write the Verilog: {exc.strerror or exc}") from None
     return 0
