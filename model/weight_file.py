@@ -355,9 +355,10 @@ def _manifest(saved: SavedNetwork, arrays: dict) -> dict:
 
 def encode_network(saved: SavedNetwork) -> bytes:
     """The bytes of the weight file of ``saved`` (the same state always gives the same bytes)."""
-    arrays = {name: np.ascontiguousarray(np.asarray(a).astype(expected.dtype))
-              for (name, a), expected in zip(saved.arrays().items(), expected_arrays(saved.spec, saved.config).values())}
-    _check_arrays(saved, arrays, "network being saved")
+    expected = expected_arrays(saved.spec, saved.config)
+    given = saved.arrays()
+    _check_arrays(saved, given, "network being saved")
+    arrays = {name: np.ascontiguousarray(np.asarray(given[name]).astype(want.dtype)) for name, want in expected.items()}
     manifest = json.dumps(_manifest(saved, arrays), indent=1, sort_keys=True, allow_nan=False) + "\n"
     return npz_bytes(arrays, extra={MANIFEST_MEMBER: manifest.encode("utf-8")})
 
