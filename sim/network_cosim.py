@@ -52,6 +52,7 @@ __all__ = [
     "hardware_costs",
     "run_network_cosim",
     "add_network_arguments",
+    "int_list",
     "job_from_args",
     "run_from_args",
     "run_demo_rtl_steps",
@@ -805,7 +806,8 @@ def _report_costs(say, counters: dict, error_counts: list, configs, trained: int
 # --------------------------------------------------------------------------------------------
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def int_list(text: str) -> tuple[int, ...]:
+    """``"64,32"`` (or ``"64+32"``) as positive integers: the ``--hidden`` and ``--pes`` lists."""
     try:
         values = tuple(int(part) for part in str(text).replace("+", ",").split(",") if part.strip())
     except ValueError:
@@ -862,10 +864,10 @@ def job_from_args(args) -> NetworkJob:
             raise SsdfaError(f"--{name.replace('_', '-')} must be a non-negative integer, not {value}")
     return NetworkJob(
         dataset=args.dataset,
-        hidden=_int_list(args.hidden),
+        hidden=int_list(args.hidden),
         epochs=args.epochs,
         seed=args.seed,
-        pes=_int_list(args.pes) if args.pes else None,
+        pes=int_list(args.pes) if args.pes else None,
         simulator=simulator,
         train_limit=args.train_limit,
         test_limit=args.test_limit,

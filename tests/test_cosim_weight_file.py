@@ -107,3 +107,21 @@ def test_verilog_refuses_an_output_it_cannot_create_before_elaborating(saved_fil
     captured = capsys.readouterr()
     assert status == 2 and captured.out == ""
     assert captured.err == f"ssdfa: error: --out {blocker / 'v'}: cannot create the directory: Not a directory\n"
+
+
+def test_eval_fails_when_the_rtl_predicts_otherwise_naming_the_first_sample(saved_file, capsys, monkeypatch):
+    """The comparison itself, without a simulator: the RTL's result is replaced by one with a
+    changed prediction, and ``ssdfa eval --sim`` must exit 1 and name that sample."""
+    from ssdfa.sim import network_weights
+
+    def one_wrong(configs, state, x_raw, labels, *, simulator, **options):
+        saved = load_network(saved_file)
+        predictions = saved.network().predict(x_raw).astype(np.int64)
+        predictions[4] = (predictions[4] + 1) % 10
+        return network_weights.InferenceResult(predictions, 1000, 0.5, 0.0, False)
+
+    monkeypatch.setattr(network_weights, "simulate_inference", one_wrong)
+    status = main(["eval", str(saved_file), "--limit", str(TEST_SAMPLES), "--sim", "icarus"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "FAIL: 1 of 12 RTL predictions differ; the first is sample 4: RTL" in out

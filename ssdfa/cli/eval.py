@@ -62,10 +62,10 @@ def run(args: argparse.Namespace) -> int:
     source = f"weight file {args.weights}"
     configs = None
     if args.sim is not None:  # everything the RTL needs is checked before any data is read
-        from ssdfa.sim.network_cosim import _int_list
+        from ssdfa.sim.network_cosim import int_list
         from ssdfa.sim.network_weights import hardware_configs, hardware_state
 
-        configs = hardware_configs(saved, _int_list(args.pes) if args.pes else None, source=source)
+        configs = hardware_configs(saved, int_list(args.pes) if args.pes else None, source=source)
         state = hardware_state(saved, configs, source=source)
     elif args.pes is not None:
         raise SsdfaError("--pes applies to the RTL only; add --sim verilator or --sim icarus")

@@ -63,12 +63,12 @@ def _run_network(args) -> int:
     if args.weights is None:
         raise SsdfaError("--network needs --weights FILE.npz (the saved network to build)")
     from ssdfa.model.weight_file import load_network
-    from ssdfa.sim.network_cosim import _int_list
+    from ssdfa.sim.network_cosim import int_list
     from ssdfa.sim.network_weights import hardware_configs, hardware_state
 
     saved = load_network(args.weights)
     source = f"weight file {args.weights}"
-    configs = hardware_configs(saved, _int_list(args.pes) if args.pes else None, source=source)
+    configs = hardware_configs(saved, int_list(args.pes) if args.pes else None, source=source)
     state = hardware_state(saved, configs, source=source)
     out = Path(args.out)
     try:  # before elaborating: a directory that cannot be made is one line, not minutes later
