@@ -118,6 +118,14 @@ def _widen_the_weight_format(manifest, arrays):
     manifest["arithmetic"]["weight"] = "SQ(3,14)"
 
 
+def _impossible_format(manifest, arrays):
+    manifest["arithmetic"]["error"] = "SQ(0,70)"
+
+
+def _other_layer_sizes(manifest, arrays):
+    manifest["network"]["layer_sizes"] = [64, 20, 10]
+
+
 def _future_schema(manifest, arrays):
     manifest["schema_version"] = 2
 
@@ -131,6 +139,8 @@ def _zero_lfsr(manifest, arrays):
     (_shrink_a_layer, r"array weights_1 has shape \[10, 16\], but the network spec 64-16-10 makes it \[10, 17\]"),
     (_widen_the_weight_format, r"array weights_0 is listed in format 'SQ\(2,14\)', but the arithmetic makes it SQ\(3,14\)"),
     (_future_schema, "unknown schema version 2"),
+    (_impossible_format, r"arithmetic: format SQ\(0,70\): int_bits must be >= 1"),
+    (_other_layer_sizes, r"array weights_0 has shape \[16, 65\], but the network spec 64-20-10 makes it \[20, 65\]"),
     (_zero_lfsr, "array lfsr_state_1 does not match its SHA-256"),
 ])
 def test_a_changed_file_is_refused_naming_the_file_and_the_problem(tmp_path, trained, change, message):
