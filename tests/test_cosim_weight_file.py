@@ -42,7 +42,9 @@ def _model_predictions(saved, x):
     return network.predict(network.quantize_inputs(x))
 
 
-@pytest.mark.parametrize("simulator, pes", [("icarus", "2,1"), ("verilator", None)])
+# Verilator's build of the default 64-32-10 network is the one the suite's network test and the
+# demo share (cached by the Verilog's hash); built fresh it takes about a minute, hence slow.
+@pytest.mark.parametrize("simulator, pes", [("icarus", "2,1"), pytest.param("verilator", None, marks=pytest.mark.slow)])
 def test_eval_runs_the_saved_network_in_rtl_with_the_models_predictions(
         require_tool, saved_file, test_split, capsys, simulator, pes):
     require_tool(simulator)
