@@ -52,7 +52,9 @@ from pathlib import Path
 from ssdfa.errors import SsdfaError
 from ssdfa.model.arithmetic import FixedFormat, Overflow, Rounding
 from ssdfa.model.datasets import FEATURES_PREFIX, dataset_names
+from ssdfa.model.memory_budget import require_memory, training_bytes
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig, LayerShape
+from ssdfa.user_files import read_text
 
 from .cells import (
     ALGORITHMS,
@@ -109,12 +111,7 @@ class StudySpec:
 def load_spec(path, overrides: list[str] | None = None) -> StudySpec:
     """Read, override (``section.key=value``) and validate a study spec file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SsdfaError(f"study spec {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SsdfaError(f"cannot read study spec {path}: {exc}") from None
+    text = read_text(path, "study spec")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -287,6 +284,11 @@ def _check_arithmetic(config: dict, source: str) -> None:
             shift=config["shift"],
         )
         inputs, outputs = KNOWN_FEATURES.get(config["dataset"]), KNOWN_CLASSES.get(config["dataset"])
+        # A features file's sizes are known once it is read: count one input and two classes.
+        require_memory(
+            training_bytes([inputs or 1, *config["hidden"], outputs or 2], config["batch"]),
+            f"{source}: network.hidden = {config['hidden']} with batch {config['batch']}",
+        )
         if inputs is None:
             return
         sizes = [inputs, *config["hidden"], outputs]
