@@ -6,7 +6,8 @@ saturates or wraps a fixed-point value. Section numbers (§) refer to docs/arith
 
 Raw values are integer arrays: ``int64``, or ``float64`` holding integers (so that matrix
 products go through BLAS exactly while every partial sum stays below 2**53). ``cast`` accepts
-either and returns the dtype it was given.
+either and returns the dtype it was given, exactly within the limits of §8.4 (int64: every
+value and shift; float64: values within +-2**52, formats of up to 53 bits), refusing the rest.
 """
 
 from __future__ import annotations
@@ -213,8 +214,10 @@ def cast(
 
     Parameters
     ----------
-    raw : array of int64, or float64 holding integers below 2**53 in magnitude
-        The exact value, with ``frac_bits`` fraction bits.
+    raw : array of int64 (any values), or float64 holding integers within +-2**52
+        The exact value, with ``frac_bits`` fraction bits. Other integer dtypes are converted
+        to int64; a value that does not fit, or a float64 value beyond 2**52, is refused
+        (the limits of each path, §8.4).
     frac_bits : int
         Fraction bits of ``raw`` (may be more or fewer than ``fmt.frac_bits``).
     fmt : FixedFormat
