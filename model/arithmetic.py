@@ -269,12 +269,15 @@ def _checked_raw(raw: np.ndarray) -> np.ndarray:
         return raw
     if raw.dtype.kind == "f":
         raw = raw.astype(np.float64, copy=False)
-        # One pass for the bound; NaN fails the comparison too.
-        if raw.size and not np.abs(raw).max() <= FLOAT_RAW_LIMIT:
-            raise ValueError(
-                f"cast: float64 raw values must lie within +-2**{FLOAT_EXACT_BITS - 1} (exact integers), "
-                f"not {np.abs(raw).max()!r}; use int64 raw values"
-            )
+        if raw.size:
+            # NaN propagates through min and max and fails the comparison too.
+            low, high = raw.min(), raw.max()
+            if not (-FLOAT_RAW_LIMIT <= low and high <= FLOAT_RAW_LIMIT):
+                bad = high if not high <= FLOAT_RAW_LIMIT else low
+                raise ValueError(
+                    f"cast: float64 raw values must lie within +-2**{FLOAT_EXACT_BITS - 1} (exact integers), "
+                    f"not {bad!r}; use int64 raw values"
+                )
         return raw
     if raw.dtype.kind in "iub":
         if raw.dtype.kind == "u" and raw.size and raw.max() > np.iinfo(np.int64).max:
@@ -319,8 +322,9 @@ class CastPlan:
     """One ``cast`` (§2, §3) with its parameters fixed: the NumPy steps are chosen once.
 
     ``cast`` runs a plan on every call; the training loop keeps plans to skip the argument
-    handling, which costs more than the arithmetic on small arrays. A plan checks nothing
-    about its arguments: ``raw`` (and ``out``) must be int64 arrays for an integer plan and
+    handling, which costs more than the arithmetic on small arrays. A plan is exact within the
+    limits of §8.4 (a float plan refuses a format wider than 53 bits when it is built; raw
+    values must stay within +-2**52) and checks nothing about its arguments: ``raw`` (and ``out``) must be int64 arrays for an integer plan and
     float64 arrays for a float plan, ``random_bits`` of ``raw``'s shape (or broadcastable to
     it) for STOCH.
 
