@@ -25,6 +25,7 @@ from ssdfa.model.arithmetic import (
     Overflow,
     Rounding,
     cast,
+    cast_plan,
 )
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -87,6 +88,9 @@ def check(raw_values, frac_bits, fmt, rounding, overflow, draw_values, dtype):
     assert got.dtype == dtype
     expected = [oracle(r, frac_bits, fmt, rounding, overflow, b) for r, b in zip(raw_values, draw_values)]
     assert [int(v) for v in got] == expected, (raw_values, frac_bits, str(fmt), rounding, overflow, draw_values)
+    in_place = raw.copy()
+    assert cast(in_place, frac_bits, fmt, rounding, overflow, random_bits, out=in_place) is in_place
+    assert in_place.tolist() == got.tolist(), "cast(..., out=raw) differs from the plain call"
 
 
 @CASES
@@ -167,3 +171,23 @@ def test_raw_values_beyond_int64_are_refused_not_wrapped():
         cast(np.array([1 << 63], dtype=np.uint64), 0, FixedFormat(8, 0), Rounding.TRN, Overflow.SAT)
     with pytest.raises(ValueError, match="int64"):
         cast(np.array([1 << 70], dtype=object), 0, FixedFormat(8, 0), Rounding.TRN, Overflow.SAT)
+
+
+@CASES
+@given(
+    fmt=formats(FLOAT_MAX_WORD),
+    d=shifts,
+    rounding=st.sampled_from(Rounding),
+    overflow=st.sampled_from(Overflow),
+    is_float=st.booleans(),
+    values=st.lists(st.tuples(raws(-FLOAT_RAW_LIMIT, FLOAT_RAW_LIMIT), draws), min_size=1, max_size=8),
+)
+def test_plans_given_bounds_of_their_inputs_give_the_exact_result(fmt, d, rounding, overflow, is_float, values):
+    # Bounds select the shorter steps (no overflow step, raw + 2**(d-1) formed directly,
+    # STOCH draws left unmasked): they must not change a value.
+    raw_values, draw_values = (list(v) for v in zip(*values))
+    frac_bits = fmt.frac_bits + d
+    plan = cast_plan(frac_bits, fmt, rounding, overflow, is_float, value_range=(min(raw_values), max(raw_values)))
+    raw = np.array(raw_values, dtype=np.float64 if is_float else np.int64)
+    got = plan(raw, np.array(draw_values, dtype=np.uint16))
+    assert [int(v) for v in got] == [oracle(r, frac_bits, fmt, rounding, overflow, b) for r, b in values]
