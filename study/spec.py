@@ -221,6 +221,7 @@ def spec_from_dict(data: dict, source: str = "study spec", name: str = "study", 
         else:  # a float run has no formats or modes: one cell, whatever those axes hold
             config["formats"] = None
             config["rounding"] = config["update_rounding"] = config["overflow"] = None
+        _check_memory(config, source)
         cell = Cell(config, data_dir)
         cells.setdefault(cell.key, cell)
     if not cells:
@@ -272,6 +273,17 @@ def _canonical_feedback(algorithm: str, s: int | None, rank: int | None, outputs
     return {"algorithm": algorithm, "connections": s, "rank": rank}
 
 
+def _check_memory(config: dict, source: str) -> None:
+    """A cell's network fits in the memory available (a worker runs one cell at a time)."""
+    inputs, outputs = KNOWN_FEATURES.get(config["dataset"]), KNOWN_CLASSES.get(config["dataset"])
+    # A features file's sizes are known once it is read: count one input and two classes.
+    sizes = [inputs or 1, *config["hidden"], outputs or 2]
+    require_memory(
+        training_bytes(sizes, config["batch"], fixed=config["precision"] == "fixed"),
+        f"{source}: network.hidden = {config['hidden']} with batch {config['batch']}",
+    )
+
+
 def _check_arithmetic(config: dict, source: str) -> None:
     """The formats and modes make an ArithmeticConfig, and (for a named dataset) every layer's
     exact intermediates fit the model's words."""
@@ -284,11 +296,6 @@ def _check_arithmetic(config: dict, source: str) -> None:
             shift=config["shift"],
         )
         inputs, outputs = KNOWN_FEATURES.get(config["dataset"]), KNOWN_CLASSES.get(config["dataset"])
-        # A features file's sizes are known once it is read: count one input and two classes.
-        require_memory(
-            training_bytes([inputs or 1, *config["hidden"], outputs or 2], config["batch"]),
-            f"{source}: network.hidden = {config['hidden']} with batch {config['batch']}",
-        )
         if inputs is None:
             return
         sizes = [inputs, *config["hidden"], outputs]

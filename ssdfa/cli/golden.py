@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ssdfa.golden.format import VECTORS_NAME, write_golden_set
     from ssdfa.golden.layer_vectors import generate_layer_set, with_seed
     from ssdfa.model.layer_config import load_layer_config
-
     from ssdfa.model.memory_budget import golden_set_bytes, require_memory
-
     from ssdfa.user_files import output_directory
 
     config = load_layer_config(args.config)
