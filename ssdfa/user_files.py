@@ -77,8 +77,8 @@ def output_directory(path, option: str, *, create: bool = True) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SsdfaError(f"{option} {path} is a file, not a directory")
-    ancestor = path.absolute().parent
-    while not ancestor.exists():
+    ancestor = path.parent  # as the user wrote it: "." ends a relative path
+    while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise SsdfaError(f"{option} {path}: cannot create the directory ({ancestor} is a file)")
