@@ -6,7 +6,8 @@ saturates or wraps a fixed-point value. Section numbers (§) refer to docs/arith
 
 Raw values are integer arrays: ``int64``, or ``float64`` holding integers (so that matrix
 products go through BLAS exactly while every partial sum stays below 2**53). ``cast`` accepts
-either and returns the dtype it was given.
+either and returns the dtype it was given, exactly within the limits of §8.4 (int64: every
+value and shift; float64: values within +-2**52, formats of up to 53 bits), refusing the rest.
 """
 
 from __future__ import annotations
@@ -37,12 +38,19 @@ __all__ = [
     "LfsrBank",
     "MAX_WORD",
     "FLOAT_EXACT_BITS",
+    "FLOAT_RAW_LIMIT",
+    "FLOAT_MAX_WORD",
 ]
 
 #: The widest word a format may have: raw values and their products must fit int64 (§1).
 MAX_WORD = 62
 #: float64 holds every integer of up to 53 bits exactly (§8).
 FLOAT_EXACT_BITS = 53
+#: The float64 path of ``cast`` (§8.4) takes raw values of at most this magnitude: the integers
+#: of a 53-bit two's complement word, so that every step of every mode stays exact.
+FLOAT_RAW_LIMIT = 1 << (FLOAT_EXACT_BITS - 1)
+#: The float64 path writes results of words of up to this many bits (exact in float64).
+FLOAT_MAX_WORD = FLOAT_EXACT_BITS
 
 
 class Rounding(enum.Enum):
@@ -206,8 +214,10 @@ def cast(
 
     Parameters
     ----------
-    raw : array of int64, or float64 holding integers below 2**53 in magnitude
-        The exact value, with ``frac_bits`` fraction bits.
+    raw : array of int64 (any values), or float64 holding integers within +-2**52
+        The exact value, with ``frac_bits`` fraction bits. Other integer dtypes are converted
+        to int64; a value that does not fit, or a float64 value beyond 2**52, is refused
+        (the limits of each path, §8.4).
     frac_bits : int
         Fraction bits of ``raw`` (may be more or fewer than ``fmt.frac_bits``).
     fmt : FixedFormat
@@ -237,9 +247,10 @@ def cast(
             out[...] = result[0]
             return out
         return result[0]
+    if not isinstance(frac_bits, (int, np.integer)) or isinstance(frac_bits, bool):
+        raise TypeError(f"cast: frac_bits must be an integer, not {frac_bits!r}")
+    raw = _checked_raw(raw)
     is_float = raw.dtype.kind == "f"
-    if not is_float and raw.dtype != np.int64:
-        raw = raw.astype(np.int64)
     if out is not None and (out.shape != raw.shape or out.dtype != raw.dtype):
         raise ValueError(f"cast: out must be a {raw.dtype} array of shape {raw.shape}, not {out.dtype} {out.shape}")
     if rounding is Rounding.STOCH:
@@ -250,6 +261,32 @@ def cast(
             # Draws of a larger broadcast shape give a result of that shape.
             raw = np.broadcast_to(raw, np.broadcast_shapes(raw.shape, random_bits.shape))
     return cast_plan(frac_bits, fmt, rounding, overflow, is_float)(raw, random_bits, out=out)
+
+
+def _checked_raw(raw: np.ndarray) -> np.ndarray:
+    """``raw`` as int64 or float64 within the limits of its path (§8.4); ValueError otherwise."""
+    if raw.dtype == np.int64:
+        return raw
+    if raw.dtype.kind == "f":
+        raw = raw.astype(np.float64, copy=False)
+        if raw.size:
+            # NaN propagates through min and max and fails the comparison too.
+            low, high = raw.min(), raw.max()
+            if not (-FLOAT_RAW_LIMIT <= low and high <= FLOAT_RAW_LIMIT):
+                bad = high if not high <= FLOAT_RAW_LIMIT else low
+                raise ValueError(
+                    f"cast: float64 raw values must lie within +-2**{FLOAT_EXACT_BITS - 1} (exact integers), "
+                    f"not {bad!r}; use int64 raw values"
+                )
+        return raw
+    if raw.dtype.kind in "iub":
+        if raw.dtype.kind == "u" and raw.size and raw.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"cast: raw value {raw.max()} does not fit int64")
+        return raw.astype(np.int64)
+    try:
+        return np.asarray(raw, dtype=np.int64)
+    except (OverflowError, TypeError, ValueError):
+        raise ValueError(f"cast: raw values must be int64 or float64 integers, not {raw.dtype} values") from None
 
 
 def cast_plan(
@@ -285,8 +322,9 @@ class CastPlan:
     """One ``cast`` (§2, §3) with its parameters fixed: the NumPy steps are chosen once.
 
     ``cast`` runs a plan on every call; the training loop keeps plans to skip the argument
-    handling, which costs more than the arithmetic on small arrays. A plan checks nothing
-    about its arguments: ``raw`` (and ``out``) must be int64 arrays for an integer plan and
+    handling, which costs more than the arithmetic on small arrays. A plan is exact within the
+    limits of §8.4 (a float plan refuses a format wider than 53 bits when it is built; raw
+    values must stay within +-2**52) and checks nothing about its arguments: ``raw`` (and ``out``) must be int64 arrays for an integer plan and
     float64 arrays for a float plan, ``random_bits`` of ``raw``'s shape (or broadcastable to
     it) for STOCH.
 
@@ -321,6 +359,12 @@ class CastPlan:
         d = int(frac_bits) - fmt.frac_bits
         if d > 0 and not isinstance(rounding, Rounding):
             raise ValueError(f"unknown rounding mode {rounding!r}")
+        if is_float and fmt.word > FLOAT_MAX_WORD:
+            # float64 cannot hold every value of a wider word (its maximum rounds up, out of range).
+            raise ValueError(
+                f"cast to {fmt}: the float64 path holds words of up to {FLOAT_MAX_WORD} bits, not {fmt.word}; "
+                "use int64 raw values"
+            )
         self.discarded = d
         self.fmt = fmt
         self.rounding = rounding
@@ -371,15 +415,25 @@ class CastPlan:
     # -- rounding steps: each returns the rounded values, in ``out`` when given ----------------
 
     def _float_step(self, d: int, rounding: Rounding):
-        """The rounding step of a float plan and its prescale."""
+        """The rounding step of a float plan and its prescale.
+
+        Exact for raw values of magnitude up to ``FLOAT_RAW_LIMIT`` (2**52) and every d (§8.4).
+        Shifts beyond what such values can tell apart are clamped, which keeps every result and
+        every power of two a normal float: up by at most 54 bits (any non-zero value has then
+        left every format of up to 53 bits), down by at most 54 (every value is then within
+        1/4 of zero, so each mode gives -1 or 0 whatever the exact d).
+        """
         if d == 0:
             return self._keep, 1.0
         if d < 0:
             # Gaining fraction bits is exact; every rounding mode agrees.
-            return self._scale_only, _pow2(-d)
-        self._down = _pow2(-d)
+            return self._scale_only, _pow2(min(-d, _FLOAT_CLAMP))
         if rounding is Rounding.STOCH:
             self._stoch_scale = _pow2(-STOCH_BITS)
+            if d > _FLOAT_STOCH_DIRECT:
+                # raw 2**(16-d) + r would need more than 53 bits; floor(raw 2**(16-d)) first,
+                # which leaves the same result (r is an integer). From 2**53 on it is -1 or 0.
+                return self._stoch_float_wide, _pow2(-min(d - STOCH_BITS, FLOAT_EXACT_BITS))
             # d < STOCH_BITS: the draw's low 16 - d bits are unused (§2.1); a mask clears them.
             self._unused_bits = max(STOCH_BITS - d, 0)
             self._draw_mask = ((1 << STOCH_BITS) - 1) >> self._unused_bits << self._unused_bits
@@ -390,6 +444,7 @@ class CastPlan:
                 if (self._value_bound << self._unused_bits) + (1 << STOCH_BITS) <= 1 << FLOAT_EXACT_BITS:
                     self._unused_bits = 0
             return self._stoch_float, _pow2(STOCH_BITS - d)
+        self._down = _pow2(-min(d, _FLOAT_CLAMP))
         steps = {
             Rounding.TRN: self._trn_float,
             Rounding.TRN_ZERO: self._trn_zero_float,
@@ -429,6 +484,8 @@ class CastPlan:
         return np.trunc(value, out=value)
 
     def _rnd_float(self, raw, random_bits, out, prescaled):
+        # raw 2**-d + 1/2 = (raw + 2**(d-1)) 2**-d: an integer of at most 53 bits times a power
+        # of two while d <= 53; from d = 54 the sum lies in [1/4, 3/4] and floors to 0 anyway.
         value = self._start(raw, out, self._down, prescaled)
         value += 0.5
         return np.floor(value, out=value)
@@ -441,12 +498,21 @@ class CastPlan:
         # floor((raw + offset) 2**-d) = floor((raw 2**(16-d) + r') 2**-16), where r' = offset
         # 2**(16-d) is the draw r itself when d >= 16 (offset = r 2**(d-16)) and r with its
         # unused low bits cleared when d < 16 (offset = r >> (16-d)). Every step is exact: the
-        # sum is (raw + offset) 2**(16-d), an integer below 2**53 times a power of two. The
-        # draws are added straight from their integer dtype, without an offsets array. (With
-        # a small enough ``value_range`` the unused bits may stay: raw 2**(16-d) has those bits
-        # all 0, so they cannot carry into the kept ones, and the sum stays below 2**53.)
+        # sum is (raw + offset) 2**(16-d), an integer below 2**52 + 2**d <= 2**53 times a power
+        # of two (d <= 52). The draws are added straight from their integer dtype, without an
+        # offsets array. (With a small enough ``value_range`` the unused bits may stay: raw
+        # 2**(16-d) has those bits all 0, so they cannot carry into the kept ones, and the sum
+        # stays below 2**53.)
         value = self._start(raw, out, self.prescale, prescaled)
         value += self._scaled_offsets(random_bits)
+        value *= self._stoch_scale
+        return np.floor(value, out=value)
+
+    def _stoch_float_wide(self, raw, random_bits, out, prescaled):
+        # d > 52: floor((floor(raw 2**(16-d)) + r) 2**-16), every step on small integers.
+        value = self._start(raw, out, self.prescale, prescaled)
+        np.floor(value, out=value)
+        value += random_bits
         value *= self._stoch_scale
         return np.floor(value, out=value)
 
@@ -459,19 +525,35 @@ class CastPlan:
         # Float draws (integers held in floats): drop the unused bits by flooring.
         return np.floor(random_bits * _pow2(-self._unused_bits)) * _pow2(self._unused_bits)
 
+    # Integer steps are exact for every int64 raw value and every d (§8.4): no intermediate
+    # leaves int64. Shifts are clamped where larger ones give the same result: up by 62 (any
+    # non-zero value has left every format), down by 63 (x >> 63 is -1 or 0 for every int64).
+    # Where ``value_range`` shows that raw + 2**d cannot overflow, the shorter form is used.
+
     def _int_step(self, d: int, rounding: Rounding):
         """The rounding step of an int64 plan."""
         if d == 0:
             return self._keep_int
         if d < 0:
-            self._up = -d
+            self._up = min(-d, MAX_WORD)
+            self._preclip = None
+            if self.overflow_needed and self.overflow is Overflow.SAT:
+                # Clip before the shift so that it cannot overflow int64, to one step beyond the
+                # values that fit: those still saturate after the shift.
+                k = self._up
+                self._preclip = (-((-self._min) >> k) - 1, (self._max >> k) + 1)
             return self._shift_up_int
+        self._down_bits = min(d, _INT_CLAMP)
+        # Masks of the low d and d - 1 bits as int64 (all ones from 64 bits on).
+        self._low_mask = _int64_mask(self._down_bits)
+        self._below_half_mask = _int64_mask(self._down_bits - 1)
+        short = self._value_bound is not None and self._value_bound + (1 << d) < 1 << 63
         steps = {
             Rounding.TRN: self._trn_int,
             Rounding.TRN_ZERO: self._trn_zero_int,
-            Rounding.RND: self._rnd_int,
+            Rounding.RND: self._rnd_short_int if short else self._rnd_int,
             Rounding.RND_CONV: self._rnd_conv_int,
-            Rounding.STOCH: self._stoch_int,
+            Rounding.STOCH: self._stoch_short_int if short else self._stoch_int,
         }
         return steps[rounding]
 
@@ -479,32 +561,60 @@ class CastPlan:
         return self._start(raw, out, 1, True)
 
     def _shift_up_int(self, raw, random_bits, out, prescaled):
+        if self._preclip is not None:
+            raw = _clip(raw, *self._preclip, out=out)
+        # WRAP: NumPy's int64 shift wraps modulo 2**64, which keeps the low word bits exact.
         return np.left_shift(raw, self._up, out=out)
 
     def _trn_int(self, raw, random_bits, out, prescaled):
-        return np.right_shift(raw, self.discarded, out=out)
+        return np.right_shift(raw, min(self._down_bits, 63), out=out)
 
     def _trn_zero_int(self, raw, random_bits, out, prescaled):
-        d = self.discarded
-        return _into(np.where(raw < 0, -((-raw) >> d), raw >> d), out)
+        # floor, plus one for a negative value with non-zero dropped bits.
+        floor = raw >> min(self._down_bits, 63)
+        floor += (raw < 0) & ((raw & self._low_mask) != 0)
+        return _into(floor, out)
 
-    def _rnd_int(self, raw, random_bits, out, prescaled):
+    def _rnd_short_int(self, raw, random_bits, out, prescaled):
         d = self.discarded
         value = np.add(raw, 1 << (d - 1), out=out)
         value >>= d
         return value
 
-    def _rnd_conv_int(self, raw, random_bits, out, prescaled):
-        d = self.discarded
-        floor = raw >> d
-        remainder = raw & ((1 << d) - 1)
-        half = 1 << (d - 1)
-        return _into(floor + ((remainder > half) | ((remainder == half) & (floor & 1 == 1))), out)
+    def _rnd_int(self, raw, random_bits, out, prescaled):
+        # floor((raw + 2**(d-1)) / 2**d) = floor((t + 1) / 2) with t = raw >> (d - 1).
+        halves = raw >> (self._down_bits - 1)
+        rounded = np.right_shift(halves, 1, out=out)
+        rounded += halves & 1
+        return rounded
 
-    def _stoch_int(self, raw, random_bits, out, prescaled):
+    def _rnd_conv_int(self, raw, random_bits, out, prescaled):
+        halves = raw >> (self._down_bits - 1)
+        floor = halves >> 1
+        # Up when the half bit is set and the bits below it are not all 0, or q is odd.
+        up = (halves & 1) & (((raw & self._below_half_mask) != 0) | (floor & 1))
+        floor += up
+        return _into(floor, out)
+
+    def _stoch_short_int(self, raw, random_bits, out, prescaled):
         value = np.add(raw, stochastic_offsets(random_bits, self.discarded), out=out)
         value >>= self.discarded
         return value
+
+    def _stoch_int(self, raw, random_bits, out, prescaled):
+        # floor((raw + offset) / 2**d) = floor(raw / 2**d) + floor((low + offset) / 2**d), low
+        # the dropped bits; for d >= 16 on t = floor(raw / 2**(d-16)) instead, with offset r.
+        draws = np.broadcast_to(random_bits, raw.shape).astype(np.int64)
+        d = self._down_bits
+        if d >= STOCH_BITS:
+            t = raw >> min(d - STOCH_BITS, 63)
+            draws += t & ((1 << STOCH_BITS) - 1)
+            draws >>= STOCH_BITS
+            return _into(draws + (t >> STOCH_BITS), out)
+        draws >>= STOCH_BITS - d
+        draws += raw & self._low_mask
+        draws >>= d
+        return _into(draws + (raw >> d), out)
 
     # -- overflow steps (§3): ``value`` is a fresh array or the caller's ``out`` ---------------
 
@@ -512,9 +622,11 @@ class CastPlan:
         return _clip(value, self._low, self._high, out=value)
 
     def _wrap_float(self, value):
-        value -= self._min
+        # v mod 2**word, then the upper half down by 2**word: both exact (fmod is), where
+        # subtracting min first would round for values beyond 2**53.
         np.mod(value, float(self._span), out=value)
-        value += self._min
+        if self.fmt.signed:
+            np.subtract(value, float(self._span), out=value, where=value > self._high)
         return value
 
     def _wrap_int(self, value):
@@ -522,6 +634,11 @@ class CastPlan:
         value &= self._span - 1
         value += self._min
         return value
+
+
+def _int64_mask(bits: int) -> np.int64:
+    """The low ``bits`` bits set, as an int64 (-1, all ones, from 64 bits on)."""
+    return np.int64(-1) if bits >= 64 else np.int64((1 << bits) - 1)
 
 
 def _into(value, out):
@@ -550,6 +667,15 @@ LFSR_WIDTH = 32
 LFSR_TAPS = (32, 22, 2, 1)
 #: Random bits per draw: one draw per rounding event, STOCH_BITS shifts of the LFSR.
 STOCH_BITS = 16
+
+#: Float plans clamp shifts here (see ``CastPlan._float_step``).
+_FLOAT_CLAMP = FLOAT_EXACT_BITS + 1
+#: The widest d for which a float STOCH plan adds the draw to raw 2**(16-d) directly.
+_FLOAT_STOCH_DIRECT = FLOAT_EXACT_BITS - 1
+#: Int plans round as if at most this many bits were dropped: every int64 value divided by
+#: 2**64 lies in [-1/2, 1/2), where each deterministic mode gives the same result for any
+#: larger d. STOCH clamps its own shift (see ``CastPlan._stoch_int``).
+_INT_CLAMP = 64 + STOCH_BITS
 
 _MASK = (1 << LFSR_WIDTH) - 1
 

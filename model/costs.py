@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ssdfa.errors import SsdfaError
 from ssdfa.model.paper_architectures import Layer, Network, fully_connected, network
+from ssdfa.user_files import read_text
 
 __all__ = [
     "Algorithm",
@@ -462,10 +463,7 @@ def read_energy_table(path) -> EnergyTable:
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
         raise SsdfaError(f"energy table {path}: expected a .toml or .json file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SsdfaError(f"energy table {path}: cannot read it ({exc.strerror or exc})") from None
+    text = read_text(path, "energy table")
     try:
         mapping = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:

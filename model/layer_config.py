@@ -39,8 +39,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ssdfa.errors import SsdfaError
+from ssdfa.user_files import read_text
 
 from .arithmetic import FixedFormat, Overflow, Rounding
+from .memory_budget import layer_bytes, require_memory
 from .neuron_ops import Activation, ArithmeticConfig, LayerShape
 
 __all__ = ["LayerConfig", "load_layer_config", "parse_format", "layer_config_from_dict"]
@@ -184,10 +186,16 @@ def layer_config_from_dict(data: dict, source: str = "configuration") -> LayerCo
         learning = layer.get("learning", True)
         if not isinstance(learning, bool):
             raise ValueError(f"learning must be true or false, not {learning!r}")
+        outputs = layer.get("outputs", 10)
+        if isinstance(outputs, int):  # else LayerConfig names it
+            require_memory(
+                layer_bytes(shape.fan_in, shape.neurons, outputs),
+                f"{source}: a layer of {shape.neurons} neurons x {shape.fan_in} inputs",
+            )
         return LayerConfig(
             shape=shape,
             pes=layer.get("pes", 1),
-            outputs=layer.get("outputs", 10),
+            outputs=outputs,
             activation=Activation.parse(layer.get("activation", "relu")),
             index=layer.get("index", 0),
             learning=learning,
@@ -200,12 +208,7 @@ def layer_config_from_dict(data: dict, source: str = "configuration") -> LayerCo
 def load_layer_config(path) -> LayerConfig:
     """Read and validate a layer configuration TOML file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SsdfaError(f"configuration file {path} does not exist") from None
-    except OSError as exc:
-        raise SsdfaError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    text = read_text(path, "configuration file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

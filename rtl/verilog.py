@@ -18,6 +18,7 @@ from pathlib import Path
 from ssdfa import __version__
 from ssdfa.errors import SsdfaError
 from ssdfa.model.layer_config import LayerConfig, layer_config_from_dict, load_layer_config
+from ssdfa.user_files import write_atomically
 
 __all__ = ["Top", "available_tops", "resolve_config", "config_header", "build_tops", "generate"]
 
@@ -186,8 +187,7 @@ def generate(config, out_dir, *, tops=None) -> list[Path]:
     for name, component in components:
         text = verilog.convert(component, name=name, emit_src=False)
         path = out_dir / f"{name}.v"
-        with open(path, "w", encoding="utf-8", newline="\n") as file:
-            file.write(config_header(config, name))
-            file.write(text)
+        # Whole or not at all: a failed run never leaves a truncated module.
+        write_atomically(path, config_header(config, name) + text)
         paths.append(path)
     return paths

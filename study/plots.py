@@ -7,8 +7,11 @@ seeds; error bars span the minimum to the maximum over seeds.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
+
+from ssdfa.user_files import write_atomically
 
 from .records import Group
 
@@ -61,8 +64,13 @@ def _errorbar(ax, xs, stats, **style) -> None:
 
 def _save(plt, figure, path: Path) -> None:
     figure.tight_layout()
-    figure.savefig(path, dpi=_DPI, metadata=PNG_METADATA)
-    plt.close(figure)
+    # Rendered in memory, then written whole (never a truncated PNG).
+    image = io.BytesIO()
+    try:
+        figure.savefig(image, format="png", dpi=_DPI, metadata=PNG_METADATA)
+    finally:
+        plt.close(figure)
+    write_atomically(path, image.getvalue())
 
 
 def plot_width(groups: Sequence[Group], float_groups: Sequence[Group], context_fields: Sequence[str],

@@ -23,6 +23,8 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ssdfa.user_files import write_atomically
+
 from .area import AreaEstimator
 from .cells import CURRENT_VERSIONS
 from .database import ResultsDatabase
@@ -85,7 +87,7 @@ def write_report(db_path, out_dir, *, area: AreaEstimator | None = None, keys: s
         sections.append("## Failed cells\n\n" + "\n".join(f"- `{row.key[:12]}`: {row.error}" for row in failed))
     if report.notes:
         sections.append("## Figures left out\n\n" + "\n".join(f"- {note}" for note in report.notes))
-    (out_dir / "report.md").write_text("\n\n".join(s for s in sections if s).rstrip() + "\n", encoding="utf-8")
+    write_atomically(out_dir / "report.md", "\n\n".join(s for s in sections if s).rstrip() + "\n")
     report.files.append(out_dir / "report.md")
     return report
 
@@ -136,7 +138,7 @@ def _write_csv(path: Path, table: list[dict], report: ReportResult) -> None:
         writer = csv.DictWriter(buffer, fieldnames=list(table[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in table)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+    write_atomically(path, buffer.getvalue())
     report.files.append(path)
 
 

@@ -52,7 +52,9 @@ from pathlib import Path
 from ssdfa.errors import SsdfaError
 from ssdfa.model.arithmetic import FixedFormat, Overflow, Rounding
 from ssdfa.model.datasets import FEATURES_PREFIX, dataset_names
+from ssdfa.model.memory_budget import require_memory, training_bytes
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig, LayerShape
+from ssdfa.user_files import read_text
 
 from .cells import (
     ALGORITHMS,
@@ -109,12 +111,7 @@ class StudySpec:
 def load_spec(path, overrides: list[str] | None = None) -> StudySpec:
     """Read, override (``section.key=value``) and validate a study spec file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SsdfaError(f"study spec {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SsdfaError(f"cannot read study spec {path}: {exc}") from None
+    text = read_text(path, "study spec")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -224,6 +221,7 @@ def spec_from_dict(data: dict, source: str = "study spec", name: str = "study", 
         else:  # a float run has no formats or modes: one cell, whatever those axes hold
             config["formats"] = None
             config["rounding"] = config["update_rounding"] = config["overflow"] = None
+        _check_memory(config, source)
         cell = Cell(config, data_dir)
         cells.setdefault(cell.key, cell)
     if not cells:
@@ -273,6 +271,17 @@ def _canonical_feedback(algorithm: str, s: int | None, rank: int | None, outputs
     elif rank == full:
         rank = None
     return {"algorithm": algorithm, "connections": s, "rank": rank}
+
+
+def _check_memory(config: dict, source: str) -> None:
+    """A cell's network fits in the memory available (a worker runs one cell at a time)."""
+    inputs, outputs = KNOWN_FEATURES.get(config["dataset"]), KNOWN_CLASSES.get(config["dataset"])
+    # A features file's sizes are known once it is read: count one input and two classes.
+    sizes = [inputs or 1, *config["hidden"], outputs or 2]
+    require_memory(
+        training_bytes(sizes, config["batch"], fixed=config["precision"] == "fixed"),
+        f"{source}: network.hidden = {config['hidden']} with batch {config['batch']}",
+    )
 
 
 def _check_arithmetic(config: dict, source: str) -> None:

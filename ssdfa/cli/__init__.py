@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import pkgutil
 import sys
 
@@ -46,7 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status when standard output is closed early (``ssdfa costs --json | head -1``): the
+#: shell's status for a command ended by SIGPIPE (128 + 13), which ``set -o pipefail`` reports
+#: like any other such command (``yes | head -1``). Nothing is printed.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``ssdfa`` command; return its exit status.
+
+    Every command inherits the handling here: bad input (``SsdfaError``, ``ValueError``,
+    ``TypeError``), an OSError on a path, undecodable text and exhausted memory become one line
+    ``ssdfa: error: ...`` and status 2; a closed standard output ends the command quietly with
+    status 141.
+    """
+    try:
+        status = _run(argv)
+        # Flush here, inside the handler: at interpreter exit a closed pipe would print a warning.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -54,14 +80,47 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         status = args.func(args)
-    except (SsdfaError, ValueError, TypeError, FileNotFoundError) as exc:
-        # Bad input named by the code that found it: one line, no traceback.
-        print(f"ssdfa: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except BrokenPipeError:
+        raise
+    except (SsdfaError, ValueError, TypeError) as exc:
+        # Bad input named by the code that found it: one line, no traceback. (UnicodeDecodeError
+        # is a ValueError; readers of user files name the file, see ssdfa.user_files.)
+        return _error(str(exc))
+    except OSError as exc:
+        return _error(_os_error_line(exc))
+    except MemoryError:
+        # The size checks (model/memory_budget.py) refuse what cannot fit; this is the backstop.
+        return _error("out of memory; try smaller sizes (or free memory)")
     except KeyboardInterrupt:
         print("ssdfa: interrupted", file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def _error(message: str) -> int:
+    # One line even when a message carries a newline (a TOML or JSON parser's, say).
+    print(f"ssdfa: error: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _os_error_line(exc: OSError) -> str:
+    """'PATH: reason' (or 'PATH -> PATH2: reason') for an OSError on a path."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    where = str(exc.filename) if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+    return f"{where}: {reason}"
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null so that nothing more is written to the closed pipe
+    (Python's documented recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file (a test's capture): nothing will flush to a pipe
 
 
 if __name__ == "__main__":

@@ -71,7 +71,30 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+#: The largest layer ``--fuzz`` draws (sim/cosim.py ``draw_config``): fan-in, neurons, outputs.
+_FUZZ_LARGEST = (40, 16, 10)
+
+
+def _check_sizes(args: argparse.Namespace) -> None:
+    """Refuse sizes that cannot fit in memory before anything is built."""
+    from ssdfa.model.memory_budget import golden_set_bytes, require_memory, training_bytes
+    from ssdfa.user_files import output_directory
+
+    if args.work_dir is not None:
+        output_directory(args.work_dir, "--work-dir", create=False)
+    if args.network:
+        from ssdfa.sim.network_cosim import job_from_args
+
+        hidden = job_from_args(args).hidden
+        # The input and class counts are known once the data are read; one and two are a floor.
+        require_memory(training_bytes([1, *hidden, 2]), f"--hidden {args.hidden}")
+    elif args.fuzz is not None:
+        per_job = golden_set_bytes(*_FUZZ_LARGEST, args.samples)
+        require_memory(min(args.batch, args.fuzz) * per_job, f"--samples {args.samples} with --batch {args.batch}")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_sizes(args)
     if args.network:
         from ssdfa.sim.network_cosim import run_from_args
 

@@ -355,13 +355,20 @@ def plot_costs(results, shown, word_bits: int, path) -> None:
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{net.name} ({net.dataset}), {_scope_text(first)}", fontsize=11)
     fig.tight_layout()
+    import io
+
+    from ssdfa.user_files import write_atomically
+
+    image = io.BytesIO()
     try:
         # No software/date metadata, so the same inputs give the same file.
-        fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
-    except OSError as exc:
-        raise SsdfaError(f"--plot {path}: cannot write it ({exc.strerror or exc})") from None
+        fig.savefig(image, format="png", dpi=100, metadata={"Software": None})
     finally:
         plt.close(fig)
+    try:
+        write_atomically(path, image.getvalue())  # whole or not at all
+    except OSError as exc:
+        raise SsdfaError(f"--plot {path}: cannot write it ({exc.strerror or exc})") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,8 +38,17 @@ def run(args: argparse.Namespace) -> int:
     from ssdfa.golden.format import VECTORS_NAME, write_golden_set
     from ssdfa.golden.layer_vectors import generate_layer_set, with_seed
     from ssdfa.model.layer_config import load_layer_config
+    from ssdfa.model.memory_budget import golden_set_bytes, require_memory
+    from ssdfa.user_files import output_directory
 
     config = load_layer_config(args.config)
+    output_directory(args.out, "--out", create=False)
+    shape = config.shape
+    require_memory(
+        golden_set_bytes(shape.fan_in, shape.neurons, config.outputs, args.samples, full_weights=args.full_weights),
+        f"--samples {args.samples}{' with --full-weights' if args.full_weights else ''} "
+        f"(a layer of {shape.neurons} neurons x {shape.fan_in} inputs)",
+    )
     if args.seed is not None:
         config = with_seed(config, args.seed)
     try:
@@ -47,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SsdfaError(f"{args.config}: {exc}") from None
     directory = write_golden_set(args.out, golden, force=args.force)
-    shape = config.shape
     size = (directory / VECTORS_NAME).stat().st_size
     print(
         f"wrote {args.out}: {config.activation.value} layer, {shape.neurons} neurons x {shape.fan_in} inputs, "

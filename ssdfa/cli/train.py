@@ -245,6 +245,9 @@ def build_request(args: argparse.Namespace) -> TrainRequest:
     for size in args.hidden:
         if size < 1:
             raise SsdfaError(f"--hidden sizes must be positive integers, not {size}")
+    if args.batch is not None and args.batch >= 1:
+        # Before the data are read: one input and two classes already show an impossible size.
+        require_training_memory([1, *args.hidden, 2], args.batch, fixed=args.fixed)
     for option in ("epochs", "batch", "train_limit"):
         value = given.get(option)
         if value is not None and value < 1:
@@ -316,6 +319,14 @@ def build_request(args: argparse.Namespace) -> TrainRequest:
     )
 
 
+def require_training_memory(layer_sizes, batch: int, *, fixed: bool) -> None:
+    """Refuse a network whose training cannot fit in the memory available (one line naming it)."""
+    from ssdfa.model.memory_budget import require_memory, training_bytes
+
+    hidden = " ".join(str(size) for size in layer_sizes[1:-1])
+    require_memory(training_bytes(layer_sizes, batch, fixed=fixed), f"--hidden {hidden} with --batch {batch}")
+
+
 def default_shift(batch: int) -> int:
     """The fixed-point learning-rate shift for a batch: the contract's default plus log2(batch)."""
     return ArithmeticConfig().shift + math.ceil(math.log2(batch))
@@ -348,6 +359,7 @@ def prepare(request: TrainRequest, dataset) -> NetworkSpec:
     from ssdfa.model.fixed_network import FixedNetwork
 
     spec = request.network_spec(dataset.num_features, dataset.num_classes)
+    require_training_memory(spec.layer_sizes, request.options.batch, fixed=request.config is not None)
     if request.config is not None:
         FixedNetwork(spec, request.config, batch=request.options.batch)  # refuses impossible widths
     return spec

@@ -49,7 +49,10 @@ def run(args) -> int:
     from ssdfa.model.layer_config import load_layer_config
 
     # Validate before importing Amaranth or elaborating anything.
+    from ssdfa.user_files import output_directory
+
     config = load_layer_config(args.config)
+    output_directory(args.out, "--out", create=False)
     from ssdfa.rtl.verilog import generate
 
     for path in generate(config, args.out, tops=args.top):

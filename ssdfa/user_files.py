@@ -1,0 +1,91 @@
+"""Files that users name: read with an error that names the path, written whole or not at all.
+
+Every reader of a user's text file (layer configurations, study specs, energy tables) goes
+through ``read_text``, so that a missing, unreadable or non-UTF-8 file is one ``SsdfaError``
+naming the path. Every writer of an output file goes through ``write_atomically``: the data go
+to a temporary file beside the target, which is renamed over it only when complete, so an
+interrupted or failed run never leaves a half-written file. ``output_directory`` checks (and
+creates) a directory named by an option before anything is computed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ssdfa.errors import SsdfaError
+
+__all__ = ["read_text", "write_atomically", "output_directory", "os_error_text"]
+
+
+def os_error_text(exc: OSError) -> str:
+    """The reason of an OSError without its errno prefix: 'Permission denied'."""
+    return exc.strerror or str(exc)
+
+
+def read_text(path, what: str) -> str:
+    """The UTF-8 text of ``path``; ``what`` names the file's role ('configuration file')."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SsdfaError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise SsdfaError(f"{what} {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise SsdfaError(f"cannot read {what} {path}: {os_error_text(exc)}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SsdfaError(
+            f"{what} {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        ) from None
+
+
+def write_atomically(path, data: bytes | str) -> Path:
+    """Write ``data`` (str as UTF-8, newlines as given) to ``path`` all at once.
+
+    The parent directory must exist. Raises OSError (which the command line reports as one
+    line naming the path); the target is then untouched and no temporary file is left.
+    """
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def output_directory(path, option: str, *, create: bool = True) -> Path:
+    """The directory ``path`` named by ``option`` (e.g. '--out'), created if needed.
+
+    An existing file there, or a file where a parent directory should be, is an SsdfaError
+    naming the option and the path. With ``create=False`` only that check is made (for a
+    command that creates the directory once its inputs have been read).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SsdfaError(f"{option} {path} is a file, not a directory")
+    ancestor = path.parent  # as the user wrote it: "." ends a relative path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise SsdfaError(f"{option} {path}: cannot create the directory ({ancestor} is a file)")
+    if not create:
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SsdfaError(f"{option} {path}: cannot create the directory ({os_error_text(exc)})") from None
+    return path

@@ -1,0 +1,60 @@
+"""Users' files: read with errors that name the path, written whole or not at all."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ssdfa.errors import SsdfaError
+from ssdfa.user_files import output_directory, read_text, write_atomically
+
+
+def test_non_utf8_text_is_refused_naming_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "layer.toml"
+    path.write_bytes(b"fan_in = 4\n\x80\n")
+    with pytest.raises(SsdfaError, match=rf"configuration file {path} is not UTF-8 text: byte 0x80 at offset 11"):
+        read_text(path, "configuration file")
+
+
+def test_a_directory_or_a_missing_file_is_named(tmp_path):
+    with pytest.raises(SsdfaError, match="is a directory, not a file"):
+        read_text(tmp_path, "study spec")
+    with pytest.raises(SsdfaError, match="nothing.toml does not exist"):
+        read_text(tmp_path / "nothing.toml", "study spec")
+
+
+def test_an_atomic_write_replaces_the_file_with_the_ordinary_mode(tmp_path):
+    path = tmp_path / "out.v"
+    path.write_text("old")
+    write_atomically(path, "module m;\nendmodule\n")
+    assert path.read_text() == "module m;\nendmodule\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.v"]
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_partial_one(tmp_path, monkeypatch):
+    path = tmp_path / "report.md"
+    path.write_text("previous report\n")
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="No space left"):
+        write_atomically(path, b"x" * 100_000)
+    assert path.read_text() == "previous report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
+
+
+def test_an_output_directory_that_is_a_file_or_below_one_is_refused(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(SsdfaError, match=rf"--out {afile} is a file, not a directory"):
+        output_directory(afile, "--out")
+    with pytest.raises(SsdfaError, match=rf"--out {afile}/a/b: cannot create the directory \({afile} is a file\)"):
+        output_directory(afile / "a" / "b", "--out", create=False)
+    assert output_directory(tmp_path / "new" / "dir", "--out").is_dir()
+    assert not output_directory(tmp_path / "unmade", "--out", create=False).exists()
