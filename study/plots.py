@@ -105,8 +105,8 @@ def _log_ticks(ax, values: Sequence[float]) -> None:
     """Plain-number ticks on a log x axis, at least three of them in view.
 
     matplotlib labels only the powers of ten, which a span of less than a decade leaves with
-    one or two labels: use the first of these mantissa sets that gives three, widening the
-    view if even the densest does not.
+    one or two labels: use the first of these mantissa sets that gives four ticks, else the
+    densest if it gives three, else widen the view until it does.
     """
     import math
 
@@ -118,7 +118,7 @@ def _log_ticks(ax, values: Sequence[float]) -> None:
         for mantissas in ((1, 2, 5), (1, 2, 3, 5, 7), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)):
             ticks = [m * 10 ** e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
                      for m in mantissas if low <= m * 10 ** e <= high]
-            if len(ticks) >= 3:
+            if len(ticks) >= 4:
                 break
         if len(ticks) >= 3:
             break
@@ -138,7 +138,7 @@ def plot_width(groups: Sequence[Group], float_groups: Sequence[Group], context_f
     """
     plt = _pyplot()
     panels = _panels(groups, context_fields)
-    figure, axes = _grid(plt, len(panels))
+    figure, axes = _grid(plt, len(panels), width=7.0)
     for ax, (title, members) in zip(axes, panels.items()):
         lines: dict[str, list[Group]] = {}
         for group in members:
@@ -157,7 +157,8 @@ def plot_width(groups: Sequence[Group], float_groups: Sequence[Group], context_f
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)
         ax.set_title(title, fontsize=8)
-        ax.legend(title=" / ".join(_short(f) for f in line_fields) or None, fontsize=7, title_fontsize=7)
+        ax.legend(title=" / ".join(_short(f) for f in line_fields) or None, fontsize=7, title_fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: never over a line
     figure.suptitle(f"Test accuracy against word width\n{subject(groups)}", fontsize=9)
     return _save(plt, figure, path)
 
@@ -183,7 +184,7 @@ def plot_area(points: Sequence[dict], front: Sequence[dict], metric: str, title:
     Returns the (closed) figure, for inspection.
     """
     plt = _pyplot()
-    figure, ax = plt.subplots(figsize=(6.4, 4.6))
+    figure, ax = plt.subplots(figsize=(8.4, 4.6))
     learned = [p for p in points if not p["chance"]]
     for label in sorted({p["label"] for p in learned}):
         chosen = [p for p in learned if p["label"] == label]
@@ -210,7 +211,7 @@ def plot_area(points: Sequence[dict], front: Sequence[dict], metric: str, title:
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"Test accuracy against PE area\n{title}", fontsize=9)
-    ax.legend(fontsize=7, loc="center right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: never over a point
     return _save(plt, figure, path)
 
 

@@ -225,3 +225,35 @@ def test_designs_at_chance_level_are_drawn_apart_and_never_on_the_pareto_front(t
     assert front and all(float(row["accuracy_mean"]) > 19 for row in front)
     assert front[0]["word"] == "8"  # the cheapest design that learned is where the front starts
     assert "drawn as grey crosses and left out of the Pareto front" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_report_redrawn_from_its_own_tables_keeps_them_byte_for_byte(tmp_path, capsys):
+    from ssdfa.study.redraw import main as redraw_main
+
+    spec_path = tmp_path / "width.toml"
+    spec_path.write_text(
+        '[study]\nseeds = 2\n[arithmetic]\nprecision = ["fixed", "float"]\nword = [4, 8, 12]\n'
+        'int_bits = { activation = 2, bp_error = 2 }\nupdate_rounding = ["RND", "STOCH"]\n'
+    )
+    from ssdfa.study.spec import load_spec
+
+    with ResultsDatabase.create_or_open(tmp_path / "width.db") as db:
+        for cell in load_spec(spec_path).cells:
+            result = fake_result(cell.config)
+            result["test_accuracy"] = round(result["test_accuracy"] * 359) / 359  # a count of 359 test images
+            db.record(cell, result, None, 1.0, "width")
+    out = tmp_path / "report"
+    write_report(tmp_path / "width.db", out, area=AreaEstimator(synthesize=fake_synthesis))
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    args = [str(out), str(spec_path), "--features", "64", "--classes", "10", "--test-samples", "359"]
+    assert redraw_main(args) == 0
+    for name in ("cells.csv", "summary.csv", "area.csv"):
+        assert (out / name).read_bytes() == before[name], name
+    tables = [[line for line in text.splitlines() if line.startswith(b"|")]
+              for text in (before["report.md"], (out / "report.md").read_bytes())]
+    assert tables[0] == tables[1] and len(tables[0]) > 20
+    assert "as recorded in area.csv" in (out / "report.md").read_text()  # says where the areas came from
+    # A test-set size that the accuracies are not fractions of is refused, naming the value.
+    capsys.readouterr()
+    assert redraw_main([*args[:-1], "360"]) == 2
+    assert "is not a fraction of 360 test samples" in capsys.readouterr().err
