@@ -216,8 +216,8 @@ class ResultsDatabase:
 
         A key is taken, in the order given, when no other owner holds a lease on it that is
         unexpired and whose owner ``owner_is_dead`` does not say is gone, and its row is still
-        what ``seen`` (from ``attempts``) says. A key whose row has changed since was finished,
-        or failed, by another run: it is not taken but returned as settled.
+        what ``seen`` (from ``attempts``) says. A key whose row is finished, or has changed
+        since (another run failed it again), is not taken but returned as settled.
 
         Returns
         -------
@@ -231,7 +231,8 @@ class ResultsDatabase:
             ))
             current = self.attempts()
             for key in keys:
-                if current.get(key) != seen.get(key):
+                # Finished is settled even if ``seen`` was read after it finished.
+                if current.get(key) != seen.get(key) or (current.get(key) or ("",))[0] == "ok":
                     settled.append(key)
                 elif len(claimed) < limit and (key not in held or owner_is_dead(held[key])):
                     claimed.append(key)

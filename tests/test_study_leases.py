@@ -44,8 +44,10 @@ def test_recording_a_result_gives_the_lease_back_and_settles_the_cell_for_others
         assert db.claim([cells[0].key, cells[1].key, cells[2].key], "b:2:y", 60, 5, seen) == (
             [cells[2].key], [cells[0].key, cells[1].key],
         )
-        # A run that starts now retries the failed cell.
-        assert db.claim([cells[1].key], "c:3:z", 60, 5, db.attempts()) == ([cells[1].key], [])
+        # A run that starts now retries the failed cell, and never the finished one.
+        assert db.claim([cells[0].key, cells[1].key], "c:3:z", 60, 5, db.attempts()) == (
+            [cells[1].key], [cells[0].key],
+        )
 
 
 def test_heartbeat_keeps_a_live_owners_lease_past_its_expiry(tmp_path, cells):
