@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +150,7 @@ def run_study(
                 )
     outcome = StudyOutcome(len(spec.cells), already_done, *counts)
     if outcome.by_others:
-        print(f"study {spec.name}: {outcome.by_others} cells were finished by another run of the database", file=log)
+        print(f"study {spec.name}: {_cells(outcome.by_others)} finished by another run of the database", file=log)
     if outcome.failed or outcome.lost:
         print(
             f"study {spec.name}: {outcome.failed} cells failed, {outcome.lost} lost with their worker; "
@@ -221,7 +222,7 @@ def _run_pending(
                     break
                 if not said_waiting:
                     bar.write(
-                        f"study {spec.name}: waiting for {len(waiting)} cells that another run of {database.path} "
+                        f"study {spec.name}: waiting for {_cells(len(waiting))} that another run of {database.path} "
                         "is running", file=log,
                     )
                     said_waiting = True
@@ -256,6 +257,10 @@ def _run_pending(
         database.release(leasing.owner)
     bar.close()
     return finished, failed, lost, by_others
+
+
+def _cells(count: int) -> str:
+    return f"{count} cell" if count == 1 else f"{count} cells"
 
 
 def _describe(future) -> str:
@@ -293,7 +298,10 @@ class _connect:
             os.environ.setdefault(name, value)
         # forkserver starts workers in about half the time of spawn, and, unlike fork, never
         # copies this process's threads.
-        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        # Runs sharing a database each start a cluster: the second one's scheduler finds the
+        # default HTTP port taken and takes another, which is no news to the user.
+        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
             self.cluster = LocalCluster(
                 n_workers=min(self.workers, self.pending),
                 threads_per_worker=1,
