@@ -112,7 +112,7 @@ class ResultsDatabase:
         Raises SsdfaError for a file that is not a study database; such a file is not modified.
         """
         path = Path(path)
-        fresh = not path.exists() or (path.is_file() and path.stat().st_size == 0)
+        fresh = _is_fresh(path)
         if not fresh:
             _check_header(path)
         try:
@@ -123,7 +123,15 @@ class ResultsDatabase:
         try:
             if fresh:
                 connection.execute("PRAGMA journal_mode = WAL")
-                connection.executescript(f"BEGIN IMMEDIATE; {_CREATE} COMMIT;")
+                # Runs started together may all find no file: the first to take the write lock
+                # creates the tables, and the others find them made.
+                with _transaction(connection):
+                    if not connection.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'study_schema'"
+                    ).fetchone():
+                        for statement in filter(str.strip, _CREATE.split(";")):
+                            connection.execute(statement)
+                _check_identity(connection, path)
             else:
                 _check_identity(connection, path)
                 connection.execute("PRAGMA journal_mode = WAL")
@@ -293,6 +301,11 @@ class _transaction:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         self.connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _is_fresh(path: Path) -> bool:
+    """No file, or an empty one: a database to create (unless another run creates it first)."""
+    return not path.exists() or (path.is_file() and path.stat().st_size == 0)
 
 
 def _check_header(path: Path) -> None:

@@ -37,12 +37,12 @@ SCRIPT = textwrap.dedent(
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and f"{WAIT_FOR} " not in open(LOG).read():
                 time.sleep(0.05)
-        time.sleep(0.4)
+        time.sleep(SLEEP)
         return {"test_accuracy": 0.5} if STUB else run_cell(task)
 
     if __name__ == "__main__":
-        spec_path, db_path, LOG, RUN, workers, lease, STUB, WAIT_FOR, *overrides = sys.argv[1:]
-        STUB = STUB == "stub"
+        spec_path, db_path, LOG, RUN, workers, lease, STUB, WAIT_FOR, SLEEP, *overrides = sys.argv[1:]
+        STUB, SLEEP = STUB == "stub", float(SLEEP)
         outcome = run_study(
             load_spec(spec_path, overrides), db_path, workers=int(workers), progress=False,
             runner=logged_run_cell, lease_seconds=float(lease),
@@ -66,13 +66,15 @@ def finished_rows(db_path: Path) -> dict[str, tuple]:
 
 def start_study(
     tmp_path: Path, run: str, *, workers: int = 2, lease_seconds: float = 60, stub: bool = False, wait_for: str = "",
+    seconds: float = 0.4, overrides: tuple[str, ...] = (),
 ) -> subprocess.Popen:
-    """Start SCRIPT on ``tmp_path/quick.db``; ``stub`` returns a fixed result instead of training."""
+    """Start SCRIPT on ``tmp_path/quick.db``; each cell takes at least ``seconds``; ``stub``
+    returns a fixed result instead of training."""
     script = tmp_path / "run_study.py"
     script.write_text(SCRIPT)
     return subprocess.Popen(
         [sys.executable, str(script), str(QUICK), str(tmp_path / "quick.db"), str(tmp_path / "log.txt"), run,
-         str(workers), str(lease_seconds), "stub" if stub else "train", wait_for, *TINY],
+         str(workers), str(lease_seconds), "stub" if stub else "train", wait_for, str(seconds), *TINY, *overrides],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
     )
 
@@ -134,6 +136,19 @@ def test_two_runs_started_together_on_one_database_run_each_cell_once(tmp_path):
     with ResultsDatabase.open_existing(tmp_path / "quick.db") as db:
         assert db.count() == {"ok": len(cells), "failed": 0}
         assert db.leases() == {}
+
+
+def test_a_live_run_keeps_the_lease_of_a_cell_that_outlasts_it(tmp_path):
+    # Cells of 2.5 s under 1 s leases: only the heartbeat keeps the second run off them.
+    one_seed = ("study.seeds=1",)
+    cells = {cell.key for cell in load_spec(QUICK, [*TINY, *one_seed]).cells}
+    first = start_study(tmp_path, "first", workers=1, lease_seconds=1, stub=True, wait_for="second", seconds=2.5,
+                        overrides=one_seed)
+    second = start_study(tmp_path, "second", workers=1, lease_seconds=1, stub=True, seconds=2.5, overrides=one_seed)
+    outputs = [run.communicate(timeout=180)[0] for run in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    keys = [key for _, key, _ in executions(tmp_path)]
+    assert sorted(keys) == sorted(cells), f"cells run more than once: {len(keys)} runs of {len(cells)} cells"
 
 
 def test_a_lease_whose_owner_stopped_renewing_it_is_retried_when_it_expires(tmp_path):

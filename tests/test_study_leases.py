@@ -94,3 +94,15 @@ def test_a_database_made_before_leases_gets_the_table_when_opened_for_writing(tm
     with ResultsDatabase.create_or_open(path) as db:
         assert db.leases() == {} and db.finished_keys() == {cells[0].key}
         assert db.claim([cells[1].key], "a:1:x", 60, 1, db.attempts()) == ([cells[1].key], [])
+
+
+def test_a_run_that_finds_the_database_made_by_another_run_since_it_looked_uses_it(tmp_path, cells, monkeypatch):
+    from ssdfa.study import database
+
+    path = tmp_path / "s.db"
+    with ResultsDatabase.create_or_open(path) as db:
+        db.record(cells[0], {"test_accuracy": 0.5}, None, 1.0, "s")
+    # As if this run had looked before the other created the file: it must not create it again.
+    monkeypatch.setattr(database, "_is_fresh", lambda path: True)
+    with ResultsDatabase.create_or_open(path) as db:
+        assert db.finished_keys() == {cells[0].key}
