@@ -185,7 +185,6 @@ def _run_pending(
     from distributed import as_completed
     from tqdm import tqdm
 
-    capacity = max(1, sum(client.nthreads().values()))
     seen = database.attempts()  # a row that changes from this was written by another run
     waiting = {cell.key: cell for cell in pending}
     running = {}  # Dask key -> cell
@@ -198,6 +197,8 @@ def _run_pending(
     said_waiting = False
     try:
         while waiting or running:
+            # As many cells as the cluster has threads (asked each time: workers may join later).
+            capacity = max(1, sum(client.nthreads().values()))
             if waiting and len(running) < capacity:
                 claimed, settled = database.claim(
                     list(waiting), leasing.owner, leasing.lease_seconds, capacity - len(running), seen, owner_is_dead,
