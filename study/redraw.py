@@ -50,22 +50,27 @@ def database_from_cells_csv(
             cell = by_key.get(row.get("key", ""))
             if cell is None:
                 raise SsdfaError(f"{cells_csv}, line {number}: cell {row.get('key')!r} is not a cell of {spec.name}")
-            # Six digits pin the count of correct test images down exactly (n << 10**6 / 2).
-            correct = round(float(row["test_accuracy"]) * test_samples)
-            if abs(correct / test_samples - float(row["test_accuracy"])) > 1e-6:
-                raise SsdfaError(
-                    f"{cells_csv}, line {number}: test accuracy {row['test_accuracy']} is not a fraction of "
-                    f"{test_samples} test samples"
-                )
-            result = {
-                "test_accuracy": correct / test_samples,
-                "train_accuracy": float(row["train_accuracy"]) if row["train_accuracy"] else None,
-                "angles": [float(row["angle_deg"])] if row["angle_deg"] else None,
-                "num_classes": classes,
-                "num_features": features,
-            }
-            database.record(cell, result, None, float(row["seconds"]), spec.name)
+            try:
+                result, seconds = _result(row, test_samples, classes, features), float(row["seconds"])
+            except (KeyError, ValueError, TypeError) as exc:
+                raise SsdfaError(f"{cells_csv}, line {number}: {type(exc).__name__}: {exc}") from None
+            database.record(cell, result, None, seconds, spec.name)
     return len(rows)
+
+
+def _result(row: dict, test_samples: int, classes: int, features: int) -> dict:
+    """A ``run_cell`` result from a ``cells.csv`` row (the fields a report reads)."""
+    # Six digits pin the count of correct test images down exactly (n << 10**6 / 2).
+    correct = round(float(row["test_accuracy"]) * test_samples)
+    if abs(correct / test_samples - float(row["test_accuracy"])) > 1e-6:
+        raise ValueError(f"test accuracy {row['test_accuracy']} is not a fraction of {test_samples} test samples")
+    return {
+        "test_accuracy": correct / test_samples,
+        "train_accuracy": float(row["train_accuracy"]) if row["train_accuracy"] else None,
+        "angles": [float(row["angle_deg"])] if row["angle_deg"] else None,
+        "num_classes": classes,
+        "num_features": features,
+    }
 
 
 def recorded_areas(area_csv: Path):
