@@ -67,14 +67,21 @@ class AreaEstimator:
         Syntheses run at once.
     disabled : bool
         Estimate nothing (the report leaves the figure out and says so).
+    description : str, optional
+        How ``synthesize`` counts, for the report's text (default: said for the synthesis
+        command's function; "by synthesis" for another).
     """
 
     metric = "luts"
     metric_label = "LUTs"
     columns = AREA_COLUMNS
 
-    def __init__(self, neurons_per_pe: int = 1, synthesize=None, jobs: int = 2, disabled: bool = False) -> None:
+    def __init__(
+        self, neurons_per_pe: int = 1, synthesize=None, jobs: int = 2, disabled: bool = False,
+        description: str | None = None,
+    ) -> None:
         self.neurons_per_pe = neurons_per_pe
+        self.description = description
         self.disabled = disabled
         self._synthesize = synthesize
         self.jobs = jobs
@@ -97,7 +104,9 @@ class AreaEstimator:
         return None
 
     def describe(self) -> str:
-        if self._synthesize is synthesize_pe:
+        if self.description is not None:
+            how = self.description
+        elif self._synthesize is synthesize_pe:
             how = "synthesised for iCE40 by Yosys (synth_ice40, multipliers in LUTs: no DSPs)"
         else:
             how = "by synthesis"

@@ -14,6 +14,15 @@ Layout (schema version ``SCHEMA_VERSION``)::
         seconds REAL NOT NULL,      -- wall time of the run
         study   TEXT NOT NULL       -- the spec that ran it
     )
+    leases(
+        key     TEXT PRIMARY KEY,   -- a cell being run now
+        owner   TEXT NOT NULL,      -- the study run that claimed it (``leases.lease_owner``)
+        expires REAL NOT NULL       -- Unix time after which another run may take the cell
+    )
+
+``leases`` coordinates study runs that share the file: a run claims a cell before it starts it
+and gives the lease back with the cell's result, in one transaction. It holds no results, so a
+version-1 file without it is complete; opening such a file for writing adds the table.
 
 The file is in WAL mode and every row is written in its own transaction as its result
 arrives, so a study stopped at any moment (Ctrl-C, kill -9, a dead worker) keeps every row
@@ -24,6 +33,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +69,19 @@ PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
+# Added to version 1 without a version bump: readers of results never look at it, and a
+# file opened for writing gets it if it lacks it (a file made before leases existed).
+_CREATE_LEASES = """
+CREATE TABLE IF NOT EXISTS leases (
+    key     TEXT PRIMARY KEY CHECK (length(key) = 64),
+    owner   TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+#: A cell's outcome as a claim compares it: (status, error, seconds), or None without a row.
+Attempt = tuple[str, str | None, float] | None
+
 
 @dataclass(frozen=True)
 class CellRow:
@@ -88,7 +112,7 @@ class ResultsDatabase:
         Raises SsdfaError for a file that is not a study database; such a file is not modified.
         """
         path = Path(path)
-        fresh = not path.exists() or (path.is_file() and path.stat().st_size == 0)
+        fresh = _is_fresh(path)
         if not fresh:
             _check_header(path)
         try:
@@ -99,10 +123,19 @@ class ResultsDatabase:
         try:
             if fresh:
                 connection.execute("PRAGMA journal_mode = WAL")
-                connection.executescript(f"BEGIN IMMEDIATE; {_CREATE} COMMIT;")
+                # Runs started together may all find no file: the first to take the write lock
+                # creates the tables, and the others find them made.
+                with _transaction(connection):
+                    if not connection.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'study_schema'"
+                    ).fetchone():
+                        for statement in filter(str.strip, _CREATE.split(";")):
+                            connection.execute(statement)
+                _check_identity(connection, path)
             else:
                 _check_identity(connection, path)
                 connection.execute("PRAGMA journal_mode = WAL")
+            connection.executescript(f"BEGIN IMMEDIATE; {_CREATE_LEASES} COMMIT;")
             # A committed row survives the process being killed (WAL + synchronous FULL).
             connection.execute("PRAGMA synchronous = FULL")
         except sqlite3.Error as exc:
@@ -144,11 +177,14 @@ class ResultsDatabase:
         """Keys of the cells that finished (status 'ok'): a rerun skips them."""
         return {key for (key,) in self._connection.execute("SELECT key FROM cells WHERE status = 'ok'")}
 
-    def record(self, cell: Cell, result: dict | None, error: str | None, seconds: float, study: str) -> None:
+    def record(
+        self, cell: Cell, result: dict | None, error: str | None, seconds: float, study: str, owner: str | None = None
+    ) -> None:
         """Write one cell's outcome in its own transaction.
 
         ``result`` for a finished run, else ``error``. A finished row is kept as it is; a failed
-        row is replaced by the new outcome.
+        row is replaced by the new outcome. With ``owner``, that run's lease on the cell is
+        given back in the same transaction.
         """
         if (result is None) == (error is None):
             raise ValueError("record needs exactly one of result and error")
@@ -164,6 +200,80 @@ class ResultsDatabase:
                    WHERE cells.status != 'ok'""",
                 (cell.key, canonical_json(cell.config), status, result_text, error, float(seconds), study),
             )
+            if owner is not None:
+                self._connection.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (cell.key, owner))
+
+    # -- leases: runs sharing the file run each cell once ---------------------------------------
+
+    def attempts(self) -> dict[str, Attempt]:
+        """Every row's (status, error, seconds): what ``claim`` compares to see another run's work."""
+        return {key: (status, error, seconds) for key, status, error, seconds in self._connection.execute(
+            "SELECT key, status, error, seconds FROM cells"
+        )}
+
+    def claim(
+        self,
+        keys: Sequence[str],
+        owner: str,
+        lease_seconds: float,
+        limit: int,
+        seen: dict[str, Attempt],
+        owner_is_dead: Callable[[str], bool] = lambda owner: False,
+    ) -> tuple[list[str], list[str]]:
+        """Lease up to ``limit`` of ``keys`` to ``owner``, in one ``BEGIN IMMEDIATE`` transaction.
+
+        A key is taken, in the order given, when no other owner holds a lease on it that is
+        unexpired and whose owner ``owner_is_dead`` does not say is gone, and its row is still
+        what ``seen`` (from ``attempts``) says. A key whose row is finished, or has changed
+        since (another run failed it again), is not taken but returned as settled.
+
+        Returns
+        -------
+        (claimed, settled) : lists of keys, in the order of ``keys``
+        """
+        claimed, settled = [], []
+        now = time.time()
+        with _transaction(self._connection):
+            held = dict(self._connection.execute(
+                "SELECT key, owner FROM leases WHERE owner != ? AND expires > ?", (owner, now)
+            ))
+            current = self.attempts()
+            for key in keys:
+                # Finished is settled even if ``seen`` was read after it finished.
+                if current.get(key) != seen.get(key) or (current.get(key) or ("",))[0] == "ok":
+                    settled.append(key)
+                elif len(claimed) < limit and (key not in held or owner_is_dead(held[key])):
+                    claimed.append(key)
+            self._connection.executemany(
+                """INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires""",
+                [(key, owner, now + lease_seconds) for key in claimed],
+            )
+        return claimed, settled
+
+    def renew(self, owner: str, lease_seconds: float) -> int:
+        """Push back the expiry of every lease ``owner`` holds; returns how many it holds."""
+        with _transaction(self._connection):
+            cursor = self._connection.execute(
+                "UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + lease_seconds, owner)
+            )
+        return cursor.rowcount
+
+    def release(self, owner: str, keys: Iterable[str] | None = None) -> None:
+        """Give back ``owner``'s leases on ``keys`` (all of them by default)."""
+        with _transaction(self._connection):
+            if keys is None:
+                self._connection.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+            else:
+                self._connection.executemany(
+                    "DELETE FROM leases WHERE key = ? AND owner = ?", [(key, owner) for key in keys]
+                )
+
+    def leases(self) -> dict[str, tuple[str, float]]:
+        """Every lease: key -> (owner, expiry as Unix time)."""
+        return {key: (owner, expires) for key, owner, expires in self._connection.execute(
+            "SELECT key, owner, expires FROM leases"
+        )}
 
     def rows(self) -> list[CellRow]:
         """Every row, ordered by key (so the order depends only on the contents)."""
@@ -191,6 +301,11 @@ class _transaction:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         self.connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _is_fresh(path: Path) -> bool:
+    """No file, or an empty one: a database to create (unless another run creates it first)."""
+    return not path.exists() or (path.is_file() and path.stat().st_size == 0)
 
 
 def _check_header(path: Path) -> None:

@@ -6,6 +6,11 @@ study stopped at any point keeps everything that finished, and a rerun submits o
 that have no finished row. A worker that dies takes its cell with it; Dask retries the cell on
 another worker, and one that still cannot finish is reported as lost (not written), so the next
 run tries it again.
+
+Runs that share a database share its cells: a run claims a cell (a lease, see ``leases``)
+before it submits it, only as many as its cluster has threads, and claims more as cells
+finish. A cell leased by another live run is left to it; one whose run died is taken once its
+lease expires. A cell that another run finished or failed while this one ran is not run again.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +27,7 @@ from pathlib import Path
 from ssdfa.errors import SsdfaError
 
 from .database import ResultsDatabase
+from .leases import DEFAULT_LEASE_SECONDS, Heartbeat, lease_owner, owner_is_dead
 from .runner import execute_cell, run_cell
 from .spec import StudySpec
 
@@ -49,7 +56,10 @@ class StudyOutcome:
         Cells that had a finished row before this run (not run again).
     finished, failed, lost : int
         Cells of this run that finished, raised an error (recorded as failed) or were lost
-        with their worker (not recorded).
+        with their worker (not recorded). ``failed`` counts the cells that another run sharing
+        the database failed while this one ran, too.
+    by_others : int
+        Cells that another run sharing the database finished while this one ran.
     """
 
     cells: int
@@ -57,10 +67,11 @@ class StudyOutcome:
     finished: int
     failed: int
     lost: int
+    by_others: int = 0
 
     @property
     def complete(self) -> bool:
-        return self.failed == 0 and self.lost == 0 and self.already_done + self.finished == self.cells
+        return self.failed == 0 and self.lost == 0 and self.already_done + self.finished + self.by_others == self.cells
 
 
 def default_workers() -> int:
@@ -80,6 +91,7 @@ def run_study(
     connect_timeout: float = 5.0,
     progress: bool = True,
     runner: Callable[[dict], dict] = run_cell,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
     log=sys.stderr,
 ) -> StudyOutcome:
     """Run every cell of ``spec`` that ``db_path`` does not hold a finished row for.
@@ -99,6 +111,9 @@ def run_study(
         Show a progress bar with an ETA on ``log``.
     runner : callable
         ``run_cell`` or a stand-in with the same contract (for tests).
+    lease_seconds : float
+        How long another run sharing the database waits for a cell of this run that stops
+        being renewed (this run renews its leases every quarter of it while it is alive).
 
     Raises
     ------
@@ -107,6 +122,8 @@ def run_study(
     """
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SsdfaError(f"--workers must be a positive integer, not {workers!r}")
+    if not 0 < lease_seconds < float("inf"):
+        raise SsdfaError(f"--lease-seconds must be a positive number of seconds, not {lease_seconds!r}")
     db_path = Path(db_path)
     # Read what is finished first: a file that is not a study database stops here, and a study
     # with nothing left to run starts no cluster.
@@ -126,8 +143,14 @@ def run_study(
                 f"{len(pending)} to run",
                 file=log,
             )
-            counts = _run_pending(client, spec, pending, already_done, database, progress, runner, log)
+            owner = lease_owner()
+            with Heartbeat(db_path, owner, lease_seconds):
+                counts = _run_pending(
+                    client, spec, pending, already_done, database, _Leasing(owner, lease_seconds), progress, runner, log,
+                )
     outcome = StudyOutcome(len(spec.cells), already_done, *counts)
+    if outcome.by_others:
+        print(f"study {spec.name}: {_cells(outcome.by_others)} finished by another run of the database", file=log)
     if outcome.failed or outcome.lost:
         print(
             f"study {spec.name}: {outcome.failed} cells failed, {outcome.lost} lost with their worker; "
@@ -144,29 +167,80 @@ def _finished_keys(db_path: Path) -> set[str]:
         return database.finished_keys()
 
 
-def _run_pending(client, spec, pending, already_done, database, progress, runner, log) -> tuple[int, int, int]:
+@dataclass(frozen=True)
+class _Leasing:
+    owner: str
+    lease_seconds: float
+
+    @property
+    def poll_seconds(self) -> float:
+        """How often to look again when every pending cell is leased by another live run."""
+        return min(2.0, self.lease_seconds / 4)
+
+
+def _run_pending(
+    client, spec, pending, already_done, database, leasing, progress, runner, log,
+) -> tuple[int, int, int, int]:
+    """Claim, submit and record cells until none of ``pending`` is left to anyone."""
     from distributed import as_completed
     from tqdm import tqdm
 
-    by_key = {f"ssdfa-cell-{cell.key}": cell for cell in pending}
-    futures = [client.submit(execute_cell, runner, cell.as_task(), key=name, pure=False) for name, cell in by_key.items()]
-    finished = failed = lost = 0
+    seen = database.attempts()  # a row that changes from this was written by another run
+    waiting = {cell.key: cell for cell in pending}
+    running = {}  # Dask key -> cell
+    futures = as_completed(loop=client.loop)
+    finished = failed = lost = by_others = 0
     bar = tqdm(
         total=len(spec.cells), initial=already_done, unit="cell", desc=spec.name, file=log,
         disable=not progress, dynamic_ncols=True,
     )
+    said_waiting = False
     try:
-        for future in as_completed(futures, loop=client.loop):
-            cell = by_key[future.key]
+        while waiting or running:
+            # As many cells as the cluster has threads (asked each time: workers may join later).
+            capacity = max(1, sum(client.nthreads().values()))
+            if waiting and len(running) < capacity:
+                claimed, settled = database.claim(
+                    list(waiting), leasing.owner, leasing.lease_seconds, capacity - len(running), seen, owner_is_dead,
+                )
+                if settled:
+                    outcomes = database.attempts()
+                for key in settled:
+                    cell = waiting.pop(key)
+                    if outcomes[key][0] == "ok":
+                        by_others += 1
+                    else:
+                        failed += 1
+                        bar.write(f"cell failed in another run: {cell.label()}: {outcomes[key][1]}", file=log)
+                    bar.update(1)
+                for key in claimed:
+                    cell = waiting.pop(key)
+                    name = f"ssdfa-cell-{key}"
+                    running[name] = cell
+                    futures.add(client.submit(execute_cell, runner, cell.as_task(), key=name, pure=False))
+            if not running:
+                if not waiting:
+                    break
+                if not said_waiting:
+                    bar.write(
+                        f"study {spec.name}: waiting for {_cells(len(waiting))} that another run of {database.path} "
+                        "is running", file=log,
+                    )
+                    said_waiting = True
+                time.sleep(leasing.poll_seconds)
+                continue
+            future = next(futures)
+            cell = running.pop(future.key)
             if future.status == "finished":
                 result, error, seconds = future.result()
-                database.record(cell, result, error, seconds, spec.name)
+                database.record(cell, result, error, seconds, spec.name, owner=leasing.owner)
                 if error is None:
                     finished += 1
                 else:
                     failed += 1
                     bar.write(f"cell failed: {cell.label()}: {error}", file=log)
             else:
+                database.release(leasing.owner, [cell.key])
                 lost += 1
                 bar.write(f"cell lost: {cell.label()}: {_describe(future)}", file=log)
             future.release()
@@ -179,8 +253,15 @@ def _run_pending(client, spec, pending, already_done, database, progress, runner
             file=log,
         )
         raise
+    finally:
+        # Cells this run will not finish go back at once rather than when their leases expire.
+        database.release(leasing.owner)
     bar.close()
-    return finished, failed, lost
+    return finished, failed, lost, by_others
+
+
+def _cells(count: int) -> str:
+    return f"{count} cell" if count == 1 else f"{count} cells"
 
 
 def _describe(future) -> str:
@@ -218,7 +299,10 @@ class _connect:
             os.environ.setdefault(name, value)
         # forkserver starts workers in about half the time of spawn, and, unlike fork, never
         # copies this process's threads.
-        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        # Runs sharing a database each start a cluster: the second one's scheduler finds the
+        # default HTTP port taken and takes another, which is no news to the user.
+        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
             self.cluster = LocalCluster(
                 n_workers=min(self.workers, self.pending),
                 threads_per_worker=1,

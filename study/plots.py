@@ -2,7 +2,9 @@
 
 Each figure has one panel per *context*: the settings that vary in the data but are neither on
 the figure's axes nor its lines (dataset, network, algorithm, ...). Points are the mean over
-seeds; error bars span the minimum to the maximum over seeds.
+seeds; error bars span the minimum to the maximum over seeds. Every figure's title names the
+dataset and the network (``subject``), every accuracy axis shows chance level (``chance``),
+and a log axis gets at least three labelled ticks.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from pathlib import Path
 
 from ssdfa.user_files import write_atomically
 
+from .chance import chance_accuracy, chance_threshold
 from .records import Group
 
-__all__ = ["plot_width", "plot_area", "plot_rank", "PNG_METADATA"]
+__all__ = ["plot_width", "plot_area", "plot_rank", "subject", "PNG_METADATA"]
 
 #: No version or date in the PNG, so that the same data gives the same bytes.
 PNG_METADATA = {"Software": None}
@@ -62,7 +65,7 @@ def _errorbar(ax, xs, stats, **style) -> None:
     ax.errorbar(xs, means, yerr=[below, above], capsize=3, marker="o", markersize=4, linewidth=1.2, **style)
 
 
-def _save(plt, figure, path: Path) -> None:
+def _save(plt, figure, path: Path):
     figure.tight_layout()
     # Rendered in memory, then written whole (never a truncated PNG).
     image = io.BytesIO()
@@ -71,14 +74,79 @@ def _save(plt, figure, path: Path) -> None:
     finally:
         plt.close(figure)
     write_atomically(path, image.getvalue())
+    return figure
+
+
+def subject(groups: Sequence[Group]) -> str:
+    """The dataset(s) and network(s) of ``groups``: ``digits, network 64-64-10 relu, 5 epochs``.
+
+    The network is written as its layer sizes, input to output.
+    """
+    parts = []
+    for group in groups:
+        record = group.records[0]
+        sizes = [record.num_features, *group.settings["hidden"].split("x"), record.num_classes]
+        settings = group.settings
+        part = (f"{settings['dataset']}, network {'-'.join('?' if n is None else str(n) for n in sizes)} "
+                f"{settings['activation']}, {settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''}")
+        if part not in parts:
+            parts.append(part)
+    return "; ".join(parts)
+
+
+def _classes(groups: Sequence[Group]) -> int | None:
+    """The number of classes, when every group has the same one."""
+    classes = {group.records[0].num_classes for group in groups}
+    return classes.pop() if len(classes) == 1 and None not in classes else None
+
+
+def _chance(ax, classes: int | None) -> None:
+    """Chance level (1/classes) dotted, and the band of accuracies counted as chance shaded."""
+    if classes is None:
+        return
+    ax.axhspan(0, chance_threshold(classes) * 100, color="0.85", alpha=0.5, linewidth=0, zorder=0)
+    ax.axhline(chance_accuracy(classes) * 100, color="0.4", linestyle=":", linewidth=1,
+               label=f"chance (1/{classes}); shaded: at chance level")
+
+
+def _log_ticks(ax, values: Sequence[float]) -> None:
+    """Plain-number ticks on a log x axis, at least three of them in view.
+
+    matplotlib labels only the powers of ten, which a span of less than a decade leaves with
+    one or two labels: use the first of these mantissa sets that gives four ticks, else the
+    densest if it gives three, else widen the view until it does.
+    """
+    import math
+
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    low, high = min(values) / 1.1, max(values) * 1.1
+    ticks: list[float] = []
+    for _ in range(8):
+        for mantissas in ((1, 2, 5), (1, 2, 3, 5, 7), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)):
+            ticks = [m * 10 ** e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+                     for m in mantissas if low <= m * 10 ** e <= high]
+            if len(ticks) >= 4:
+                break
+        if len(ticks) >= 3:
+            break
+        low, high = low / 1.25, high * 1.25
+    ax.set_xlim(low, high)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_width(groups: Sequence[Group], float_groups: Sequence[Group], context_fields: Sequence[str],
-               line_fields: Sequence[str], path: Path) -> None:
-    """Test accuracy against word width, one line per rounding mode; float as a dashed line."""
+               line_fields: Sequence[str], path: Path):
+    """Test accuracy against word width, one line per rounding mode; float as a dashed line.
+
+    Returns the (closed) figure, for inspection.
+    """
     plt = _pyplot()
     panels = _panels(groups, context_fields)
-    figure, axes = _grid(plt, len(panels))
+    figure, axes = _grid(plt, len(panels), width=7.0)
     for ax, (title, members) in zip(axes, panels.items()):
         lines: dict[str, list[Group]] = {}
         for group in members:
@@ -90,38 +158,55 @@ def plot_width(groups: Sequence[Group], float_groups: Sequence[Group], context_f
         for reference in _matching_float(members[0], float_groups, context_fields):
             mean = reference.summary("test_accuracy")[0] * 100
             ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"float ({mean:.1f}%)")
+        _chance(ax, _classes(members))
         words = sorted({g.settings["word"] for g in members})
         ax.set_xticks(words)
         ax.set_xlabel("word width (bits, every quantity)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_ylim(0, 100)
         ax.set_title(title, fontsize=8)
-        ax.legend(title=" / ".join(_short(f) for f in line_fields) or None, fontsize=7, title_fontsize=7)
-    _save(plt, figure, path)
+        ax.legend(title=" / ".join(_short(f) for f in line_fields) or None, fontsize=7, title_fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: never over a line
+    figure.suptitle(f"Test accuracy against word width\n{subject(groups)}", fontsize=9)
+    return _save(plt, figure, path)
 
 
 def _matching_float(group: Group, float_groups: Sequence[Group], context_fields: Sequence[str]) -> list[Group]:
-    shared = [f for f in context_fields if f not in ("precision", "word", "rounding", "update_rounding", "overflow")
-              and not f.startswith("format_")]
+    """The float runs of ``group``'s network and training: every setting but the arithmetic's equal.
+
+    (``context_fields`` is what the panels vary; a float run must match beyond it too, or the
+    reference of another network would be drawn.)
+    """
+    arithmetic = ("precision", "word", "rounding", "update_rounding", "overflow")
+    shared = [f for f in group.settings if f not in arithmetic and not f.startswith("format_")]
     return [g for g in float_groups if all(g.settings[f] == group.settings[f] for f in shared)]
 
 
-def plot_area(points: Sequence[dict], front: Sequence[dict], metric: str, path: Path) -> None:
+def plot_area(points: Sequence[dict], front: Sequence[dict], metric: str, title: str, classes: int | None,
+              path: Path):
     """Test accuracy against PE area; the Pareto front (no cheaper point is as accurate) marked.
 
-    ``points``: dicts with ``area``, ``accuracy`` (mean, fraction), ``low``, ``high`` and ``label``.
+    ``points``: dicts with ``area``, ``accuracy`` (mean, fraction), ``low``, ``high``, ``label``
+    and ``chance`` (true for a design at chance level: drawn apart as grey crosses, and never
+    on ``front``). ``title`` names the dataset and network; ``classes`` gives chance level.
+    Returns the (closed) figure, for inspection.
     """
     plt = _pyplot()
-    figure, ax = plt.subplots(figsize=(6.4, 4.4))
-    labels = sorted({p["label"] for p in points})
-    for label in labels:
-        chosen = [p for p in points if p["label"] == label]
+    figure, ax = plt.subplots(figsize=(8.4, 4.6))
+    learned = [p for p in points if not p["chance"]]
+    for label in sorted({p["label"] for p in learned}):
+        chosen = [p for p in learned if p["label"] == label]
         ax.errorbar(
             [p["area"] for p in chosen], [p["accuracy"] * 100 for p in chosen],
             yerr=[[max(0.0, p["accuracy"] - p["low"]) * 100 for p in chosen],
                   [max(0.0, p["high"] - p["accuracy"]) * 100 for p in chosen]],
             fmt="o", markersize=4, capsize=2, label=label,
         )
+    at_chance = [p for p in points if p["chance"]]
+    if at_chance:
+        ax.scatter([p["area"] for p in at_chance], [p["accuracy"] * 100 for p in at_chance], marker="x", s=18,
+                   color="0.45", linewidths=1, label=f"at chance level ({len(at_chance)} designs, not on the front)")
+    _chance(ax, classes)
     ordered = sorted(front, key=lambda p: p["area"])
     ax.step([p["area"] for p in ordered], [p["accuracy"] * 100 for p in ordered], where="post",
             color="black", linewidth=1, label="Pareto front")
@@ -129,14 +214,20 @@ def plot_area(points: Sequence[dict], front: Sequence[dict], metric: str, path: 
         ax.annotate(f"{p['word']}b", (p["area"], p["accuracy"] * 100), textcoords="offset points",
                     xytext=(4, -10), fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel(f"PE area ({metric})")
+    _log_ticks(ax, [p["area"] for p in points])
+    ax.set_xlabel(f"PE area ({metric}, log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=7)
-    _save(plt, figure, path)
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Test accuracy against PE area\n{title}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: never over a point
+    return _save(plt, figure, path)
 
 
-def plot_rank(groups: Sequence[Group], context_fields: Sequence[str], path: Path) -> None:
-    """Accuracy (top) and angle (bottom) against the rank of B, one line per sparsity (paper Fig. 5)."""
+def plot_rank(groups: Sequence[Group], context_fields: Sequence[str], path: Path):
+    """Accuracy (top) and angle (bottom) against the rank of B, one line per sparsity (paper Fig. 5).
+
+    Returns the (closed) figure, for inspection.
+    """
     plt = _pyplot()
     panels = _panels(groups, context_fields)
     figure, axes = plt.subplots(2, len(panels), figsize=(5.0 * len(panels), 6.4), squeeze=False)
@@ -156,10 +247,12 @@ def plot_rank(groups: Sequence[Group], context_fields: Sequence[str], path: Path
                     yerr=[[max(0.0, s[0] - s[2]) for _, s in angles], [max(0.0, s[3] - s[0]) for _, s in angles]],
                     capsize=3, marker="o", markersize=4, linewidth=1.2, label=label,
                 )
+        _chance(axes[0][column], _classes(members))
         axes[0][column].set_title(title, fontsize=8)
         axes[0][column].set_ylabel("test accuracy (%)")
         axes[1][column].set_ylabel("angle between B and W (degrees)")
         for ax in (axes[0][column], axes[1][column]):
             ax.set_xlabel("rank of B")
             ax.legend(fontsize=7)
-    _save(plt, figure, path)
+    figure.suptitle(f"Accuracy and alignment against the rank of B\n{subject(groups)}", fontsize=9)
+    return _save(plt, figure, path)

@@ -7,7 +7,8 @@ Files written to the output folder (a figure only when the database holds cells 
 - ``accuracy-vs-width.png``: accuracy against word width per rounding mode (fixed point cells
   whose quantities share one word width), the float reference dashed.
 - ``accuracy-vs-area.png``, ``area.csv``: accuracy against the area of the matching processing
-  element from synthesis, with the Pareto front; needs Yosys and the synthesis command.
+  element from synthesis, with the Pareto front of the designs above chance level (``chance``);
+  needs Yosys and the synthesis command.
 - ``rank-sparsity.png``: accuracy and angle against the rank of B grouped by sparsity (the
   paper's Figures 5 and 6), when the database holds cells of more than one rank.
 - ``report.md``: the tables in Markdown, the figures and why any figure was left out.
@@ -27,6 +28,7 @@ from ssdfa.user_files import write_atomically
 
 from .area import AreaEstimator
 from .cells import CURRENT_VERSIONS
+from .chance import CHANCE_MARGIN, at_chance_level, chance_threshold
 from .database import ResultsDatabase
 from .records import SETTING_COLUMNS, Group, Record, group_over_seeds, records_from_rows, varying_settings
 
@@ -206,7 +208,7 @@ def _width_section(groups: list[Group], out_dir: Path, report: ReportResult) -> 
 
 
 def _area_section(groups: list[Group], out_dir: Path, report: ReportResult, estimator: AreaEstimator) -> str:
-    from .plots import plot_area
+    from .plots import plot_area, subject
 
     fixed = [g for g in groups if g.settings["precision"] == "fixed"]
     if not fixed:
@@ -228,14 +230,18 @@ def _area_section(groups: list[Group], out_dir: Path, report: ReportResult, esti
             "area": area[estimator.metric], "accuracy": stats[0], "low": stats[2], "high": stats[3],
             "word": group.settings["word"], "label": f"{group.settings['algorithm']} {group.settings['update_rounding']}",
             "settings": group.settings, "synth": area,
+            "chance": at_chance_level(stats[0], group.records[0].num_classes),
         })
     failures = "".join(f"\n- not synthesised: {failure}" for failure in sorted(set(estimator.failures)))
     if not points:
         report.notes.append("accuracy-vs-area.png skipped: no configuration could be synthesised")
         return f"## Accuracy against area\n\nSkipped: no configuration could be synthesised.{failures}"
-    front = pareto_front(points)
+    # A design at chance level learned nothing: its small area is no trade-off to offer.
+    front = pareto_front([p for p in points if not p["chance"]])
+    plotted = [g for g in fixed if any(p["settings"] is g.settings for p in points)]
+    classes = sorted({g.records[0].num_classes for g in plotted if g.records[0].num_classes})
     path = out_dir / "accuracy-vs-area.png"
-    plot_area(points, front, estimator.metric_label, path)
+    plot_area(points, front, estimator.metric_label, subject(plotted), classes[0] if len(classes) == 1 else None, path)
     report.files.append(path)
     on_front = {id(p) for p in front}
     table = [
@@ -243,12 +249,18 @@ def _area_section(groups: list[Group], out_dir: Path, report: ReportResult, esti
             "dataset": p["settings"]["dataset"], "hidden": p["settings"]["hidden"], "algorithm": p["settings"]["algorithm"],
             "word": p["settings"]["word"], "update_rounding": p["settings"]["update_rounding"],
             **{k: p["synth"][k] for k in estimator.columns}, "accuracy_mean": _fixed(p["accuracy"] * 100, 2),
-            "pareto": "yes" if id(p) in on_front else "",
+            "chance_level": "yes" if p["chance"] else "", "pareto": "yes" if id(p) in on_front else "",
         }
         for p in sorted(points, key=lambda p: (p["area"], -p["accuracy"], str(p["label"])))
     ]
     _write_csv(out_dir / "area.csv", table, report)
-    return (f"## Accuracy against area\n\n{estimator.describe()}{failures}\n\n"
+    thresholds = [chance_threshold(c) for c in classes]
+    chance_note = (
+        f"Designs at chance level (mean accuracy below chance + {CHANCE_MARGIN:g} x (1 - chance)"
+        + (f": {', '.join(f'{t * 100:.0f}%' for t in thresholds)}" if thresholds else "")
+        + ") are drawn as grey crosses and left out of the Pareto front."
+    )
+    return (f"## Accuracy against area\n\n{estimator.describe()}{failures}\n\n{chance_note}\n\n"
             "![accuracy against area](accuracy-vs-area.png)\n\n" + _markdown(table))
 
 

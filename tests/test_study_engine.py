@@ -1,5 +1,5 @@
 """The study engine: resumes after SIGKILL with every finished cell kept once and never rerun;
-an unreachable scheduler is one quick, clean error."""
+runs sharing a database run each cell once; an unreachable scheduler is one quick, clean error."""
 
 from __future__ import annotations
 
@@ -32,13 +32,21 @@ SCRIPT = textwrap.dedent(
     def logged_run_cell(task):
         key = cell_key({k: v for k, v in task.items() if k != "data_dir"})
         with open(LOG, "a") as log:
-            log.write(f"{RUN} {key}\\n")
-        time.sleep(0.4)
-        return run_cell(task)
+            log.write(f"{RUN} {key} {time.time()}\\n")
+        if WAIT_FOR:  # hold this cell until the run named WAIT_FOR has started one
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and f"{WAIT_FOR} " not in open(LOG).read():
+                time.sleep(0.05)
+        time.sleep(SLEEP)
+        return {"test_accuracy": 0.5} if STUB else run_cell(task)
 
     if __name__ == "__main__":
-        spec_path, db_path, LOG, RUN, *overrides = sys.argv[1:]
-        outcome = run_study(load_spec(spec_path, overrides), db_path, workers=2, progress=False, runner=logged_run_cell)
+        spec_path, db_path, LOG, RUN, workers, lease, STUB, WAIT_FOR, SLEEP, *overrides = sys.argv[1:]
+        STUB, SLEEP = STUB == "stub", float(SLEEP)
+        outcome = run_study(
+            load_spec(spec_path, overrides), db_path, workers=int(workers), progress=False,
+            runner=logged_run_cell, lease_seconds=float(lease),
+        )
         sys.exit(0 if outcome.complete else 1)
     """
 )
@@ -56,19 +64,34 @@ def finished_rows(db_path: Path) -> dict[str, tuple]:
         connection.close()
 
 
-def start_study(tmp_path: Path, run: str) -> subprocess.Popen:
+def start_study(
+    tmp_path: Path, run: str, *, workers: int = 2, lease_seconds: float = 60, stub: bool = False, wait_for: str = "",
+    seconds: float = 0.4, overrides: tuple[str, ...] = (),
+) -> subprocess.Popen:
+    """Start SCRIPT on ``tmp_path/quick.db``; each cell takes at least ``seconds``; ``stub``
+    returns a fixed result instead of training."""
     script = tmp_path / "run_study.py"
     script.write_text(SCRIPT)
     return subprocess.Popen(
-        [sys.executable, str(script), str(QUICK), str(tmp_path / "quick.db"), str(tmp_path / "log.txt"), run, *TINY],
+        [sys.executable, str(script), str(QUICK), str(tmp_path / "quick.db"), str(tmp_path / "log.txt"), run,
+         str(workers), str(lease_seconds), "stub" if stub else "train", wait_for, str(seconds), *TINY, *overrides],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
     )
+
+
+def executions(tmp_path: Path) -> list[tuple[str, str, float]]:
+    """(run, key, Unix time) of every cell a runner started, in order."""
+    return [
+        (run, key, float(when))
+        for run, key, when in (line.split() for line in (tmp_path / "log.txt").read_text().splitlines())
+    ]
 
 
 def test_study_killed_mid_way_resumes_without_losing_or_repeating_a_cell(tmp_path):
     cells = {cell.key for cell in load_spec(QUICK, TINY).cells}
     db_path = tmp_path / "quick.db"
-    first = start_study(tmp_path, "first")
+    # A short lease: the killed run's leases stay in the file, and the next run takes them.
+    first = start_study(tmp_path, "first", lease_seconds=2)
     deadline = time.monotonic() + 60
     while len(finished_rows(db_path)) < 3:
         assert first.poll() is None, f"the study ended before it could be killed:\n{first.stdout.read()}"
@@ -78,8 +101,11 @@ def test_study_killed_mid_way_resumes_without_losing_or_repeating_a_cell(tmp_pat
     first.communicate()
     before = finished_rows(db_path)
     assert 3 <= len(before) < len(cells), "the kill came too late to test resuming"
+    with ResultsDatabase.open_existing(db_path) as db:
+        orphaned = set(db.leases())
+    assert orphaned and not orphaned & set(before)  # the dead run's unfinished cells were leased
 
-    second = start_study(tmp_path, "second")
+    second = start_study(tmp_path, "second", lease_seconds=2)
     output, _ = second.communicate(timeout=120)
     assert second.returncode == 0, output
     assert f"{len(before)} already finished" in output
@@ -92,6 +118,53 @@ def test_study_killed_mid_way_resumes_without_losing_or_repeating_a_cell(tmp_pat
     assert reran == cells - set(before)  # the second run computed exactly the missing cells
     with ResultsDatabase.open_existing(db_path) as db:
         assert db.count() == {"ok": len(cells), "failed": 0}
+        assert db.leases() == {}
+
+
+def test_two_runs_started_together_on_one_database_run_each_cell_once(tmp_path):
+    cells = {cell.key for cell in load_spec(QUICK, TINY).cells}
+    # The first run holds its first cell until the second has started one, so the two overlap.
+    first = start_study(tmp_path, "first", workers=1, stub=True, wait_for="second")
+    second = start_study(tmp_path, "second", workers=1, stub=True)
+    outputs = [run.communicate(timeout=180)[0] for run in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    started = executions(tmp_path)
+    keys = [key for _, key, _ in started]
+    assert sorted(keys) == sorted(cells), f"cells run more than once: {len(keys)} runs of {len(cells)} cells"
+    assert {run for run, _, _ in started} == {"first", "second"}  # the work was shared
+    assert any("finished by another run" in output for output in outputs)
+    with ResultsDatabase.open_existing(tmp_path / "quick.db") as db:
+        assert db.count() == {"ok": len(cells), "failed": 0}
+        assert db.leases() == {}
+
+
+def test_a_live_run_keeps_the_lease_of_a_cell_that_outlasts_it(tmp_path):
+    # Cells of 2.5 s under 1 s leases: only the heartbeat keeps the second run off them.
+    one_seed = ("study.seeds=1",)
+    cells = {cell.key for cell in load_spec(QUICK, [*TINY, *one_seed]).cells}
+    first = start_study(tmp_path, "first", workers=1, lease_seconds=1, stub=True, wait_for="second", seconds=2.5,
+                        overrides=one_seed)
+    second = start_study(tmp_path, "second", workers=1, lease_seconds=1, stub=True, seconds=2.5, overrides=one_seed)
+    outputs = [run.communicate(timeout=180)[0] for run in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    keys = [key for _, key, _ in executions(tmp_path)]
+    assert sorted(keys) == sorted(cells), f"cells run more than once: {len(keys)} runs of {len(cells)} cells"
+
+
+def test_a_lease_whose_owner_stopped_renewing_it_is_retried_when_it_expires(tmp_path):
+    cells = load_spec(QUICK, TINY).cells
+    held = cells[0]
+    with ResultsDatabase.create_or_open(tmp_path / "quick.db") as db:
+        # A run on another host (so never known dead here) that claimed a cell and then vanished.
+        claimed, _ = db.claim([held.key], "elsewhere:4242:deadbeef", 3.0, 1, db.attempts())
+        (_, expires), = db.leases().values()
+    assert claimed == [held.key]
+    run = start_study(tmp_path, "next", workers=1, stub=True)
+    output, _ = run.communicate(timeout=180)
+    assert run.returncode == 0, output
+    started = executions(tmp_path)
+    assert sorted(key for _, key, _ in started) == sorted(cell.key for cell in cells)  # each once, the held one too
+    assert next(when for _, key, when in started if key == held.key) >= expires  # but not before its lease expired
 
 
 def test_unreachable_scheduler_is_one_quick_error_line(tmp_path):
@@ -140,3 +213,13 @@ def test_rerun_of_a_finished_study_starts_nothing(tmp_path, capsys):
     assert main(["study", str(QUICK), "--db", str(db_path), "--no-progress", *overrides]) == 0
     assert "all 14 cells already finished" in capsys.readouterr().err
     assert db_path.read_bytes() == before
+
+
+def test_a_lease_time_that_is_not_a_positive_number_is_one_error_line(tmp_path, capsys):
+    from ssdfa.cli import main
+
+    for bad in ("0", "-5", "inf", "nan"):
+        assert main(["study", str(QUICK), "--db", str(tmp_path / "q.db"), "--lease-seconds", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--lease-seconds must be a positive number" in err
+    assert not (tmp_path / "q.db").exists()

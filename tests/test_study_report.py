@@ -151,3 +151,109 @@ def test_report_of_one_spec_leaves_out_the_other_cells(tmp_path, capsys):
     assert main(["report", str(path), "--out", str(tmp_path / "out"), "--no-area", "--spec", str(spec)]) == 0
     with (tmp_path / "out" / "cells.csv").open() as handle:
         assert sorted(row["seed"] for row in csv.DictReader(handle)) == ["0", "1"]
+
+
+# -- figures a reader can use -------------------------------------------------------------------
+
+
+def visible_tick_labels(ax) -> list[str]:
+    low, high = ax.get_xlim()
+    return [label.get_text() for label in ax.get_xticklabels() if label.get_text() and low <= label.get_position()[0] <= high]
+
+
+def chance_point(area: float, accuracy: float, chance: bool = False) -> dict:
+    return {"area": area, "accuracy": accuracy, "low": accuracy, "high": accuracy, "label": "ssdfa STOCH",
+            "word": 8, "chance": chance}
+
+
+def test_width_and_rank_figures_name_their_dataset_and_network(reports, tmp_path):
+    from ssdfa.study.plots import plot_rank, plot_width
+    from ssdfa.study.records import group_over_seeds, records_from_rows
+
+    root, _ = reports
+    with ResultsDatabase.open_existing(root / "study.db") as db:
+        groups = group_over_seeds(records_from_rows(db.rows()))
+    fixed = [g for g in groups if g.settings["precision"] == "fixed"]
+    floats = [g for g in groups if g.settings["precision"] == "float"]
+    width = plot_width(fixed, floats, [], ["update_rounding"], tmp_path / "w.png")
+    assert "digits" in width.get_suptitle() and "network 64-100-10" in width.get_suptitle()
+    # One float reference, the one of this network (not the rank study's 64-20-10 runs).
+    assert [line.get_label() for line in width.axes[0].get_lines() if line.get_label().startswith("float")] == [
+        "float (97.3%)"]
+    ranked = [g for g in floats if g.settings["hidden"] == "20"]
+    rank = plot_rank(ranked, [], tmp_path / "r.png")
+    assert "digits" in rank.get_suptitle() and "network 64-20-10" in rank.get_suptitle()
+
+
+def test_area_figure_names_dataset_and_network_and_labels_its_log_axis(tmp_path):
+    from ssdfa.study.plots import plot_area
+
+    for areas in ([296, 480, 950, 1400, 2050], [510, 520, 540], [700]):
+        points = [chance_point(area, 0.5 + 0.01 * i) for i, area in enumerate(areas)]
+        figure = plot_area(points, points, "LUTs", "mnist, network 784-64-10 relu, 3 epochs", 10, tmp_path / "a.png")
+        ax = figure.axes[0]
+        assert ax.get_xscale() == "log"
+        assert "mnist" in ax.get_title() and "784-64-10" in ax.get_title()
+        labels = visible_tick_labels(ax)
+        assert len(labels) >= 3, (areas, labels)
+        low, high = ax.get_xlim()
+        assert low <= min(areas) and max(areas) <= high
+
+
+def test_designs_at_chance_level_are_drawn_apart_and_never_on_the_pareto_front(tmp_path):
+    from ssdfa.study.chance import at_chance_level, chance_threshold
+
+    assert chance_threshold(10) == pytest.approx(0.19) and chance_threshold(2) == pytest.approx(0.55)
+    assert at_chance_level(0.12, 10) and not at_chance_level(0.25, 10) and not at_chance_level(0.12, None)
+
+    path = tmp_path / "chance.db"
+    spec = {"study": {"seeds": 2}, "arithmetic": {"word": [4, 6, 8, 12], "int_bits": {"activation": 2, "bp_error": 2},
+                                                   "update_rounding": ["RND", "STOCH"]}}
+    with ResultsDatabase.create_or_open(path) as db:
+        for cell in spec_from_dict(spec).cells:
+            result = fake_result(cell.config)
+            if cell.config["formats"]["weight"] in ("SQ(2,2)", "SQ(2,4)"):  # 4- and 6-bit: learned nothing
+                result["test_accuracy"] = 0.1003
+            db.record(cell, result, None, 1.0, "test")
+    write_report(path, tmp_path / "out", area=AreaEstimator(synthesize=fake_synthesis))
+    with (tmp_path / "out" / "area.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    at_chance = [row for row in rows if row["chance_level"] == "yes"]
+    assert sorted({row["word"] for row in at_chance}) == ["4", "6"] and len(at_chance) == 4
+    assert all(row["pareto"] == "" for row in at_chance)  # the cheapest designs, yet not on the front
+    front = [row for row in rows if row["pareto"] == "yes"]
+    assert front and all(float(row["accuracy_mean"]) > 19 for row in front)
+    assert front[0]["word"] == "8"  # the cheapest design that learned is where the front starts
+    assert "drawn as grey crosses and left out of the Pareto front" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_report_redrawn_from_its_own_tables_keeps_them_byte_for_byte(tmp_path, capsys):
+    from ssdfa.study.redraw import main as redraw_main
+
+    spec_path = tmp_path / "width.toml"
+    spec_path.write_text(
+        '[study]\nseeds = 2\n[arithmetic]\nprecision = ["fixed", "float"]\nword = [4, 8, 12]\n'
+        'int_bits = { activation = 2, bp_error = 2 }\nupdate_rounding = ["RND", "STOCH"]\n'
+    )
+    from ssdfa.study.spec import load_spec
+
+    with ResultsDatabase.create_or_open(tmp_path / "width.db") as db:
+        for cell in load_spec(spec_path).cells:
+            result = fake_result(cell.config)
+            result["test_accuracy"] = round(result["test_accuracy"] * 359) / 359  # a count of 359 test images
+            db.record(cell, result, None, 1.0, "width")
+    out = tmp_path / "report"
+    write_report(tmp_path / "width.db", out, area=AreaEstimator(synthesize=fake_synthesis))
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    args = [str(out), str(spec_path), "--features", "64", "--classes", "10", "--test-samples", "359"]
+    assert redraw_main(args) == 0
+    for name in ("cells.csv", "summary.csv", "area.csv"):
+        assert (out / name).read_bytes() == before[name], name
+    tables = [[line for line in text.splitlines() if line.startswith(b"|")]
+              for text in (before["report.md"], (out / "report.md").read_bytes())]
+    assert tables[0] == tables[1] and len(tables[0]) > 20
+    assert "as recorded in area.csv" in (out / "report.md").read_text()  # says where the areas came from
+    # A test-set size that the accuracies are not fractions of is refused, naming the value.
+    capsys.readouterr()
+    assert redraw_main([*args[:-1], "360"]) == 2
+    assert "is not a fraction of 360 test samples" in capsys.readouterr().err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ssdfa.study.leases import DEFAULT_LEASE_SECONDS
+
 EXIT_INCOMPLETE = 1
 
 
@@ -27,6 +29,13 @@ def register(subparsers) -> None:
         help="how long to wait for --scheduler before giving up (default: 5)",
     )
     parser.add_argument(
+        "--lease-seconds", type=float, default=DEFAULT_LEASE_SECONDS, metavar="SECONDS",
+        help=(
+            "runs sharing a database lease each cell they run; a lease not renewed for this long "
+            f"(its run died) frees the cell for another run (default: {DEFAULT_LEASE_SECONDS:g})"
+        ),
+    )
+    parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override a spec value (TOML syntax), e.g. --set network.epochs=1; repeatable",
     )
@@ -44,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise SsdfaError(f"--workers must be a positive integer, not {args.workers}")
     if not args.connect_timeout > 0:
         raise SsdfaError(f"--connect-timeout must be a positive number of seconds, not {args.connect_timeout}")
+    if not 0 < args.lease_seconds < float("inf"):
+        raise SsdfaError(f"--lease-seconds must be a positive number of seconds, not {args.lease_seconds}")
     spec = load_spec(args.spec, args.overrides)
     if spec.skipped:
         print(f"study {spec.name}: skipping {spec.skipped} combinations whose rank x connections is below the outputs")
@@ -60,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         connect_timeout=args.connect_timeout,
         progress=not args.no_progress,
+        lease_seconds=args.lease_seconds,
     )
     print(
-        f"study {spec.name}: {outcome.already_done + outcome.finished} of {outcome.cells} cells finished "
-        f"({outcome.finished} this run) in {db_path}"
+        f"study {spec.name}: {outcome.already_done + outcome.finished + outcome.by_others} of {outcome.cells} cells "
+        f"finished ({outcome.finished} this run) in {db_path}"
     )
     return 0 if outcome.complete else EXIT_INCOMPLETE
