@@ -34,6 +34,7 @@ from ssdfa.sim.axi_cosim import (
     probe_mismatch,
     random_register_traffic,
     run_bus_training,
+    simulate_axi_learner,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +138,7 @@ def test_a_wrong_reference_weight_fails_the_bus_run(require_tool, monkeypatch):
     assert "MISMATCH first differing weight: layer 0, neuron 5, index 64" in "\n".join(report.lines)
 
 
+@pytest.mark.slow
 def test_digits_epoch_through_the_bus_is_bit_exact_on_verilator(require_tool):
     """One full digits training epoch (1,258 samples) and the test split (359), every word
     through AXI4-Lite and AXI4-Stream, against the model."""
@@ -150,8 +152,46 @@ def test_digits_epoch_through_the_bus_is_bit_exact_on_verilator(require_tool):
     assert report.figures["test_accuracy"] == report.figures["model_test_accuracy"]
 
 
+def test_a_misplaced_tlast_and_a_bad_label_set_their_status_bits_until_the_next_start(require_tool):
+    """The wrapper frames by counting F + 1 words: a sample split over two packets still goes in
+    whole (the run finishes), but FRAME_ERROR is set; a label of 12 (10 classes) sets
+    LABEL_ERROR. A clean run after them clears both."""
+    require_tool("icarus")
+    inputs = SIZES[0]
+    sample = list(range(inputs))
+    frames = [sample + [3], sample[:10], sample[10:] + [4], sample + [12]]
+    clean = [sample + [1]]
+    steps = [
+        {"op": "run", "name": "bad", "mode": learner_regs.MODE_INFER, "samples": 3, "packets": frames,
+         "max_cycles": 20_000},
+        {"op": "run", "name": "clean", "mode": learner_regs.MODE_INFER, "packets": clean, "max_cycles": 20_000},
+    ]
+    result = simulate_axi_learner(_configs(), steps, simulator="icarus").result
+    bad, good = result["runs"]
+    flags = learner_regs.STATUS_FRAME_ERROR_MASK | learner_regs.STATUS_LABEL_ERROR_MASK
+    assert bad["status"] == [0, learner_regs.STATUS_DONE_MASK | flags], bad
+    assert bad["predictions_register"] == [0, 3] and [len(f) for f in bad["frames"]] == [3]
+    assert good["status"] == [0, learner_regs.STATUS_DONE_MASK], good
+
+
 def test_networks_the_register_map_cannot_address_are_refused():
     from ssdfa.rtl.axi_learner import AXILearner
 
     with pytest.raises(SsdfaError, match="at most 255 classes, not 256"):
         AXILearner(layers=network_layer_configs((4, 4, 256), ArithmeticConfig(), pes=(1, 32)))
+
+
+def test_the_bus_run_from_the_command_line_passes_and_refuses_what_it_cannot_do(capsys, require_tool):
+    from ssdfa.cli import main
+
+    require_tool("icarus")
+    status = main(["cosim", "--network", "--bus", "axi", "--sim", "icarus", "--hidden", "16", "--pes", "4,2",
+                   "--train-limit", "2", "--test-limit", "2", "--stall", "64", "--seed", "5"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "PASS: the learner behind the bus matches the model bit for bit" in out
+    for args, message in ((["--network", "--bus", "axi", "--epochs", "2"], "--epochs is not supported with --bus axi"),
+                          (["--fuzz", "1", "--bus", "axi"], "--bus axi applies to --network")):
+        assert main(["cosim", "--sim", "icarus", *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
