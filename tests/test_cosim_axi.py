@@ -195,3 +195,19 @@ def test_the_bus_run_from_the_command_line_passes_and_refuses_what_it_cannot_do(
         assert main(["cosim", "--sim", "icarus", *args]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_wrapped_network_is_written_from_a_saved_network(capsys, tmp_path):
+    from ssdfa.cli import main
+    from ssdfa.model.weight_file import save_network
+
+    path = tmp_path / "small.npz"
+    save_network(path, FixedNetwork(NetworkSpec((8, 4, 3)), ArithmeticConfig()))
+    assert main(["verilog", "--network", "--weights", str(path), "--bus", "axi", "--out", str(tmp_path / "v")]) == 0
+    written = Path(capsys.readouterr().out.strip())
+    text = written.read_text()
+    assert written.name == "ssdfa_axi_learner.v"
+    assert "module ssdfa_axi_learner(" in text
+    assert all(port in text for port in ("s_axil_awaddr", "s_axis_tlast", "m_axis_tlast", "s_axil_rresp"))
+    assert main(["verilog", "--config", str(path), "--bus", "axi", "--out", str(tmp_path / "w")]) == 2
+    assert "--bus applies to --network" in capsys.readouterr().err
