@@ -229,13 +229,13 @@ class AXILearner(wiring.Component):
                     m.d.sync += bresp.eq(_SLVERR)
                 with m.Elif(is_register(waddr, "CONTROL")):
                     start = wdata[_field("CONTROL", "START").lsb]
+                    infer = wdata[_field("CONTROL", "MODE").lsb]
                     with m.If(start & busy):
                         m.d.sync += bresp.eq(_SLVERR)
                     with m.Elif(start):
                         m.d.sync += [
                             run_valid.eq(1),
-                            network.run.payload.mode.eq(
-                                Mux(wdata[_field("CONTROL", "MODE").lsb], NetworkMode.INFER.value, NetworkMode.TRAIN.value)),
+                            network.run.payload.mode.eq(Mux(infer, NetworkMode.INFER.value, NetworkMode.TRAIN.value)),
                             network.run.payload.samples.eq(samples),
                             run_samples.eq(samples),
                             predictions.eq(0),

@@ -185,7 +185,8 @@ def markdown_tables() -> str:
     lines = [f"<!-- {_GENERATED} -->", "", "# AXILearner register map (version "
              f"{MAP_VERSION})", "",
              f"AXI4-Lite, {DATA_WIDTH}-bit data, {ADDR_WIDTH}-bit byte addresses; every register is one "
-             "32-bit word (write with all four strobes). See [bus.md](bus.md) for the protocol.", "",
+             "32-bit word (write with all four strobes). See [bus.md](bus.md) for the protocol. Access "
+             "`*`: the access reaches the learner, so it answers SLVERR while a run is active.", "",
              "| offset | register | access | reset | meaning |", "| --- | --- | --- | --- | --- |"]
     for reg in REGISTERS:
         reset = "-" if reg.reset is None else f"0x{reg.reset:X}"
@@ -248,12 +249,13 @@ def c_header() -> str:
 
 def python_module() -> str:
     """ssdfa/learner_regs.py."""
-    lines = [f'"""AXILearner register map constants ({_GENERATED}).', "",
+    lines = ['"""AXILearner register map constants (docs/bus.md, docs/bus-registers.md).', "",
+             f"{_GENERATED[0].upper()}{_GENERATED[1:]}.",
              "Standard library only: hosts and the cocotb testbench import it as it is.", '"""', ""]
     for name, value, comment in _constants():
         lines.append(f"{name} = 0x{value:X}" + (f"  # {comment}" if comment else ""))
     lines += ["", "#: Register byte offsets by name.",
-              "REGISTERS = {" + ", ".join(f'"{r.name}": 0x{r.offset:X}' for r in REGISTERS) + "}",
+              "REGISTERS = {", *(f'    "{r.name}": 0x{r.offset:X},' for r in REGISTERS), "}",
               "#: Registers a write may change (the others answer SLVERR to writes).",
               "WRITABLE = (" + ", ".join(f'"{r.name}"' for r in REGISTERS if r.access != "RO") + ",)",
               "#: Registers a read may return (CONTROL is write-only and reads as 0).",
