@@ -36,6 +36,7 @@ __all__ = [
     "SAMPLE_WORD_FIELDS",
     "PREDICTION_WORD_FIELDS",
     "register",
+    "constants",
     "markdown_tables",
     "c_header",
     "python_module",
@@ -211,7 +212,7 @@ def markdown_tables() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _constants() -> list[tuple[str, int, str]]:
+def constants() -> list[tuple[str, int, str]]:
     """(NAME, value, comment) for every constant the C and Python copies carry."""
     rows = [
         ("MAP_VERSION", MAP_VERSION, "register map version"),
@@ -240,7 +241,7 @@ def _constants() -> list[tuple[str, int, str]]:
 def c_header() -> str:
     """drivers/ssdfa_learner_regs.h."""
     lines = [f"/* {_GENERATED}. */", "#ifndef SSDFA_LEARNER_REGS_H", "#define SSDFA_LEARNER_REGS_H", ""]
-    for name, value, comment in _constants():
+    for name, value, comment in constants():
         text = f"#define SSDFA_{name} 0x{value:X}u"
         lines.append(f"{text:<56} /* {comment} */" if comment else text)
     lines += ["", "#endif /* SSDFA_LEARNER_REGS_H */"]
@@ -252,7 +253,7 @@ def python_module() -> str:
     lines = ['"""AXILearner register map constants (docs/bus.md, docs/bus-registers.md).', "",
              f"{_GENERATED[0].upper()}{_GENERATED[1:]}.",
              "Standard library only: hosts and the cocotb testbench import it as it is.", '"""', ""]
-    for name, value, comment in _constants():
+    for name, value, comment in constants():
         lines.append(f"{name} = 0x{value:X}" + (f"  # {comment}" if comment else ""))
     lines += ["", "#: Register byte offsets by name.",
               "REGISTERS = {", *(f'    "{r.name}": 0x{r.offset:X},' for r in REGISTERS), "}",

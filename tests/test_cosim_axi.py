@@ -211,3 +211,23 @@ def test_the_wrapped_network_is_written_from_a_saved_network(capsys, tmp_path):
     assert all(port in text for port in ("s_axil_awaddr", "s_axis_tlast", "m_axis_tlast", "s_axil_rresp"))
     assert main(["verilog", "--config", str(path), "--bus", "axi", "--out", str(tmp_path / "w")]) == 2
     assert "--bus applies to --network" in capsys.readouterr().err
+
+
+def test_the_c_header_compiles_and_agrees_with_the_register_map(tmp_path):
+    """Every constant of the generated header, checked by the C compiler itself (_Static_assert)."""
+    import os
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        if os.environ.get("CI"):
+            pytest.fail("no C compiler, and CI is set (Verilator's builds need one too)")
+        pytest.skip("no C compiler")
+    checks = [f'_Static_assert(SSDFA_{name} == {value}u, "{name}");' for name, value, _ in register_map.constants()]
+    source = tmp_path / "check.c"
+    source.write_text('#include "ssdfa_learner_regs.h"\n' + "\n".join(checks) + "\n")
+    done = subprocess.run([compiler, "-std=c11", "-Wall", "-Werror", "-fsyntax-only", "-I", str(ROOT / "drivers"),
+                           str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(checks) > 50
