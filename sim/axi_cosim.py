@@ -333,19 +333,23 @@ def first_register_mismatch(configs, version_word: int, accesses, answers) -> st
 
 def busy_probes(configs: Sequence[LayerConfig], seed: int, count: int) -> list:
     """Learner accesses to make while a run is active, each of which must answer SLVERR and
-    change nothing: DATA writes of weights (random words), DATA reads, counter reads, a second
-    START; with STATUS reads between them, which answer OKAY."""
+    change nothing: DATA writes (random words, to whatever SELECT names; after a load and a
+    counter clear that is the COUNTER space, so a write that landed would clear the counters),
+    DATA reads, counter reads, a second START; each kind once when ``count`` allows, then a
+    seeded mix with STATUS reads, which answer OKAY with BUSY."""
     rng = random.Random(seed)
     counters = len(NetworkDriver(configs).counter_names)
-    probes = [["r", regs.REG_STATUS]]
-    for _ in range(count):
-        probes.append(rng.choice([
-            ["w", regs.REG_DATA, rng.getrandbits(32), 4],
-            ["r", regs.REG_DATA],
-            ["r", regs.COUNTER_WINDOW + 4 * rng.randrange(counters)],
-            ["w", regs.REG_CONTROL, regs.CONTROL_START_MASK, 4],
-            ["r", regs.REG_STATUS],
-        ]))
+
+    def learner_accesses() -> list:
+        return [["w", regs.REG_DATA, rng.getrandbits(32), 4], ["r", regs.REG_DATA],
+                ["r", regs.COUNTER_WINDOW + 4 * rng.randrange(counters)],
+                ["w", regs.REG_CONTROL, regs.CONTROL_START_MASK, 4]]
+
+    first = learner_accesses()
+    rng.shuffle(first)  # each kind once (when count allows), in a seeded order
+    probes = [["r", regs.REG_STATUS]] + first[:count]
+    for _ in range(count - len(first)):
+        probes.append(rng.choice(learner_accesses() + [["r", regs.REG_STATUS]]))
     return probes
 
 
