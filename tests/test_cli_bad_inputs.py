@@ -160,6 +160,9 @@ ROWS: list[tuple[list[str], str]] = [
     (["verilog", "--network", "--weights", "{tmp}/missing.npz", "--out", "{tmp}/v"], "does not exist"),
     (["train", "--save", "{file}/x.npz"], "--save {file}/x.npz"),
     (["train", "--save", "{tmp}/no-such-dir/x.npz"], "no-such-dir does not exist"),
+    (["cosim", "--fuzz", "1", "--sim", "icarus", "--bus", "axi"], "--bus axi applies to --network"),
+    (["cosim", "--network", "--sim", "icarus", "--bus", "pcie"], "invalid choice: 'pcie'"),
+    (["verilog", "--config", "{config}", "--out", "{tmp}/v", "--bus", "axi"], "--bus applies to --network"),
     # -- study --------------------------------------------------------------------------------
     (["study", "{tmp}/missing.toml", "--dry-run"], "missing.toml does not exist"),
     (["study", "{binary}", "--dry-run"], "is not UTF-8 text"),
