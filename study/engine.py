@@ -92,7 +92,7 @@ def run_study(
     progress: bool = True,
     runner: Callable[[dict], dict] = run_cell,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    log=sys.stderr,
+    log=None,
 ) -> StudyOutcome:
     """Run every cell of ``spec`` that ``db_path`` does not hold a finished row for.
 
@@ -120,6 +120,8 @@ def run_study(
     SsdfaError
         The database is not a study database, the scheduler cannot be reached, ...
     """
+    # Looked up per call, not bound at import: a caller (or a test) may have replaced sys.stderr.
+    log = sys.stderr if log is None else log
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SsdfaError(f"--workers must be a positive integer, not {workers!r}")
     if not 0 < lease_seconds < float("inf"):
