@@ -171,6 +171,9 @@ class CosimJob:
         ``ready`` on each output stream, drawn by the harness.
     stall_seed : int
         Seed of those draws.
+    design : Design, optional
+        The DUT to run instead of the one elaborated from the set's configuration: a mutant
+        (``sim/mutants.py``) or a Verilog file the user supplies (``user_design``).
     """
 
     name: str
@@ -180,6 +183,7 @@ class CosimJob:
     every: bool = True
     stall: int = 0
     stall_seed: int = 1
+    design: Design | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.top not in TOPS:
@@ -602,7 +606,8 @@ def run_jobs(
     if sync not in ("end", "sample"):
         raise SsdfaError(f"sync must be 'end' or 'sample', not {sync!r}")
     started = time.perf_counter()
-    designs = [elaborate(job.top, job.golden.config, job.mutation, build_root=build_root) for job in jobs]
+    designs = [job.design if job.design is not None
+               else elaborate(job.top, job.golden.config, job.mutation, build_root=build_root) for job in jobs]
     elaborated = time.perf_counter()
     temporary = work_dir is None
     directory = Path(tempfile.mkdtemp(prefix="ssdfa-cosim-")) if temporary else Path(work_dir)
