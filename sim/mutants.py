@@ -205,7 +205,37 @@ def _operator_mutants(builder: _Builder, assign: Assign, equivalent: set, skippe
                         assign.replace(token.start, token.end, f"{width}'h{new_value:0{digits}x}"))
 
 
-def _saturation_mutants(builder: _Builder, assigns: list, not_applicable: list) -> None:
+def unreachable_clamps(config) -> dict:
+    """(cast, "pos"/"neg") -> why the formats alone keep that clamp from ever acting, for the
+    casts whose range follows from the formats: tanh's f' = 1 - a^2 lies in [0, 1], and the
+    weight step ``delta x 2^-shift`` may be too small to leave the weight format. Dropping
+    such a clamp (or changing the value it clamps to) is an equivalent mutant."""
+    from ssdfa.model.neuron_ops import Activation
+
+    found = {}
+    if config is None:
+        return found
+    a = config.arithmetic
+    if config.activation is Activation.TANH:
+        for side in ("pos", "neg"):
+            found[("fprime", side)] = "f' = 1 - a^2 lies in [0, 1]"
+    delta = a.error if config.is_output_layer else a.delta
+    x = a.activation
+    dropped = delta.frac_bits + x.frac_bits + a.shift - a.weight.frac_bits
+    # The exact product's extremes (the bias input is 1.0), then one LSB for rounding up.
+    x_values = (x.min_raw, max(x.max_raw, 1 << x.frac_bits))
+    products = [d * v for d in (delta.min_raw, delta.max_raw) for v in x_values]
+    high = (max(products) >> dropped) + 1 if dropped >= 0 else max(products) << -dropped
+    low = min(products) >> dropped if dropped >= 0 else min(products) << -dropped
+    if high <= a.weight.max_raw:
+        found[("step", "pos")] = f"|delta x 2^-{a.shift}| stays within the weight format's maximum"
+    if low >= a.weight.min_raw:
+        found[("step", "neg")] = f"|delta x 2^-{a.shift}| stays within the weight format's minimum"
+    return found
+
+
+def _saturation_mutants(builder: _Builder, assigns: list, not_applicable: list, unreachable: dict,
+                        equivalent: list) -> None:
     by_condition = {}
     for assign in assigns:
         ternary = assign.ternary()
@@ -218,29 +248,66 @@ def _saturation_mutants(builder: _Builder, assigns: list, not_applicable: list) 
         if positive is None:
             not_applicable.append(NotApplicable(f"sat-drop:{cast}:pos", f"no {below_max} (cast {cast!r} absent, "
                                                 "WRAP, or its value cannot exceed the maximum)"))
+        elif (cast, "pos") in unreachable:
+            equivalent.append(NotApplicable(f"sat-drop:{cast}:pos", "equivalent: " + unreachable[(cast, "pos")]))
         else:
             kept = positive.ternary()[2]
             builder.add("sat-drop", cast, "pos", positive,
                         positive.text[: positive.rhs_start] + kept + ";")
         if negative is None:
             not_applicable.append(NotApplicable(f"sat-drop:{cast}:neg", f"no clamp reading {below_max}"))
+        elif (cast, "neg") in unreachable:
+            equivalent.append(NotApplicable(f"sat-drop:{cast}:neg", "equivalent: " + unreachable[(cast, "neg")]))
         else:
             assign, (_, _, kept) = negative
             builder.add("sat-drop", cast, "neg", assign, assign.text[: assign.rhs_start] + kept + ";")
 
 
-def _fprime_mutants(builder: _Builder, assigns: list, widths: dict, not_applicable: list) -> None:
-    site = next((a for a in assigns if a.lhs == "fprime_next"), None)
-    if site is None:
+def _reads(verilog: str) -> dict:
+    """Name -> how many times it occurs in ``verilog`` (declarations and assignments included)."""
+    counts: dict[str, int] = {}
+    for match in re.finditer(r"\\\S+|[A-Za-z_][\w$.]*", verilog):
+        counts[match.group()] = counts.get(match.group(), 0) + 1
+    return counts
+
+
+_ALIAS = re.compile(r"^(\\\S+|[A-Za-z_][\w$.]*)\s*(?:\[(\d+)(?::(\d+))?\])?$")
+
+
+def _driver(name: str, by_lhs: dict, reads: dict):
+    """(assignment that really drives ``name``, bit offset of ``name`` in it). Yosys keeps a
+    named alias (``assign fprime_next = \\$42 [9:0];``) at the end of the module while the logic
+    reads the source (``\\$42``) directly; mutating the alias would change nothing, so follow it."""
+    assign, offset = by_lhs.get(name), 0
+    while assign is not None and reads.get(assign.lhs, 0) <= 2:
+        match = _ALIAS.match(assign.rhs)
+        if match is None or match.group(1) not in by_lhs:
+            break
+        offset += int(match.group(3) or match.group(2) or 0)
+        assign = by_lhs[match.group(1)]
+    return assign, offset
+
+
+def _fprime_mutants(builder: _Builder, assigns: list, widths: dict, reads: dict, not_applicable: list) -> None:
+    by_lhs = {assign.lhs: assign for assign in assigns}
+    alias = by_lhs.get("fprime_next")
+    if alias is None:
         for value in (0, 1):
             not_applicable.append(NotApplicable(f"fprime-stuck:{value}", "no fprime_next (an inference-only PE)"))
         return
+    if literal_value(alias.rhs) is not None:
+        for value in (0, 1):
+            not_applicable.append(NotApplicable(f"fprime-stuck:{value}",
+                                                f"f' is the constant {alias.rhs} here (the output layer does not use it)"))
+        return
+    site, offset = _driver("fprime_next", by_lhs, reads)
     width = widths.get("fprime_next", 1)
+    site_width = widths.get(site.lhs, width)
     # f' is UQ(1, 0), or UQ(1, f) for tanh: 1.0 is its top bit.
     for value, raw in ((0, 0), (1, 1 << (width - 1))):
-        digits = max(1, (width + 3) // 4)
+        digits = max(1, (site_width + 3) // 4)
         builder.add("fprime-stuck", "fprime_next", str(value), site,
-                    site.text[: site.rhs_start] + f"{width}'h{raw:0{digits}x};")
+                    site.text[: site.rhs_start] + f"{site_width}'h{raw << offset:0{digits}x};")
 
 
 _SLICE = re.compile(r"^\[(\d+)(?::(\d+))?\]$")
@@ -310,7 +377,24 @@ def _sign_extension_mutants(builder: _Builder, assigns: list, widths: dict, not_
         not_applicable.append(NotApplicable("sign-ext-drop", "no sign extension by repetition"))
 
 
-def enumerate_mutants(verilog: str, kinds=None) -> MutantSet:
+def _clamp_values(assigns: list, unreachable: dict) -> dict:
+    """Line -> reason, for the clamp multiplexers of unreachable clamps (their literals' mutants
+    are equivalent too)."""
+    lines = {}
+    consumers = {}
+    for assign in assigns:
+        ternary = assign.ternary()
+        if ternary is not None:
+            consumers.setdefault(ternary[2], assign)
+    for (cast, side), reason in unreachable.items():
+        below_max = f"{cast}_cast_below_max"
+        site = next((a for a in assigns if a.lhs == below_max), None) if side == "pos" else consumers.get(below_max)
+        if site is not None:
+            lines[site.line] = reason
+    return lines
+
+
+def enumerate_mutants(verilog: str, kinds=None, config=None) -> MutantSet:
     """Every mutant of the catalogue with a site in ``verilog``, in file order.
 
     Parameters
@@ -319,6 +403,9 @@ def enumerate_mutants(verilog: str, kinds=None) -> MutantSet:
         One design (the file ``rtl.verilog.generate`` writes, or a ``Design``'s text).
     kinds : iterable of str, optional
         Only these keys of ``KINDS`` (default: all).
+    config : LayerConfig, optional
+        The design's configuration: with it, clamps that the formats keep from ever acting
+        (``unreachable_clamps``) give equivalent mutants, reported but not run.
     """
     chosen = set(KINDS if kinds is None else kinds)
     unknown = chosen - set(KINDS)
@@ -327,18 +414,28 @@ def enumerate_mutants(verilog: str, kinds=None) -> MutantSet:
     assigns = assignments(verilog)
     widths = declared_widths(verilog)
     by_lhs = {assign.lhs: assign for assign in assigns}
+    reads = _reads(verilog)
     builder = _Builder()
     not_applicable: list[NotApplicable] = []
     equivalent: list[NotApplicable] = []
+    unreachable = unreachable_clamps(config)
     if chosen & {"op-swap", "cmp-flip", "const"}:
         bounds = _equivalent_bounds(assigns, by_lhs)
+        clamp_lines = _clamp_values(assigns, unreachable)
         for assign in assigns:
-            if _is_datapath(assign):
+            if assign.line in clamp_lines:
+                for token in assign.tokens:
+                    if token.kind == "num" and literal_value(token.text) is not None:
+                        equivalent.append(NotApplicable(f"const:{_clean(assign.lhs)}:{token.text}+-1",
+                                                        "equivalent: " + clamp_lines[assign.line]))
+                continue
+            # An assignment nothing reads (a named alias Yosys keeps) cannot change the design.
+            if _is_datapath(assign) and reads.get(assign.lhs, 0) > 2 and literal_value(assign.rhs) is None:
                 _operator_mutants(builder, assign, bounds, equivalent)
     if "sat-drop" in chosen:
-        _saturation_mutants(builder, assigns, not_applicable)
+        _saturation_mutants(builder, assigns, not_applicable, unreachable, equivalent)
     if "fprime-stuck" in chosen:
-        _fprime_mutants(builder, assigns, widths, not_applicable)
+        _fprime_mutants(builder, assigns, widths, reads, not_applicable)
     if "lfsr-tap" in chosen:
         _lfsr_mutants(builder, assigns, widths, not_applicable)
     if "sign-ext-drop" in chosen:

@@ -210,7 +210,7 @@ def run_mutants(
     work = []  # (DesignReport, mutant number, Mutant, mutant Design)
     number = 0
     for report in by_module.values():
-        found = enumerate_mutants(report.design.verilog, kinds)
+        found = enumerate_mutants(report.design.verilog, kinds, report.design.config)
         report.not_applicable = list(found.not_applicable)
         report.equivalent = list(found.equivalent)
         report.enumerated = len(found.mutants)
