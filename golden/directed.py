@@ -30,6 +30,9 @@ __all__ = ["DIRECTED_SAMPLES", "direct_stimulus", "corner_cases"]
 #: Samples chosen greedily (later samples stay as drawn, so long sets cost no more).
 DIRECTED_SAMPLES = 16
 
+#: Neurons aimed at per round (all of them in a layer this small or smaller).
+NEURONS_PER_ROUND = 8
+
 #: Values changed per sample at most (each round solves or sets one more).
 ROUNDS = 5
 
@@ -64,26 +67,28 @@ class _Cast:
 def _residue_cases(cast: _Cast, exact: np.ndarray) -> set:
     """Rounding corner cases met by ``exact``: a tie (and by sign and the parity of the floor),
     one below and one above a tie, a negative value with dropped bits (TRN_ZERO), by sign."""
-    found = set()
     dropped = cast.dropped
     if dropped < 1:
-        return found
+        return set()
     rest = exact & ((1 << dropped) - 1)
     floor = exact >> dropped
     half = 1 << (dropped - 1)
-    sign = np.where(exact < 0, "neg", "pos")
     # Only where rounding decides the result: a value that overflows is clamped or wrapped.
     inside = (floor >= cast.fmt.min_raw) & (floor < cast.fmt.max_raw)
-    for value, r, f, s in zip(exact[inside], rest[inside], floor[inside], sign[inside]):
-        if r == half:
-            found.add((cast.name, "tie"))
-            found.add((cast.name, "tie-" + ("odd" if f & 1 else "even"), s))
-        elif r == half - 1:
-            found.add((cast.name, "tie-1", s))
-        elif r == half + 1:
-            found.add((cast.name, "tie+1", s))
-        if value < 0 and r != 0:
-            found.add((cast.name, "negative-inexact"))
+    negative = exact < 0
+    tie = inside & (rest == half)
+    odd = (floor & 1) == 1
+    found = set()
+    for mask, case in ((tie, ("tie",)), (tie & odd & ~negative, ("tie-odd", "pos")),
+                       (tie & odd & negative, ("tie-odd", "neg")), (tie & ~odd & ~negative, ("tie-even", "pos")),
+                       (tie & ~odd & negative, ("tie-even", "neg")),
+                       (inside & (rest == half - 1) & ~negative, ("tie-1", "pos")),
+                       (inside & (rest == half - 1) & negative, ("tie-1", "neg")),
+                       (inside & (rest == half + 1) & ~negative, ("tie+1", "pos")),
+                       (inside & (rest == half + 1) & negative, ("tie+1", "neg")),
+                       (inside & negative & (rest != 0), ("negative-inexact",))):
+        if mask.any():
+            found.add((cast.name, *case))
     return found
 
 
@@ -149,7 +154,16 @@ class _Layer:
         self.y_kinks, self.a_kinks = _kinks(config)
 
 
-def _evaluate(layer: _Layer, weights, x, e, target, bank):
+def _sample_draws(layer: _Layer, bank) -> tuple:
+    """One sample's LFSR draws (§5.3: a hidden layer's delta draw, then F + 1 weight draws),
+    advancing ``bank``; (None, None) without STOCH. The same for every candidate of a sample."""
+    if not layer.stochastic:
+        return None, None
+    delta_draws = None if layer.output else bank.draw(1).T
+    return delta_draws, bank.draw(layer.fan_in + 1)
+
+
+def _evaluate(layer: _Layer, weights, x, e, target, draws):
     """Play one sample: (corner cases met, weights after, errors as the set stores them)."""
     a = layer.a
     fan_in = layer.fan_in
@@ -167,13 +181,11 @@ def _evaluate(layer: _Layer, weights, x, e, target, bank):
         exact_delta = (layer.feedback @ e) * result.derivative[0]
         found |= _residue_cases(layer.delta, exact_delta) | _range_cases(layer.delta, exact_delta)
         found |= {("f'=", "0" if v == 0 else "set") for v in result.derivative[0]}
-        draws = bank.draw(1).T if layer.stochastic else None
-        delta = feedback_delta(e[None, :], result.derivative, layer.feedback, a, layer.act, draws)
+        delta = feedback_delta(e[None, :], result.derivative, layer.feedback, a, layer.act, draws[0])
     inputs = np.append(x, 1 << a.activation.frac_bits)
     exact_step = delta[0][:, None] * inputs[None, :]
     found |= _residue_cases(layer.step, exact_step) | _range_cases(layer.step, exact_step)
-    draws = bank.draw(fan_in + 1) if layer.stochastic else None
-    updated = weight_update(weights, delta, layer.delta_frac, x_row, a, draws)
+    updated = weight_update(weights, delta, layer.delta_frac, x_row, a, draws[1])
     # The weight cast only handles overflow: the unclamped new weight is w - step, and the step
     # is at most one LSB from its exact value, so the exact difference tells which side.
     step_whole = exact_step >> layer.step.dropped if layer.step.dropped >= 0 else exact_step << -layer.step.dropped
@@ -209,7 +221,16 @@ def _residue_targets(dropped: int) -> list:
     return [half, half - 1, half + 1] if dropped >= 2 else [half]
 
 
-def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess) -> list:
+def _chosen_neurons(neurons: int, turn: int) -> list:
+    """The neurons whose cases one round aims at: all of a small layer; a window of
+    ``NEURONS_PER_ROUND`` moving with ``turn`` through a large one (bounds the search's cost)."""
+    if neurons <= NEURONS_PER_ROUND:
+        return list(range(neurons))
+    start = turn * NEURONS_PER_ROUND
+    return [(start + k) % neurons for k in range(NEURONS_PER_ROUND)]
+
+
+def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess, turn: int) -> list:
     """(x, e) rows to try: the drawn ones first, then one value solved or set per candidate."""
     a = layer.a
     fan_in = layer.fan_in
@@ -224,7 +245,8 @@ def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess) -> 
 
     exact_y = weights[:, :fan_in] @ x0 + (weights[:, fan_in] << x_fmt.frac_bits)
     dropped = layer.y.dropped
-    for i in range(weights.shape[0]):
+    neurons = _chosen_neurons(weights.shape[0], turn)
+    for i in neurons:
         usable = [j for j in free_x if weights[i, j] != 0][:2]
         for j in usable:
             w = int(weights[i, j])
@@ -244,7 +266,7 @@ def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess) -> 
             found.append((x, e0))
     if not layer.output:
         feedback = layer.feedback
-        for i in range(weights.shape[0]):
+        for i in neurons:
             outputs = [k for k in np.flatnonzero(feedback[i]) if k in free_e]
             if not outputs:
                 continue
@@ -270,7 +292,8 @@ def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess) -> 
                     found.append((x, e))
     # Weight steps: delta_i x_j on a tie, with the delta of the drawn sample.
     bits = layer.step.dropped
-    for i, delta in enumerate(delta_guess):
+    for i in neurons:
+        delta = delta_guess[i]
         for j in free_x[:2]:
             for wanted in _residue_targets(bits):
                 k = _solve(int(delta), wanted % (1 << bits), bits) if bits >= 1 else None
@@ -289,7 +312,7 @@ def corner_cases(config: LayerConfig, stimulus) -> set:
         e = None if layer.output else np.asarray(stimulus.errors[sample], dtype=np.int64)
         target = None if not layer.output else int(stimulus.targets[sample])
         found, weights, _ = _evaluate(layer, weights, np.asarray(stimulus.inputs[sample], dtype=np.int64), e, target,
-                                      bank)
+                                      _sample_draws(layer, bank))
         met |= found
     return met
 
@@ -319,16 +342,18 @@ def direct_stimulus(config: LayerConfig, stimulus, protected_inputs: int = 0, pr
         x0 = inputs[sample]
         e0 = None if layer.output else errors[sample]
         target = None if not layer.output else int(stimulus.targets[sample])
+        draws = _sample_draws(layer, bank)  # the same for every candidate of this sample
         best = (x0, e0)
-        best_found = _evaluate(layer, weights, x0, e0, target, LfsrBank(bank.states.copy()))[0]
+        best_found = _evaluate(layer, weights, x0, e0, target, draws)[0]
         # A few rounds: each changes one more value of the best row so far, so that one sample
         # can meet a case on the forward pass and another on the delta.
-        for _ in range(ROUNDS):
+        for round_ in range(ROUNDS):
             base_x, base_e = best
-            delta_guess = _delta_of(layer, weights, base_x, base_e, target, LfsrBank(bank.states.copy()))
+            delta_guess = _delta_of(layer, weights, base_x, base_e, target, draws)
             improved = False
-            for x, e in _candidates(layer, weights, base_x, base_e, free_x, free_e, delta_guess)[1:]:
-                found = _evaluate(layer, weights, x, e, target, LfsrBank(bank.states.copy()))[0]
+            for x, e in _candidates(layer, weights, base_x, base_e, free_x, free_e, delta_guess,
+                                       sample * ROUNDS + round_)[1:]:
+                found = _evaluate(layer, weights, x, e, target, draws)[0]
                 if _gain(found, met) > _gain(best_found, met):
                     best, best_found, improved = (x, e), found, True
             if not improved:
@@ -337,15 +362,14 @@ def direct_stimulus(config: LayerConfig, stimulus, protected_inputs: int = 0, pr
         inputs[sample] = x
         if errors is not None:
             errors[sample] = e
-        found, weights, _ = _evaluate(layer, weights, x, e, target, bank)
+        found, weights, _ = _evaluate(layer, weights, x, e, target, draws)
         met |= found
     return dataclasses.replace(stimulus, inputs=inputs, errors=errors)
 
 
-def _delta_of(layer: _Layer, weights, x, e, target, bank) -> np.ndarray:
-    """The deltas the drawn sample would give (to aim weight steps at ties)."""
+def _delta_of(layer: _Layer, weights, x, e, target, draws) -> np.ndarray:
+    """The deltas a sample gives (to aim weight steps at ties)."""
     result = forward(weights, x[None, :], layer.a, layer.act)
     if layer.output:
         return output_error(result.activation, np.array([target]), layer.a)[0]
-    draws = bank.draw(1).T if layer.stochastic else None
-    return feedback_delta(e[None, :], result.derivative, layer.feedback, layer.a, layer.act, draws)[0]
+    return feedback_delta(e[None, :], result.derivative, layer.feedback, layer.a, layer.act, draws[0])[0]
