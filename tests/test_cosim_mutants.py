@@ -138,3 +138,24 @@ def test_mutant_kinds_can_be_chosen(kind):
     assert found.mutants and {m.kind for m in found.mutants} == {kind}
     with pytest.raises(ValueError, match="unknown mutant kind"):
         enumerate_mutants("", kinds=["bit-flip"])
+
+
+def test_a_mutant_that_does_not_compile_is_killed_by_compile_and_the_rest_still_run(require_tool, monkeypatch):
+    require_tool("icarus")
+    import dataclasses
+
+    from ssdfa.sim import mutation_campaign
+    from ssdfa.sim.mutants import MutantSet
+
+    design = _design("ssdfa_relu_rnd16")
+    real = next(m for m in enumerate_mutants(design.verilog).mutants if m.id == "fprime-stuck:fprime_next:1")
+    broken = dataclasses.replace(real, id="broken", mutated=real.original.replace("assign ", "assign = ", 1))
+    monkeypatch.setattr(mutation_campaign, "enumerate_mutants",
+                        lambda verilog, kinds=None, config=None: MutantSet([real, broken], [], []))
+    job = CosimJob("ssdfa_relu_rnd16", read_golden_set(CANONICAL["ssdfa_relu_rnd16"]), top="pe")
+    report = mutation_campaign.run_mutants([job], simulator="icarus")
+    statuses = {o.mutant.id: (o.status, o.detail) for o in report.designs[0].outcomes}
+    assert statuses["fprime-stuck:fprime_next:1"][0] == "killed"
+    assert statuses["broken"][0] == "killed-by-compile" and statuses["broken"][1], statuses
+    assert report.control_passed and report.passed and report.killed_by_compile == 1
+    assert "(100.0%; 1 by compile)" in report.summary()
