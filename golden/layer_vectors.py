@@ -30,6 +30,7 @@ __all__ = [
     "MIN_INIT_RAW",
     "LayerStimulus",
     "draw_stimulus",
+    "directed_stimulus",
     "simulate_layer",
     "generate_layer_set",
     "with_seed",
@@ -38,7 +39,7 @@ __all__ = [
 
 #: Recorded in every manifest. Bump ``version`` whenever ``draw_stimulus`` draws differently:
 #: the committed canonical sets must then be regenerated (their test says so).
-GENERATOR = {"name": "ssdfa.golden.layer_vectors", "version": 1}
+GENERATOR = {"name": "ssdfa.golden.layer_vectors", "version": 2}
 
 #: Initial weights span at least +-MIN_INIT_RAW raw units, so that a wide fan-in or a narrow
 #: weight format does not round the paper's +-1/fan_in range to all zeros.
@@ -209,6 +210,18 @@ def draw_stimulus(config: LayerConfig, samples: int) -> LayerStimulus:
     return LayerStimulus(weights, inputs, feedback_index, feedback_value, errors=errors)
 
 
+def directed_stimulus(config: LayerConfig, samples: int) -> LayerStimulus:
+    """``draw_stimulus``, then its first samples steered onto corner cases (rounding ties,
+    saturation, the activation's kinks; see ``golden.directed``), keeping the special values
+    that open the inputs and errors."""
+    from .directed import direct_stimulus
+
+    stimulus = draw_stimulus(config, samples)
+    a = config.arithmetic
+    return direct_stimulus(config, stimulus, protected_inputs=len(special_values(a.activation)),
+                           protected_errors=len(special_values(a.error)))
+
+
 # --------------------------------------------------------------------------------------------
 # Expected values (the bit-exact path: neuron_ops and the LFSR only)
 # --------------------------------------------------------------------------------------------
@@ -310,7 +323,7 @@ def generate_layer_set(config: LayerConfig, samples: int, *, full_weights: bool 
         For a configuration that cannot make a layer set (inference only; an output layer whose
         outputs differ from its neurons; a negative seed) or a bad sample count.
     """
-    stimulus = draw_stimulus(config, samples)
+    stimulus = directed_stimulus(config, samples)
     arrays = simulate_layer(config, stimulus, full_weights=full_weights)
     return GoldenSet(
         kind="layer",

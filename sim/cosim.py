@@ -49,6 +49,7 @@ __all__ = [
     "CosimRun",
     "hardware_config",
     "elaborate",
+    "user_design",
     "harness_source",
     "top_verilog",
     "run_jobs",
@@ -171,6 +172,9 @@ class CosimJob:
         ``ready`` on each output stream, drawn by the harness.
     stall_seed : int
         Seed of those draws.
+    design : Design, optional
+        The DUT to run instead of the one elaborated from the set's configuration: a mutant
+        (``sim/mutants.py``) or a Verilog file the user supplies (``user_design``).
     """
 
     name: str
@@ -180,6 +184,7 @@ class CosimJob:
     every: bool = True
     stall: int = 0
     stall_seed: int = 1
+    design: Design | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.top not in TOPS:
@@ -249,7 +254,7 @@ def _rtl_fingerprint() -> str:
 def _rename_module(text: str, old: str, new: str) -> str:
     """``text`` (one generated file) with top module ``old`` and its submodules, which Yosys
     names ``\\old.<path>``, renamed after ``new``, so that several designs share a simulation."""
-    renamed, count = re.subn(rf"^module {re.escape(old)}\(", f"module {new}(", text, flags=re.MULTILINE)
+    renamed, count = re.subn(rf"^(\s*)module\s+{re.escape(old)}\b", rf"\g<1>module {new}", text, flags=re.MULTILINE)
     if count != 1:
         raise SsdfaError(f"the generated Verilog does not declare module {old!r} once; its layout has changed")
     renamed = renamed.replace(f"\\{old}.", f"\\{new}.")
@@ -323,6 +328,57 @@ def elaborate(top: str, config: LayerConfig, mutation: str | None = None, *, bui
     hardware = hardware_config(config, mutation)
     root = Path(build_root).absolute() if build_root is not None else default_build_root()
     return _elaborate(top, json.dumps(hardware.to_dict(), sort_keys=True), str(root))
+
+
+def user_design(path, top: str, config: LayerConfig, *, build_root=None) -> Design:
+    """A Verilog file the user supplies, as the DUT of ``top`` for ``config``, after checking its
+    ports against those of the design generated for ``config``.
+
+    The file must declare the top module ``rtl/verilog.py`` names (``VERILOG_TOPS[top]``) with
+    exactly the generated ports: the same names, directions and widths, ``clk`` and ``rst``
+    included. Its module (and submodules named ``\\<top>.<path>``, as Yosys writes them) is
+    renamed after a hash of its text, so that it can share a simulation with other designs.
+
+    Raises
+    ------
+    SsdfaError
+        One line naming the file and the first problem: missing or unreadable, no such module,
+        a missing port (and the unexpected one in its place, if any), a port of another
+        direction or width.
+    """
+    from .verilog_parse import module_ports
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SsdfaError(f"{path}: no such Verilog file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SsdfaError(f"{path}: cannot read it as Verilog text ({error})") from None
+    name = VERILOG_TOPS[top]
+    expected_design = elaborate(top, config, build_root=build_root)
+    try:
+        found = module_ports(text, name)
+    except SsdfaError as error:
+        raise SsdfaError(f"{path}: {error} (the {top} top)") from None
+    expected = {"clk": ("input", 1), "rst": ("input", 1)}
+    expected.update({port: ("input" if is_input else "output", width)
+                     for port, (is_input, width) in expected_design.ports.items()})
+    missing = [port for port in expected if port not in found]
+    extra = [port for port in found if port not in expected]
+    if missing:
+        direction, width = expected[missing[0]]
+        instead = f"; it has {extra[0]!r} instead" if extra else ""
+        raise SsdfaError(f"{path}: module {name} has no port {missing[0]!r} (expected {direction}, {width} bit(s))"
+                         f"{instead}")
+    if extra:
+        raise SsdfaError(f"{path}: module {name} has an unexpected port {extra[0]!r}")
+    for port, (direction, width) in expected.items():
+        if found[port] != (direction, width):
+            raise SsdfaError(f"{path}: port {port!r} of module {name} is {found[port][0]}, {found[port][1]} bit(s); "
+                             f"expected {direction}, {width} bit(s)")
+    module = f"{name}_user_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return Design(top, expected_design.config, module, _rename_module(text, name, module), expected_design.ports)
 
 
 _INCLUDE = re.compile(r'^\s*`include\s+"([^"]+)"\s*$', re.MULTILINE)
@@ -602,7 +658,8 @@ def run_jobs(
     if sync not in ("end", "sample"):
         raise SsdfaError(f"sync must be 'end' or 'sample', not {sync!r}")
     started = time.perf_counter()
-    designs = [elaborate(job.top, job.golden.config, job.mutation, build_root=build_root) for job in jobs]
+    designs = [job.design if job.design is not None
+               else elaborate(job.top, job.golden.config, job.mutation, build_root=build_root) for job in jobs]
     elaborated = time.perf_counter()
     temporary = work_dir is None
     directory = Path(tempfile.mkdtemp(prefix="ssdfa-cosim-")) if temporary else Path(work_dir)

@@ -163,6 +163,9 @@ ROWS: list[tuple[list[str], str]] = [
     (["cosim", "--fuzz", "1", "--sim", "icarus", "--bus", "axi"], "--bus axi applies to --network"),
     (["cosim", "--network", "--sim", "icarus", "--bus", "pcie"], "invalid choice: 'pcie'"),
     (["verilog", "--config", "{config}", "--out", "{tmp}/v", "--bus", "axi"], "--bus applies to --network"),
+    (["cosim", "--verilog", "{file}", "--sim", "icarus", "--fuzz", "1"], "--verilog needs --golden DIR"),
+    (["cosim", "--network", "--mutants", "--sim", "icarus"], "--mutants works with --golden or --fuzz"),
+    (["cosim", "--fuzz", "1", "--sim", "icarus", "--mutant-sample", "3"], "need --mutants"),
     # -- study --------------------------------------------------------------------------------
     (["study", "{tmp}/missing.toml", "--dry-run"], "missing.toml does not exist"),
     (["study", "{binary}", "--dry-run"], "is not UTF-8 text"),

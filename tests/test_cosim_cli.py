@@ -144,3 +144,83 @@ def test_a_small_random_campaign_passes_and_prints_its_seed_and_configurations(c
     assert "fuzz: seed 2024, 3 configurations from #0, 5 samples each" in out
     assert len(re.findall(r"^config #\d \(fuzz-2024-\d\): \w+ F=\d+ N=\d+ P=\d+", out, re.M)) == 3, out
     assert re.search(r"^PASS \(fuzz seed 2024, .*\): 3/3 passed, 15 vectors", out, re.M), out
+
+
+# --------------------------------------------------------------------------------------------
+# --verilog FILE.v and --mutants
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated_pe(tmp_path_factory) -> Path:
+    """The PE of ssdfa_relu_rnd16 as `ssdfa verilog` writes it (module neuron_pe)."""
+    from ssdfa.rtl.verilog import generate
+
+    (path,) = generate(CANONICAL[SET] / "config.toml", tmp_path_factory.mktemp("pe"), tops=["neuron_pe"])
+    return path
+
+
+def test_user_verilog_that_is_the_generated_pe_passes(capsys, require_tool, generated_pe):
+    require_tool("icarus")
+    status, out, _ = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus", "--top", "pe",
+                           "--verilog", generated_pe)
+    assert status == 0, out
+    assert f"verilog {generated_pe}: module neuron_pe_user_" in out and "ports match the generated pe top" in out
+    assert "PASS ssdfa_relu_rnd16 (pe): 5 vectors, 222 checks, 0 mismatches" in out
+
+
+def test_hand_mutated_user_verilog_fails_naming_the_mismatch(capsys, require_tool, generated_pe, tmp_path):
+    require_tool("icarus")
+    # The round-to-nearest constant of the y cast one too low: ties round down.
+    text = generated_pe.read_text()
+    mutated, count = re.subn(r"(\$signed\(acc_sum\) \+ \$signed\()15'h2000\)", r"\g<1>15'h1fff)", text)
+    assert count == 1
+    path = tmp_path / "neuron_pe.v"
+    path.write_text(mutated)
+    status, out, _ = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus", "--top", "pe", "--verilog", path)
+    assert status == 1, out
+    assert re.search(r"^FAIL ssdfa_relu_rnd16 \(pe\): 5 vectors, 222 checks, [1-9]\d* mismatches", out, re.M), out
+    assert re.search(r"first mismatch: sample \d+, layer 0, neuron \d+: pre_activation: expected raw", out), out
+
+
+@pytest.mark.parametrize("change, message", [
+    (("host__addr", "host__adr"), "module neuron_pe has no port 'host__addr' (expected input, 5 bit(s)); "
+                                  "it has 'host__adr' instead"),
+    (("input [15:0] x__payload;", "input [14:0] x__payload;"), "port 'x__payload' of module neuron_pe is input, "
+                                                               "15 bit(s); expected input, 16 bit(s)"),
+    (("module neuron_pe(", "module neuron_pe_v2("), "declares no module 'neuron_pe' (the pe top)"),
+])
+def test_user_verilog_with_a_wrong_port_is_refused_in_one_line(capsys, generated_pe, tmp_path, change, message):
+    path = tmp_path / "neuron_pe.v"
+    text = generated_pe.read_text()
+    assert change[0] in text
+    path.write_text(text.replace(change[0], change[1]))
+    status, out, err = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus", "--top", "pe", "--verilog", path)
+    assert status == 2, out + err
+    assert err.strip() == f"ssdfa: error: {path}: {message}", err
+    assert "PASS" not in out and "Traceback" not in err
+
+
+def test_user_verilog_needs_golden_sets_and_no_mutation(capsys, generated_pe):
+    status, _, err = cosim(capsys, "--fuzz", 1, "--sim", "icarus", "--verilog", generated_pe)
+    assert status == 2 and "--verilog needs --golden DIR" in err
+    status, _, err = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus", "--verilog", generated_pe,
+                           "--mutants")
+    assert status == 2 and "cannot be combined with --mutants" in err
+    status, _, err = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus", "--verilog", generated_pe.parent / "nope.v")
+    assert status == 2 and "nope.v: no such Verilog file" in err
+
+
+def test_mutants_from_the_command_report_the_kill_ratio_and_each_mutant(capsys, require_tool):
+    require_tool("icarus")
+    status, out, _ = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus", "--top", "pe", "--mutants",
+                           "--mutant-kind", "sat-drop", "--mutant-kind", "fprime-stuck", "--mutant-kind", "lfsr-tap",
+                           "--hdl-clock")
+    assert status == 0, out
+    # y, delta and w clamps (6) and f' stuck at 0 and 1; the step's clamps cannot act here.
+    assert len(re.findall(r"^  KILLED (sat-drop|fprime-stuck):\S+: .* at line \d+: ", out, re.M)) == 8, out
+    assert re.search(r"^  NOT-APPLICABLE lfsr-tap: no LFSR", out, re.M), out
+    assert re.search(r"^  EQUIVALENT sat-drop:step:pos: equivalent: \|delta x 2\^-4\| stays within", out, re.M), out
+    assert re.search(r"^mutants: 8/8 killed \(100\.0%; 0 by compile\), 0 survived", out, re.M), out
+    status, _, err = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus", "--mutant-sample", "3")
+    assert status == 2 and "need --mutants" in err

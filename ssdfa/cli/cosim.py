@@ -14,7 +14,10 @@ DESCRIPTION = """\
 Run the layer, its PEs or its router, generated as Verilog, through golden sets on Icarus
 Verilog or Verilator, and compare every output bit for bit with the reference model's values.
 With --golden DIR it runs the given set(s); with --fuzz N it draws N random configurations and
-vector sets from --seed K. Exit status: 0 when every check passed, 1 on a mismatch (or a DUT
+vector sets from --seed K. --verilog FILE.v runs the sets against a Verilog file you supply
+(its ports are checked first) instead of the generated design. --mutants runs the sets against
+every mutant of the generated design (docs/cosim.md) and reports the kill ratio and every
+survivor. Exit status: 0 when every check passed, 1 on a mismatch (or a DUT
 that does not build or hangs), 2 on bad input (a corrupted golden set, a bad option)."""
 
 EXIT_PASS, EXIT_MISMATCH = 0, 1
@@ -29,6 +32,7 @@ def _stall(text: str) -> int:
 
 def register(subparsers) -> None:
     from ssdfa.sim.golden_drive import TOPS
+    from ssdfa.sim.mutants import KINDS
     from ssdfa.sim.runner import SIMULATORS
 
     parser = subparsers.add_parser("cosim", help=HELP, description=DESCRIPTION)
@@ -59,6 +63,18 @@ def register(subparsers) -> None:
                         help="--fuzz: configurations per simulation (one build each; default 8)")
     parser.add_argument("--mutate", choices=("swap-rounding", "swap-update-rounding"),
                         help="elaborate a deliberately broken DUT (one rounding mode swapped); the run must fail")
+    parser.add_argument("--verilog", type=Path, metavar="FILE.v",
+                        help="verify this Verilog file (the --top module, with the generated ports) instead of the "
+                             "generated design")
+    parser.add_argument("--mutants", action="store_true",
+                        help="run the sets against every mutant of the generated design; report the kill ratio "
+                             "and every survivor (exit 1 if any survives)")
+    parser.add_argument("--mutant-sample", type=positive_int, metavar="N",
+                        help="--mutants: only N mutants per design, picked by --seed")
+    parser.add_argument("--mutant-kind", action="append", choices=list(KINDS), metavar="KIND",
+                        help="--mutants: only this kind (repeat for several): " + ", ".join(KINDS))
+    parser.add_argument("--mutant-batch", type=positive_int, default=64, metavar="B",
+                        help="--mutants: jobs (mutant x set) per simulation, one build each (default 64)")
     parser.add_argument("--hdl-clock", action="store_true",
                         help="let the top make its own clock instead of cocotb (faster: no callback per edge)")
     parser.add_argument("--quick-build", action="store_true",
@@ -97,11 +113,23 @@ def _check_sizes(args: argparse.Namespace) -> None:
         require_memory(min(args.batch, args.fuzz) * per_job, f"--samples {args.samples} with --batch {args.batch}")
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.bus and not args.network:
-        from ssdfa.errors import SsdfaError
+def _check_combinations(args: argparse.Namespace) -> None:
+    from ssdfa.errors import SsdfaError
 
+    if args.verilog is not None and args.golden is None:
+        raise SsdfaError("--verilog needs --golden DIR: the golden sets to verify the file against")
+    if args.verilog is not None and (args.mutants or args.mutate):
+        raise SsdfaError("--verilog cannot be combined with --mutants or --mutate: they mutate the generated design")
+    if args.mutants and args.network:
+        raise SsdfaError("--mutants works with --golden or --fuzz, not --network")
+    if not args.mutants and (args.mutant_sample is not None or args.mutant_kind):
+        raise SsdfaError("--mutant-sample and --mutant-kind need --mutants")
+    if args.bus and not args.network:
         raise SsdfaError(f"--bus {args.bus} applies to --network")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_combinations(args)
     _check_sizes(args)
     if args.network and args.bus:
         from ssdfa.sim.axi_cosim import run_bus_from_args
@@ -136,7 +164,27 @@ def _run_golden(args: argparse.Namespace) -> int:
         names.add(name)
         print(f"golden set {directory}: {config_line(golden.config)}; {golden.parameters['samples']} samples")
         jobs.append(CosimJob(name, golden, **_job_options(args)))
+    if args.verilog is not None:
+        from ssdfa.sim.cosim import user_design
+
+        # Every set must fit the file: its ports are checked against each set's generated design.
+        jobs = [dataclasses.replace(job, design=user_design(args.verilog, args.top, job.golden.config))
+                for job in jobs]
+        print(f"verilog {args.verilog}: module {jobs[0].design.module}, ports match the generated {args.top} top")
+    if args.mutants:
+        return _run_mutants(jobs, args)
     return _report([jobs], args, label="golden")
+
+
+def _run_mutants(jobs, args: argparse.Namespace) -> int:
+    from ssdfa.sim.mutation_campaign import report_lines, run_mutants
+
+    report = run_mutants(jobs, simulator=args.sim, count=args.mutant_sample, seed=args.seed, kinds=args.mutant_kind,
+                         batch=args.mutant_batch, hdl_clock=args.hdl_clock, quick_build=args.quick_build,
+                         progress=lambda line: print(line, flush=True))
+    for line in report_lines(report):
+        print(line)
+    return EXIT_PASS if report.passed else EXIT_MISMATCH
 
 
 def _run_fuzz(args: argparse.Namespace) -> int:
@@ -157,6 +205,8 @@ def _run_fuzz(args: argparse.Namespace) -> int:
                 print(f"config #{index} ({job.name}): {config_line(job.golden.config)}", flush=True)
             yield jobs
 
+    if args.mutants:
+        return _run_mutants([job for jobs in batches() for job in jobs], args)
     return _report(batches(), args, label=f"fuzz seed {args.seed}")
 
 
