@@ -163,6 +163,9 @@ def _run_pending(client, spec, pending, already_done, database, progress, runner
                 database.record(cell, result, error, seconds, spec.name)
                 if error is None:
                     finished += 1
+                    if result.get("divergence"):
+                        # A finished outcome (status 'diverged'), shown as such by reports.
+                        bar.write(f"cell diverged: {cell.label()}: {result['divergence']['message']}", file=log)
                 else:
                     failed += 1
                     bar.write(f"cell failed: {cell.label()}: {error}", file=log)

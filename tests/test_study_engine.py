@@ -91,7 +91,7 @@ def test_study_killed_mid_way_resumes_without_losing_or_repeating_a_cell(tmp_pat
     reran = {line.split()[1] for line in (tmp_path / "log.txt").read_text().splitlines() if line.startswith("second")}
     assert reran == cells - set(before)  # the second run computed exactly the missing cells
     with ResultsDatabase.open_existing(db_path) as db:
-        assert db.count() == {"ok": len(cells), "failed": 0}
+        assert db.count() == {"ok": len(cells), "diverged": 0, "failed": 0}
 
 
 def test_unreachable_scheduler_is_one_quick_error_line(tmp_path):
