@@ -10,7 +10,11 @@ every ``NON_FINITE_CHECK_EVERY`` samples within one:
    most, a runaway most of them.
 3. **Collapse** (both): validation accuracy (training accuracy without a validation split)
    falls to at most ``COLLAPSE_FACTOR`` times chance, ``1 / classes``, after it had reached
-   ``LEARNED_FACTOR`` times chance: the network had learned and then lost it.
+   ``LEARNED_FACTOR`` times chance: the network had learned and then lost it. It is checked
+   after every epoch on the whole split and ``CHECKPOINTS_PER_EPOCH`` times within an epoch on
+   its first ``CHECKPOINT_SAMPLES`` samples, since a fixed-point run that takes too large
+   steps typically learns and loses it within its first epoch (its weights then stay within
+   their bounds: hidden neurons die and the outputs saturate).
 
 Each criterion gives a ``Divergence``: what diverged, where and when, and the likely remedy.
 """
@@ -33,6 +37,8 @@ __all__ = [
     "COLLAPSE_FACTOR",
     "LEARNED_FACTOR",
     "NON_FINITE_CHECK_EVERY",
+    "CHECKPOINTS_PER_EPOCH",
+    "CHECKPOINT_SAMPLES",
 ]
 
 PINNED_LIMIT = 0.25
@@ -41,6 +47,8 @@ LEARNED_FACTOR = 3.0
 #: Float runs look for NaN and infinity this often (samples) within an epoch, so that a run
 #: that blows up early stops early.
 NON_FINITE_CHECK_EVERY = 1024
+CHECKPOINTS_PER_EPOCH = 4
+CHECKPOINT_SAMPLES = 512
 
 _REMEDY = "lower the learning rate (a larger shift) or the feedback gain"
 

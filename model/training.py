@@ -261,10 +261,13 @@ def train(
                     network.train_batch(x_train[chosen], y_train[chosen])
                     if bar is not None:
                         bar.update(len(chosen))
-                    if run.float_checks and (start // options.batch + 1) % run.float_checks == 0:
+                    step = start // options.batch + 1
+                    if run.float_checks and step % run.float_checks == 0:
                         divergence = run.non_finite(epoch)
-                        if divergence is not None:
-                            break
+                    if divergence is None and run.checkpoint_every and step % run.checkpoint_every == 0:
+                        divergence = run.checkpoint(epoch)
+                    if divergence is not None:
+                        break
                 seconds = time.perf_counter() - epoch_start
                 if divergence is None:
                     divergence = run.non_finite(epoch)
@@ -313,6 +316,18 @@ class _Run:
         self.float_checks = 0
         if options.check_divergence and not self.fixed:
             self.float_checks = max(1, diverging.NON_FINITE_CHECK_EVERY // options.batch)
+        # Collapse checkpoints: CHECKPOINTS_PER_EPOCH times an epoch, accuracy on the first
+        # CHECKPOINT_SAMPLES of validation (else training): a run that learns and loses it
+        # within one epoch (fixed point's usual runaway) is caught there.
+        self.checkpoint_every = 0
+        if options.check_divergence:
+            steps = -(-len(dataset.y_train) // options.batch)
+            self.checkpoint_every = max(1, steps // diverging.CHECKPOINTS_PER_EPOCH)
+        has_val = len(dataset.y_val) > 0
+        self.check_split = "validation" if has_val else "training"
+        self.check_x = (x_val if has_val else x_train)[: diverging.CHECKPOINT_SAMPLES]
+        self.check_y = np.asarray(dataset.y_val if has_val else dataset.y_train)[: diverging.CHECKPOINT_SAMPLES]
+        self.checks: list = []
         self.best_epoch = 0
         self.best_val = -1.0
         self.best_weights = None
@@ -347,6 +362,11 @@ class _Run:
             return None
         return diverging.non_finite_weights(self.network.weights, epoch)
 
+    def checkpoint(self, epoch: int):
+        """Accuracy on the checkpoint samples; a ``collapse`` when it fell back to chance."""
+        self.checks.append(accuracy(self.network, self.check_x, self.check_y))
+        return diverging.collapse(self.checks, self.dataset.num_classes, epoch, self.check_split)
+
     def record(self, epoch: int, seconds: float, y_train) -> EpochRecord:
         options, network = self.options, self.network
         train_acc = val_acc = None
@@ -354,9 +374,8 @@ class _Run:
             train_acc = accuracy(network, self.x_train, y_train)
             val_acc = accuracy(network, self.x_val, self.dataset.y_val)
             if val_acc is not None and val_acc > self.best_val:
-                self.best_val, self.best_epoch = val_acc, epoch
-                if options.keep == "best":
-                    self.best_weights = self.weights()
+                # Kept whatever ``keep`` says: both choices are reported.
+                self.best_val, self.best_epoch, self.best_weights = val_acc, epoch, self.weights()
         alignment = update = None
         if options.angles:
             from .angles import alignment_angles, update_angles

@@ -422,11 +422,12 @@ def run(args: argparse.Namespace) -> int:
     report = result_summary(result, dataset.name)
     if args.json:
         print(json.dumps(report, sort_keys=True))
-    else:
-        print(format_summary(report))
     if result.diverged:
+        # One line, and no accuracy: the weights of a diverged run mean nothing.
         print(f"ssdfa: diverged: {result.divergence.message}", file=sys.stderr)
         return EXIT_DIVERGED
+    if not args.json:
+        print(format_summary(report))
     return 0
 
 
@@ -545,7 +546,8 @@ def format_summary(report: dict) -> str:
     for summary in report["feedback"]:
         lines.append(
             f"  feedback: s={summary['connections']}, rank {summary['rank']}, sparsity {summary['sparsity']:.2f}, "
-            f"fan-out {summary['fan_out_min']}..{summary['fan_out_max']} neurons per error"
+            f"fan-out {summary['fan_out_min']}..{summary['fan_out_max']} neurons per error, "
+            f"gain {network['feedback_gain']:g}"
         )
     t = report["training"]
     steps = f", learning rate halved at epochs {','.join(map(str, t['shift_steps']))}" if t["shift_steps"] else ""
@@ -559,9 +561,6 @@ def format_summary(report: dict) -> str:
                 f"{_percent(record['val_accuracy'])}; angle of B to W (eq. 14) {_angles(record['alignment_angles'])}, "
                 f"of the update to BP's {_angles(record['update_angles'])} (degrees, per hidden layer)"
             )
-    if report["status"] == "diverged":
-        lines.append(f"  diverged: {report['divergence']['message']}")
-        return "\n".join(lines)
     lines.append(
         f"  accuracy: train {_percent(report['train_accuracy'])}, validation {_percent(report['val_accuracy'])}, "
         f"test {_percent(report['test_accuracy'])} ({report['selection']['keep']} epoch's weights)"
