@@ -363,8 +363,17 @@ class _Run:
         return diverging.non_finite_weights(self.network.weights, epoch)
 
     def checkpoint(self, epoch: int):
-        """Accuracy on the checkpoint samples; a ``collapse`` when it fell back to chance."""
-        self.checks.append(accuracy(self.network, self.check_x, self.check_y))
+        """Accuracy on the checkpoint samples; ``saturated`` outputs (fixed point) or a
+        ``collapse`` back to chance when either shows."""
+        if self.fixed and len(self.check_y):
+            outputs = self.network.outputs(self.check_x)
+            found = diverging.saturated_outputs(outputs, self.network.config.activation, epoch)
+            if found is not None:
+                return found
+            # The first largest output, as ``predict`` takes it.
+            self.checks.append(float(np.mean(np.argmax(outputs, axis=1) == self.check_y)))
+        else:
+            self.checks.append(accuracy(self.network, self.check_x, self.check_y))
         return diverging.collapse(self.checks, self.dataset.num_classes, epoch, self.check_split)
 
     def record(self, epoch: int, seconds: float, y_train) -> EpochRecord:

@@ -24,7 +24,7 @@ __all__ = [
 #: The settings of a record, in table order (``seed`` last, so that a group drops it).
 SETTING_COLUMNS = (
     "dataset", "hidden", "activation", "epochs", "batch", "shift_steps", "keep", "train_limit", "test_limit",
-    "split_seed", "algorithm", "connections", "sparsity", "rank", "feedback_gain", "connectivity", "precision", "word",
+    "split_seed", "input_shift", "algorithm", "connections", "sparsity", "rank", "feedback_gain", "connectivity", "precision", "word",
     *(f"format_{q}" for q in QUANTITIES),
     "rounding", "update_rounding", "overflow", "shift", "seed",
 )
@@ -167,6 +167,7 @@ def _settings(config: dict, result: dict) -> dict:
         "train_limit": config["train_limit"],
         "test_limit": config["test_limit"],
         "split_seed": config["split_seed"],
+        "input_shift": config.get("input_shift", 0),
         "algorithm": algorithm,
         "connections": connections,
         "sparsity": sparsity,

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ssdfa.model.datasets import Dataset, limit_samples, load_dataset
+from ssdfa.model.datasets import Dataset, limit_samples, load_dataset, shift_features
 
 __all__ = ["run_cell", "execute_cell", "data_fingerprint"]
 
@@ -48,7 +48,8 @@ def run_cell(cell: dict) -> dict:
         (criterion, epoch, layer, message) and the history up to it instead; the study
         database stores it with status ``diverged``.
     """
-    dataset = _dataset(cell["dataset"], cell["data_dir"], cell["split_seed"], cell["train_limit"], cell["test_limit"])
+    source = _dataset(cell["dataset"], cell["data_dir"], cell["split_seed"], cell["train_limit"], cell["test_limit"])
+    dataset = shift_features(source, cell["input_shift"])
     result = _train(cell, dataset)
     return {
         **result,
@@ -56,7 +57,7 @@ def run_cell(cell: dict) -> dict:
         "num_features": int(dataset.num_features),
         "train_samples": int(len(dataset.y_train)),
         "test_samples": int(len(dataset.y_test)),
-        "data_fingerprint": data_fingerprint(dataset),
+        "data_fingerprint": data_fingerprint(source),  # of the data as read, whatever the input shift
     }
 
 

@@ -14,6 +14,7 @@ raises ``SsdfaError`` naming the file, the key and the value. Example::
     train_limit = 2000           # optional: keep this many training samples (class-balanced)
     test_limit = 1000            # optional: likewise for the test split
     split_seed = 0               # seed of the train/validation/test split, the same for every cell
+    input_shift = 2              # axis: features times 2**-input_shift (default 0)
 
     [network]
     hidden = [100]               # axis: one list of hidden sizes, or a list of such lists
@@ -76,7 +77,7 @@ __all__ = ["StudySpec", "load_spec", "spec_from_dict", "apply_overrides", "KNOWN
 
 _SECTIONS = {
     "study": ("description", "seeds"),
-    "data": ("dataset", "data_dir", "train_limit", "test_limit", "split_seed"),
+    "data": ("dataset", "data_dir", "train_limit", "test_limit", "split_seed", "input_shift"),
     "network": ("hidden", "activation", "epochs", "batch", "shift_steps", "keep"),
     "feedback": ("algorithm", "connections", "rank", "gain", "connectivity"),
     "arithmetic": ("precision", "word", "int_bits", "formats", "rounding", "update_rounding", "overflow", "shift"),
@@ -177,6 +178,7 @@ def spec_from_dict(data: dict, source: str = "study spec", name: str = "study", 
     train_limit = reader.optional_count("data.train_limit", data_section.get("train_limit"))
     test_limit = reader.optional_count("data.test_limit", data_section.get("test_limit"))
     split_seed = reader.natural("data.split_seed", data_section.get("split_seed", 0))
+    input_shifts = reader.axis("data.input_shift", data_section.get("input_shift", 0), reader.input_shift)
 
     hiddens = reader.hidden(network.get("hidden", [100]))
     activations = reader.axis("network.activation", network.get("activation", "relu"), reader.choice(_HIDDEN_ACTIVATIONS, lower=True))
@@ -210,10 +212,10 @@ def spec_from_dict(data: dict, source: str = "study spec", name: str = "study", 
     cells: dict[str, Cell] = {}
     skipped = 0
     grid = itertools.product(
-        datasets, hiddens, activations, epochs, batches, schedules, keeps, algorithms, connections, ranks,
+        datasets, input_shifts, hiddens, activations, epochs, batches, schedules, keeps, algorithms, connections, ranks,
         gains, connectivities, precisions, format_axes, roundings, update_roundings, overflows, shifts, seeds,
     )
-    for (dataset, hidden, activation, epoch_count, batch, schedule, keep, algorithm, s, rank, gain, connectivity,
+    for (dataset, input_shift, hidden, activation, epoch_count, batch, schedule, keep, algorithm, s, rank, gain, connectivity,
          precision, formats, rounding, update_rounding, overflow, shift, seed) in grid:
         outputs = KNOWN_CLASSES.get(dataset)
         feedback_config = _canonical_feedback(algorithm, s, rank, outputs, min(hidden), source)
@@ -240,6 +242,7 @@ def spec_from_dict(data: dict, source: str = "study spec", name: str = "study", 
             "split_seed": split_seed,
             "train_limit": train_limit,
             "test_limit": test_limit,
+            "input_shift": input_shift,
             "hidden": list(hidden),
             "activation": activation,
             "epochs": epoch_count,
@@ -388,6 +391,11 @@ class _Reader:
 
     def optional_count(self, key: str, value) -> int | None:
         return None if value is None else self.positive(key, value)
+
+    def input_shift(self, key: str, value) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 16:
+            raise self.error(key, value, "an integer from 0 to 16 (features times 2**-input_shift)")
+        return value
 
     def gain(self, key: str, value):
         if isinstance(value, str) and value.lower() == "rule":

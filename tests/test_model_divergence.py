@@ -154,3 +154,34 @@ def test_angles_are_recorded_per_hidden_layer_and_epoch(small_digits, fixed):
     assert list(result.history[-1].alignment_angles) == pytest.approx(alignment_angles(result.network))
     plain = train(spec, small_digits, config=config, options=TrainingOptions(epochs=1))
     assert plain.history[0].alignment_angles is None
+
+
+def test_saturated_outputs_criterion_and_a_fixed_run_it_stops(small_digits):
+    fmt = FixedFormat(4, 12)
+    outputs = np.zeros((8, 10), dtype=np.int64)
+    outputs[:2, :] = fmt.max_raw  # 20 of 80 at the bounds: the limit
+    found = divergence.saturated_outputs(outputs, fmt, 1)
+    assert found is not None and "25% of the outputs are saturated" in found.message
+    outputs[1, 0] = 0
+    assert divergence.saturated_outputs(outputs, fmt, 1) is None
+    # Shift 2 and gain 8: the outputs run to the bounds of SQ(4,12) within the first epoch.
+    result = train(_spec(gain=8.0), small_digits, config=ArithmeticConfig(shift=2), options=TrainingOptions(epochs=3))
+    assert result.diverged and result.divergence.criterion == "saturated" and result.test_accuracy is None
+
+
+def test_float64_weights_that_run_away_are_a_divergence(small_digits):
+    options = TrainingOptions(epochs=2, lr=4.0, batch=4, float_dtype=np.float64)
+    result = train(_spec(gain=64.0), small_digits, options=options)
+    assert result.diverged and result.divergence.criterion == "runaway" and "limit 2^16" in result.divergence.message
+
+
+def test_input_shift_scales_every_split_exactly():
+    from ssdfa.model.datasets import shift_features
+
+    data = limit_samples(load_dataset("digits"), 50, val=10, test=10)
+    shifted = shift_features(data, 2)
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(shifted, f"x_{split}") * 4, getattr(data, f"x_{split}"))
+    assert shift_features(data, 0) is data
+    with pytest.raises(Exception, match="input shift"):
+        shift_features(data, 17)

@@ -83,6 +83,14 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="train on the first N samples of the training split",
     )
+    group.add_argument(
+        "--input-shift",
+        type=int,
+        default=0,
+        metavar="K",
+        help="multiply the features by 2^-K (a right shift): larger first-layer weights for narrow weight "
+        "formats (default 0)",
+    )
     group.add_argument("--algo", default="ssdfa", help="bp, dfa, sdfa or ssdfa (default ssdfa)")
     group.add_argument(
         "--sparsity",
@@ -244,6 +252,7 @@ class TrainRequest:
     data_dir: str | None
     split_seed: int
     train_limit: int | None
+    input_shift: int = 0
     #: Which of "shift" and "lr" the command line set (the others follow the rule).
     given: frozenset = frozenset()
 
@@ -304,6 +313,8 @@ def build_request(args: argparse.Namespace) -> TrainRequest:
         value = given.get(option)
         if value is not None and value < 1:
             raise SsdfaError(f"--{option.replace('_', '-')} must be at least 1, not {value}")
+    if not 0 <= args.input_shift <= 16:
+        raise SsdfaError(f"--input-shift must be an integer from 0 to 16, not {args.input_shift}")
     for option in ("seed", "split_seed"):
         if given[option] < 0:
             raise SsdfaError(f"--{option.replace('_', '-')} must be non-negative, not {given[option]}")
@@ -374,6 +385,7 @@ def build_request(args: argparse.Namespace) -> TrainRequest:
         data_dir=args.data_dir,
         split_seed=args.split_seed,
         train_limit=args.train_limit,
+        input_shift=args.input_shift,
         given=frozenset(name for name in ("shift", "lr") if given.get(name) is not None),
     )
 
@@ -392,12 +404,12 @@ def _hidden_activation(name: str) -> Activation:
 
 def load_data(request: TrainRequest):
     """The dataset of a request (its training split cut to ``train_limit`` when given)."""
-    from ssdfa.model.datasets import limit_samples, load_dataset
+    from ssdfa.model.datasets import limit_samples, load_dataset, shift_features
 
     dataset = load_dataset(request.dataset, request.data_dir, seed=request.split_seed)
     if request.train_limit is not None:
         dataset = limit_samples(dataset, request.train_limit)
-    return dataset
+    return shift_features(dataset, request.input_shift)
 
 
 def prepare(request: TrainRequest, dataset) -> NetworkSpec:
@@ -419,7 +431,7 @@ def run(args: argparse.Namespace) -> int:
     spec = prepare(request, dataset)
     progress = not args.json and sys.stderr.isatty()
     result = train(spec, dataset, config=request.config, options=request.options, progress=progress)
-    report = result_summary(result, dataset.name)
+    report = result_summary(result, dataset.name, request.input_shift)
     if args.json:
         print(json.dumps(report, sort_keys=True))
     if result.diverged:
@@ -453,7 +465,7 @@ def arithmetic_summary(config: ArithmeticConfig) -> dict:
     }
 
 
-def result_summary(result: TrainingResult, dataset_name: str) -> dict:
+def result_summary(result: TrainingResult, dataset_name: str, input_shift: int = 0) -> dict:
     """Plain values for JSON: configuration, per-epoch history and final accuracies."""
     options = result.options
     training = {
@@ -461,6 +473,7 @@ def result_summary(result: TrainingResult, dataset_name: str) -> dict:
         "batch": options.batch,
         "shift_steps": list(options.shift_steps),
         "keep": options.keep,
+        "input_shift": input_shift,
     }
     if not result.fixed:
         training.update(
@@ -551,6 +564,8 @@ def format_summary(report: dict) -> str:
         )
     t = report["training"]
     steps = f", learning rate halved at epochs {','.join(map(str, t['shift_steps']))}" if t["shift_steps"] else ""
+    if t.get("input_shift"):
+        steps += f", features times 2^-{t['input_shift']}"
     lines.append(
         f"  {t['epochs']} epochs, batch {t['batch']}{steps}, {report['samples']} samples in {report['seconds']:.1f} s"
     )
