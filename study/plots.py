@@ -171,9 +171,9 @@ def plot_angles(groups: Sequence[Group], line_fields: Sequence[str], path: Path)
     # A third column holds the legend: one entry per configuration can be many.
     rows = max(1, -(-len(groups) // 2))
     figure, axes = plt.subplots(1, 3, figsize=(13.0, max(3.8, 0.16 * rows + 1.0)), squeeze=False,
-                                gridspec_kw={"width_ratios": [1, 1, 0.9]})
+                                gridspec_kw={"width_ratios": [1, 1, 0.8]})
     for index, group in enumerate(groups):
-        label = ", ".join(f"{_short(f)}={group.settings[f]}" for f in line_fields)
+        label = ", ".join(f"{_short(f)}={group.settings[f]}" for f in line_fields if group.settings[f] is not None)
         diverged = any(r.status == "diverged" for r in group.records)
         for panel, (ax, field) in enumerate(zip(axes[0][:2], ("epoch_alignment", "epoch_update"))):
             means = group.epoch_means(field)
@@ -186,7 +186,7 @@ def plot_angles(groups: Sequence[Group], line_fields: Sequence[str], path: Path)
                     label=label if panel == 0 else None)
             if diverged:
                 ax.plot([points[-1][0]], [points[-1][1]], "x", color="red", markersize=8, markeredgewidth=2)
-    titles = ("angle between B and W (eq. 14)", "angle between the update and BP's gradient")
+    titles = ("B against W (eq. 14)", "the update against BP's gradient")
     for ax, title in zip(axes[0][:2], titles):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")

@@ -297,7 +297,7 @@ def _angle_section(groups: list[Group], out_dir: Path, report: ReportResult) -> 
     if not recorded:
         report.notes.append("angles-over-training.png skipped: no feedback cell recorded its angles per epoch")
         return ""
-    lines = varying_settings([r for g in recorded for r in g.records], exclude=("seed",)) or ["algorithm"]
+    lines = _informative(varying_settings([r for g in recorded for r in g.records], exclude=("seed",)), recorded)
     path = out_dir / "angles-over-training.png"
     plot_angles(recorded, lines, path)
     report.files.append(path)
@@ -316,6 +316,18 @@ def _angle_section(groups: list[Group], out_dir: Path, report: ReportResult) -> 
     return ("## Angles over training (paper Figure 4)\n\nDegrees, mean over hidden layers and seeds: between B and "
             "the product of the weights above (eq. 14), and between the update and BP's gradient.\n\n"
             "![angles over training](angles-over-training.png)\n\n" + _markdown(table))
+
+
+#: Settings that only fixed-point cells have (None for float ones, which ``precision`` tells).
+_FIXED_ONLY = ("word", "rounding", "update_rounding", "overflow", *(f for f in SETTING_COLUMNS if f.startswith("format_")))
+
+
+def _informative(fields: list[str], groups: list[Group]) -> list[str]:
+    """``fields`` without the fixed-point settings that vary only by being None in float cells,
+    so that a figure's labels stay short; at least ``algorithm``."""
+    kept = [f for f in fields if f not in _FIXED_ONLY
+            or len({g.settings[f] for g in groups if g.settings[f] is not None}) > 1]
+    return kept or ["algorithm"]
 
 
 def _diverged_section(diverged: list[Record], shown: list[str]) -> str:
