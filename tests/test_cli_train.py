@@ -222,3 +222,14 @@ def test_schedule_keep_and_angles_in_the_json(capsys):
 def test_bad_schedule_keep_and_gain_are_one_error_line(capsys, argv, named):
     status, out, err = _run(capsys, ["train", *QUICK, *argv])
     assert status == 2 and out == "" and named in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_request_builds_no_network_before_the_rule_has_set_its_defaults():
+    from ssdfa.cli import build_parser
+    from ssdfa.cli.train import build_request, resolve_defaults
+
+    request = build_request(build_parser().parse_args(["train", "--fixed"]))
+    with pytest.raises(RuntimeError, match="resolve_defaults"):
+        request.network_spec(64, 10)
+    resolved = resolve_defaults(request, 784)
+    assert resolved.network_spec(784, 10).feedback_gain == 4.0 and resolved.config.shift == 5

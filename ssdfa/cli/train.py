@@ -255,9 +255,14 @@ class TrainRequest:
     input_shift: int = 0
     #: Which of "shift" and "lr" the command line set (the others follow the rule).
     given: frozenset = frozenset()
+    #: ``resolve_defaults`` has set the rule's values: the request can build its network.
+    resolved: bool = False
 
     def network_spec(self, inputs: int, outputs: int) -> NetworkSpec:
         """The network for a dataset with ``inputs`` features and ``outputs`` classes."""
+        if not self.resolved:
+            # Without it the network would silently take gain 1 and the contract's shift.
+            raise RuntimeError("call resolve_defaults(request, features) before building the network")
         return NetworkSpec(
             (inputs, *self.hidden, outputs),
             algorithm=self.algorithm,
@@ -269,7 +274,7 @@ class TrainRequest:
             lfsr_connectivity=self.connectivity == "lfsr",
             seed=self.seed,
             weight_gain=self.weight_gain,
-            feedback_gain=1.0 if self.feedback_gain is None else self.feedback_gain,
+            feedback_gain=self.feedback_gain,
         )
 
 
@@ -280,7 +285,7 @@ def resolve_defaults(request: TrainRequest, inputs: int) -> TrainRequest:
     rule = default_hyperparameters(
         inputs, request.hidden, batch=request.options.batch, feedback_format=None if config is None else config.feedback
     )
-    changes: dict = {}
+    changes: dict = {"resolved": True}
     if request.feedback_gain is None:
         changes["feedback_gain"] = rule.feedback_gain
     if config is not None and "shift" not in request.given:
