@@ -80,7 +80,7 @@ def run_study(
     connect_timeout: float = 5.0,
     progress: bool = True,
     runner: Callable[[dict], dict] = run_cell,
-    log=sys.stderr,
+    log=None,
 ) -> StudyOutcome:
     """Run every cell of ``spec`` that ``db_path`` does not hold a finished row for.
 
@@ -105,6 +105,9 @@ def run_study(
     SsdfaError
         The database is not a study database, the scheduler cannot be reached, ...
     """
+    # Looked up at each call: a default bound at import would keep whatever stream sys.stderr
+    # was then (a test's capture, closed since).
+    log = sys.stderr if log is None else log
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SsdfaError(f"--workers must be a positive integer, not {workers!r}")
     db_path = Path(db_path)
