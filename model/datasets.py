@@ -42,6 +42,7 @@ __all__ = [
     "dataset_names",
     "load_dataset",
     "limit_samples",
+    "shift_features",
     "read_idx",
 ]
 
@@ -227,6 +228,23 @@ def limit_samples(
             changes[f"x_{split}"] = getattr(dataset, f"x_{split}")[keep]
             changes[f"y_{split}"] = labels[keep]
     return dataclasses.replace(dataset, **changes)
+
+
+def shift_features(dataset: Dataset, shift: int) -> Dataset:
+    """Every split's features times ``2**-shift`` (exact in binary; hardware shifts the input).
+
+    With narrow weights this buys the first layer resolution: the same network with inputs
+    ``2**k`` times smaller has first-layer weights ``2**k`` times larger, further above their
+    LSB (docs/model.md section 7.1). 0 returns the dataset as it is.
+    """
+    if not isinstance(shift, (int, np.integer)) or isinstance(shift, bool) or not 0 <= shift <= 16:
+        raise SsdfaError(f"input shift must be an integer from 0 to 16, not {shift!r}")
+    if shift == 0:
+        return dataset
+    scale = 2.0**-int(shift)
+    return dataclasses.replace(
+        dataset, **{f"x_{split}": getattr(dataset, f"x_{split}") * np.float32(scale) for split in ("train", "val", "test")}
+    )
 
 
 # --- Splitting and normalising -----------------------------------------------------------------

@@ -22,6 +22,7 @@ Layer ``l`` (0 = first hidden layer, ``num_layers - 1`` = output layer) seeds it
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -291,6 +292,20 @@ class FixedNetwork:
         )
         for mine, new in zip(self._weights_t, replacement._weights_t):
             np.copyto(mine, new)  # in place: the kernels and views keep naming this memory
+
+    def set_shift(self, shift: int) -> None:
+        """Change the learning rate ``2**-shift`` between steps (a shift schedule, docs/model.md
+        section 6.1); weights and LFSR states carry on. Raises ValueError for a shift the
+        layers' exact intermediates or the raw dtype cannot take."""
+        previous = self.config
+        self.config = dataclasses.replace(previous, shift=shift)
+        try:
+            if self._choose_dtype(None) != self.dtype and self.dtype != np.dtype(np.int64):
+                raise ValueError(f"shift {shift} needs wider raw values than {self.dtype}")
+        except ValueError:
+            self.config = previous
+            raise
+        self._kernels = self._build_kernels()
 
     @property
     def feedback(self) -> list:

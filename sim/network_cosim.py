@@ -417,9 +417,11 @@ class NetworkJob:
     activation : str
     connectivity : str
         ``balanced`` (equal fan-out per error) or ``random`` feedback connectivity.
-    feedback_gain : float
-        Multiplies the paper's feedback range. ``balanced`` and 8 are ``ssdfa train``'s
-        defaults (chosen on the digits validation split, docs/model.md).
+    feedback_gain : float, optional
+        Multiplies the paper's feedback range; None (default) takes ``ssdfa train``'s rule
+        (``model.defaults``: 8 on digits, 4 on MNIST). ``balanced`` is ``ssdfa train``'s default too.
+    shift : int, optional
+        Learning rate ``2**-shift``; None (default) takes the same rule (4 on digits, 5 on MNIST).
     data_dir : str, optional
     load_weights, save_weights : str, optional
         Start from a saved network (``model.weight_file``; its weights, feedback tables and
@@ -436,7 +438,8 @@ class NetworkJob:
     test_limit: int | None = None
     activation: str = "relu"
     connectivity: str = "balanced"
-    feedback_gain: float = 8.0
+    feedback_gain: float | None = None
+    shift: int | None = None
     data_dir: str | None = None
     load_weights: str | None = None
     save_weights: str | None = None
@@ -556,6 +559,7 @@ def run_network_cosim(job: NetworkJob, *, out: Callable[[str], None] = print) ->
         For bad arguments (named) before anything is simulated, or a simulation that fails.
     """
     from ssdfa.model.datasets import limit_samples, load_dataset
+    from ssdfa.model.defaults import default_hyperparameters
     from ssdfa.model.fixed_network import FixedNetwork
     from ssdfa.model.network import Algorithm, NetworkSpec
     from ssdfa.model.neuron_ops import Activation, ArithmeticConfig
@@ -585,9 +589,12 @@ def run_network_cosim(job: NetworkJob, *, out: Callable[[str], None] = print) ->
     if job.connectivity not in ("balanced", "random"):
         raise SsdfaError(f"connectivity must be balanced or random, not {job.connectivity!r}")
     try:
+        # The defaults of `ssdfa train`: the rule's gain and shift for this fan-in (docs/model.md).
+        rule = default_hyperparameters(sizes[0], job.hidden, feedback_format=ArithmeticConfig().feedback)
+        gain = rule.feedback_gain if job.feedback_gain is None else job.feedback_gain
+        config = ArithmeticConfig(seed=job.seed, shift=rule.shift if job.shift is None else job.shift)
         spec = NetworkSpec(sizes, algorithm=Algorithm.SSDFA, activation=activation, seed=job.seed,
-                           balanced=job.connectivity == "balanced", feedback_gain=job.feedback_gain)
-        config = ArithmeticConfig(seed=job.seed)
+                           balanced=job.connectivity == "balanced", feedback_gain=gain)
     except ValueError as exc:
         raise SsdfaError(str(exc)) from None
     pes = tuple(job.pes) if job.pes else default_pes(sizes)
@@ -614,7 +621,7 @@ def run_network_cosim(job: NetworkJob, *, out: Callable[[str], None] = print) ->
     a = config
     ks = [c.neurons_per_pe for c in configs]
     say(f"network {'-'.join(map(str, sizes))}, SSDFA, hidden {activation.value}, {job.connectivity} feedback "
-        f"(gain {job.feedback_gain:g}); PEs per layer {'+'.join(map(str, pes))} (neurons per PE "
+        f"(gain {spec.feedback_gain:g}); PEs per layer {'+'.join(map(str, pes))} (neurons per PE "
         f"{', '.join(map(str, ks))}); seed {job.seed}")
     say(f"arithmetic (the model's defaults): activation {a.activation}, weight {a.weight}, feedback {a.feedback}, "
         f"error {a.error}, delta {a.delta}; rounding {a.rounding.name}, update {a.update_rounding.name}, "
@@ -838,8 +845,11 @@ def add_network_arguments(parser) -> None:
         (("--activation",), dict(default="relu", help="hidden activation: relu, hardtanh, tanh (default relu)")),
         (("--connectivity",), dict(default="balanced", choices=("balanced", "random"),
                                     help="feedback connectivity (default balanced, as ssdfa train)")),
-        (("--feedback-gain",), dict(type=float, default=8.0, metavar="G",
-                                     help="multiplies the paper's feedback range (default 8, as ssdfa train)")),
+        (("--feedback-gain",), dict(type=float, default=None, metavar="G",
+                                     help="multiplies the paper's feedback range (default: ssdfa train's rule, "
+                                          "8 on digits)")),
+        (("--shift",), dict(type=int, default=None, metavar="N",
+                             help="learning rate 2^-N (default: ssdfa train's rule, 4 on digits)")),
         (("--load-weights",), dict(metavar="FILE.npz", help="start from a saved network (ssdfa train --save; "
                                                              "weights, feedback tables and LFSR states, checked)")),
         (("--save-weights",), dict(metavar="FILE.npz", help="write the RTL's final state as a saved network")),
@@ -874,6 +884,7 @@ def job_from_args(args) -> NetworkJob:
         activation=args.activation,
         connectivity=args.connectivity,
         feedback_gain=args.feedback_gain,
+        shift=getattr(args, "shift", None),
         data_dir=args.data_dir,
         load_weights=args.load_weights,
         save_weights=args.save_weights,
@@ -889,7 +900,8 @@ def run_from_args(args) -> int:
 
 def run_demo_rtl_steps(*, out: Callable[[str], None] = print, verilog_dir="build/demo", hidden: int = 32,
                        epochs: int = 1, seed: int = 0, simulator: str = "verilator",
-                       connectivity: str = "balanced", feedback_gain: float = 8.0) -> NetworkReport:
+                       connectivity: str = "balanced", feedback_gain: float | None = None,
+                       shift: int | None = None) -> NetworkReport:
     """The demo's RTL steps on the embedded digits data: write the network's Verilog, then
     train it in RTL under ``simulator`` against the model and print the figures.
 
@@ -899,9 +911,13 @@ def run_demo_rtl_steps(*, out: Callable[[str], None] = print, verilog_dir="build
     from ssdfa.model.neuron_ops import ArithmeticConfig
     from ssdfa.rtl.network import NETWORK_TOP, default_pes, network_layer_configs
 
+    from ssdfa.model.defaults import default_hyperparameters
+
     dataset = load_dataset("digits")
     sizes = (dataset.num_features, hidden, dataset.num_classes)
-    configs = network_layer_configs(sizes, ArithmeticConfig(seed=seed), pes=default_pes(sizes))
+    if shift is None:
+        shift = default_hyperparameters(sizes[0], (hidden,), feedback_format=ArithmeticConfig().feedback).shift
+    configs = network_layer_configs(sizes, ArithmeticConfig(seed=seed, shift=shift), pes=default_pes(sizes))
     # The text `rtl.network.generate_network` writes, elaborated once and cached for the simulation too.
     design = network_design(configs)
     path = Path(verilog_dir) / f"{NETWORK_TOP}.v"
@@ -912,7 +928,7 @@ def run_demo_rtl_steps(*, out: Callable[[str], None] = print, verilog_dir="build
     out(f"Verilog of the {'-'.join(map(str, sizes))} SSDFA network (PEs {'+'.join(str(c.pes) for c in configs)}): "
         f"{path} ({path.stat().st_size // 1024} KiB, {how})")
     job = NetworkJob(dataset="digits", hidden=(hidden,), epochs=epochs, seed=seed, simulator=simulator,
-                     connectivity=connectivity, feedback_gain=feedback_gain)
+                     connectivity=connectivity, feedback_gain=feedback_gain, shift=shift)
     return run_network_cosim(job, out=out)
 
 
@@ -923,7 +939,8 @@ def rtl_demo_step(ctx) -> None:
     report = run_demo_rtl_steps(
         out=lambda line: ctx.say(f"  {line}"), seed=ctx.args.seed,
         connectivity="balanced" if spec is None or spec.balanced else "random",
-        feedback_gain=8.0 if spec is None else spec.feedback_gain,
+        feedback_gain=None if spec is None else spec.feedback_gain,
+        shift=None if ctx.config is None else ctx.config.shift,
     )
     figures = report.figures
     if not report.passed:

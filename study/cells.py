@@ -21,7 +21,7 @@ from ssdfa.model.arithmetic import FixedFormat
 
 #: Version of the canonical configuration's layout and of how a cell is trained; bump when a
 #: field is added or its meaning changes, or when the same configuration would train differently.
-CELL_LAYOUT_VERSION = 2
+CELL_LAYOUT_VERSION = 3
 
 #: Version of the arithmetic contract (docs/arithmetic.md) whose numbers a result reflects.
 #: Bump with any change to the contract that can change a trained network's bits.

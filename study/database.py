@@ -8,9 +8,9 @@ Layout (schema version ``SCHEMA_VERSION``)::
     cells(
         key     TEXT PRIMARY KEY,   -- SHA-256 of the canonical configuration (hex)
         config  TEXT NOT NULL,      -- the canonical configuration (JSON)
-        status  TEXT NOT NULL,      -- 'ok' or 'failed'
-        result  TEXT,               -- what run_cell returned (JSON), when ok
-        error   TEXT,               -- the exception, one line, when failed
+        status  TEXT NOT NULL,      -- 'ok', 'diverged' or 'failed'
+        result  TEXT,               -- what run_cell returned (JSON), when ok or diverged
+        error   TEXT,               -- the exception, one line, when failed; what diverged, when diverged
         seconds REAL NOT NULL,      -- wall time of the run
         study   TEXT NOT NULL       -- the spec that ran it
     )
@@ -26,7 +26,10 @@ version-1 file without it is complete; opening such a file for writing adds the 
 
 The file is in WAL mode and every row is written in its own transaction as its result
 arrives, so a study stopped at any moment (Ctrl-C, kill -9, a dead worker) keeps every row
-it finished. A finished row is never replaced; a failed one is replaced when it is run again.
+it finished. A finished row ('ok', or 'diverged': a run that diverged is a result, which the
+same configuration would repeat bit for bit) is never replaced; a failed one is replaced when
+it is run again. A version 1 file (no 'diverged' status) is upgraded in place when a study
+writes to it; a report reads either version.
 """
 
 from __future__ import annotations
@@ -45,25 +48,34 @@ from .cells import Cell, canonical_json
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "ResultsDatabase", "CellRow"]
 
 APPLICATION_ID = 0x53534446  # "SSDF"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this code reads; older ones are upgraded when opened for writing.
+READABLE_VERSIONS = (1, 2)
 FORMAT_NAME = "ssdfa-study"
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+
+#: Statuses of a row that a rerun does not run again.
+FINISHED_STATUSES = ("ok", "diverged")
+
+_CELLS_TABLE = """
+CREATE TABLE cells (
+    key     TEXT PRIMARY KEY CHECK (length(key) = 64),
+    config  TEXT NOT NULL,
+    status  TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'failed')),
+    result  TEXT,
+    error   TEXT,
+    seconds REAL NOT NULL,
+    study   TEXT NOT NULL
+);
+"""
 
 _CREATE = f"""
 CREATE TABLE study_schema (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE cells (
-    key     TEXT PRIMARY KEY CHECK (length(key) = 64),
-    config  TEXT NOT NULL,
-    status  TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    result  TEXT,
-    error   TEXT,
-    seconds REAL NOT NULL,
-    study   TEXT NOT NULL
-);
+{_CELLS_TABLE}
 INSERT INTO study_schema VALUES ('format', '{FORMAT_NAME}'), ('schema_version', '{SCHEMA_VERSION}');
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -133,8 +145,10 @@ class ResultsDatabase:
                             connection.execute(statement)
                 _check_identity(connection, path)
             else:
-                _check_identity(connection, path)
+                version = _check_identity(connection, path)
                 connection.execute("PRAGMA journal_mode = WAL")
+                if version < SCHEMA_VERSION:
+                    _upgrade(connection)
             connection.executescript(f"BEGIN IMMEDIATE; {_CREATE_LEASES} COMMIT;")
             # A committed row survives the process being killed (WAL + synchronous FULL).
             connection.execute("PRAGMA synchronous = FULL")
@@ -174,21 +188,25 @@ class ResultsDatabase:
     # -- reading and writing -------------------------------------------------------------------
 
     def finished_keys(self) -> set[str]:
-        """Keys of the cells that finished (status 'ok'): a rerun skips them."""
-        return {key for (key,) in self._connection.execute("SELECT key FROM cells WHERE status = 'ok'")}
+        """Keys of the cells that finished (status 'ok' or 'diverged'): a rerun skips them."""
+        query = f"SELECT key FROM cells WHERE status IN {FINISHED_STATUSES}"
+        return {key for (key,) in self._connection.execute(query)}
 
     def record(
         self, cell: Cell, result: dict | None, error: str | None, seconds: float, study: str, owner: str | None = None
     ) -> None:
         """Write one cell's outcome in its own transaction.
 
-        ``result`` for a finished run, else ``error``. A finished row is kept as it is; a failed
-        row is replaced by the new outcome. With ``owner``, that run's lease on the cell is
-        given back in the same transaction.
+        ``result`` for a finished run, else ``error``. A result with a ``divergence`` is a run
+        that diverged: status 'diverged', its message in ``error``. A finished row is kept as it
+        is; a failed row is replaced by the new outcome.
+        With ``owner``, that run's lease on the cell is given back in the same transaction.
         """
         if (result is None) == (error is None):
             raise ValueError("record needs exactly one of result and error")
         status = "ok" if result is not None else "failed"
+        if result is not None and result.get("divergence"):
+            status, error = "diverged", result["divergence"]["message"]
         result_text = canonical_json(result) if result is not None else None
         with _transaction(self._connection):
             self._connection.execute(
@@ -197,7 +215,7 @@ class ResultsDatabase:
                    ON CONFLICT (key) DO UPDATE SET
                        status = excluded.status, result = excluded.result, error = excluded.error,
                        seconds = excluded.seconds, study = excluded.study
-                   WHERE cells.status != 'ok'""",
+                   WHERE cells.status = 'failed'""",
                 (cell.key, canonical_json(cell.config), status, result_text, error, float(seconds), study),
             )
             if owner is not None:
@@ -240,7 +258,7 @@ class ResultsDatabase:
             current = self.attempts()
             for key in keys:
                 # Finished is settled even if ``seen`` was read after it finished.
-                if current.get(key) != seen.get(key) or (current.get(key) or ("",))[0] == "ok":
+                if current.get(key) != seen.get(key) or (current.get(key) or ("",))[0] in FINISHED_STATUSES:
                     settled.append(key)
                 elif len(claimed) < limit and (key not in held or owner_is_dead(held[key])):
                     claimed.append(key)
@@ -285,7 +303,7 @@ class ResultsDatabase:
 
     def count(self) -> dict[str, int]:
         """Rows per status."""
-        counts = {"ok": 0, "failed": 0}
+        counts = {"ok": 0, "diverged": 0, "failed": 0}
         counts.update(dict(self._connection.execute("SELECT status, count(*) FROM cells GROUP BY status")))
         return counts
 
@@ -308,6 +326,20 @@ def _is_fresh(path: Path) -> bool:
     return not path.exists() or (path.is_file() and path.stat().st_size == 0)
 
 
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Version 1 to 2: the cells table gains the 'diverged' status (SQLite cannot alter a CHECK)."""
+    connection.executescript(
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE cells RENAME TO cells_version1;"
+        f"{_CELLS_TABLE}"
+        "INSERT INTO cells SELECT * FROM cells_version1;"
+        "DROP TABLE cells_version1;"
+        f"UPDATE study_schema SET value = '{SCHEMA_VERSION}' WHERE name = 'schema_version';"
+        f"PRAGMA user_version = {SCHEMA_VERSION};"
+        "COMMIT;"
+    )
+
+
 def _check_header(path: Path) -> None:
     try:
         with path.open("rb") as handle:
@@ -318,7 +350,7 @@ def _check_header(path: Path) -> None:
         raise SsdfaError(f"{path} is not a study database (not an SQLite file)")
 
 
-def _check_identity(connection: sqlite3.Connection, path: Path) -> None:
+def _check_identity(connection: sqlite3.Connection, path: Path) -> int:
     (application_id,) = connection.execute("PRAGMA application_id").fetchone()
     if application_id != APPLICATION_ID:
         raise SsdfaError(
@@ -332,7 +364,9 @@ def _check_identity(connection: sqlite3.Connection, path: Path) -> None:
     if schema.get("format") != FORMAT_NAME:
         raise SsdfaError(f"{path}: study_schema.format is {schema.get('format')!r}, expected {FORMAT_NAME!r}")
     version = schema.get("schema_version")
-    if version != str(SCHEMA_VERSION):
+    if version not in {str(v) for v in READABLE_VERSIONS}:
         raise SsdfaError(
-            f"{path}: study database schema version {version}, this ssdfa reads version {SCHEMA_VERSION}"
+            f"{path}: study database schema version {version}, this ssdfa reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
+    return int(version)

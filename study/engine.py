@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ssdfa.errors import SsdfaError
 
-from .database import ResultsDatabase
+from .database import FINISHED_STATUSES, ResultsDatabase
 from .leases import DEFAULT_LEASE_SECONDS, Heartbeat, lease_owner, owner_is_dead
 from .runner import execute_cell, run_cell
 from .spec import StudySpec
@@ -209,7 +209,7 @@ def _run_pending(
                     outcomes = database.attempts()
                 for key in settled:
                     cell = waiting.pop(key)
-                    if outcomes[key][0] == "ok":
+                    if outcomes[key][0] in FINISHED_STATUSES:  # 'ok' or 'diverged': a finished outcome
                         by_others += 1
                     else:
                         failed += 1
@@ -238,6 +238,9 @@ def _run_pending(
                 database.record(cell, result, error, seconds, spec.name, owner=leasing.owner)
                 if error is None:
                     finished += 1
+                    if result.get("divergence"):
+                        # A finished outcome (status 'diverged'), shown as such by reports.
+                        bar.write(f"cell diverged: {cell.label()}: {result['divergence']['message']}", file=log)
                 else:
                     failed += 1
                     bar.write(f"cell failed: {cell.label()}: {error}", file=log)

@@ -18,7 +18,7 @@ from ssdfa.user_files import write_atomically
 from .chance import chance_accuracy, chance_threshold
 from .records import Group
 
-__all__ = ["plot_width", "plot_area", "plot_rank", "subject", "PNG_METADATA"]
+__all__ = ["plot_width", "plot_area", "plot_rank", "plot_angles", "subject", "PNG_METADATA"]
 
 #: No version or date in the PNG, so that the same data gives the same bytes.
 PNG_METADATA = {"Software": None}
@@ -139,13 +139,15 @@ def _log_ticks(ax, values: Sequence[float]) -> None:
 
 
 def plot_width(groups: Sequence[Group], float_groups: Sequence[Group], context_fields: Sequence[str],
-               line_fields: Sequence[str], path: Path):
-    """Test accuracy against word width, one line per rounding mode; float as a dashed line.
+               line_fields: Sequence[str], path: Path, diverged: Sequence[Group] = ()):
+    """Test accuracy against word width, one line per rounding mode; float as a dashed line;
+    configurations whose every seed diverged as red crosses at 0%.
 
     Returns the (closed) figure, for inspection.
     """
     plt = _pyplot()
     panels = _panels(groups, context_fields)
+    lost = _panels(diverged, context_fields)
     figure, axes = _grid(plt, len(panels), width=7.0)
     for ax, (title, members) in zip(axes, panels.items()):
         lines: dict[str, list[Group]] = {}
@@ -159,7 +161,11 @@ def plot_width(groups: Sequence[Group], float_groups: Sequence[Group], context_f
             mean = reference.summary("test_accuracy")[0] * 100
             ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"float ({mean:.1f}%)")
         _chance(ax, _classes(members))
-        words = sorted({g.settings["word"] for g in members})
+        crosses = lost.get(title, [])
+        if crosses:
+            ax.plot([g.settings["word"] for g in crosses], [0] * len(crosses), "x", color="red", markersize=8,
+                    markeredgewidth=2, label="diverged", clip_on=False)
+        words = sorted({g.settings["word"] for g in members + crosses})
         ax.set_xticks(words)
         ax.set_xlabel("word width (bits, every quantity)")
         ax.set_ylabel("test accuracy (%)")
@@ -256,3 +262,43 @@ def plot_rank(groups: Sequence[Group], context_fields: Sequence[str], path: Path
             ax.legend(fontsize=7)
     figure.suptitle(f"Accuracy and alignment against the rank of B\n{subject(groups)}", fontsize=9)
     return _save(plt, figure, path)
+
+
+def plot_angles(groups: Sequence[Group], line_fields: Sequence[str], path: Path):
+    """Angles against the epoch (the paper's Figure 4): eq. 14 (left) and the update's angle to
+    BP's gradient (right), one line per configuration, mean over seeds and hidden layers; a
+    configuration with a diverged seed ends in a red cross."""
+    plt = _pyplot()
+    # A third column holds the legend: one entry per configuration can be many.
+    rows = max(1, -(-len(groups) // 2))
+    figure, axes = plt.subplots(1, 3, figsize=(13.0, max(3.8, 0.16 * rows + 1.0)), squeeze=False,
+                                gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    for index, group in enumerate(groups):
+        label = ", ".join(f"{_short(f)}={group.settings[f]}" for f in line_fields if group.settings[f] is not None)
+        diverged = any(r.status == "diverged" for r in group.records)
+        for panel, (ax, field) in enumerate(zip(axes[0][:2], ("epoch_alignment", "epoch_update"))):
+            means = group.epoch_means(field)
+            points = [(epoch, value) for epoch, value in enumerate(means, 1) if value is not None]
+            if not points:
+                continue
+            # One colour per configuration in both panels; the legend takes the left panel's.
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, linewidth=1.2,
+                    color=f"C{index % 10}", linestyle=("-", "--", ":")[index // 10 % 3],
+                    label=label if panel == 0 else None)
+            if diverged:
+                ax.plot([points[-1][0]], [points[-1][1]], "x", color="red", markersize=8, markeredgewidth=2)
+    titles = ("B against W (eq. 14)", "the update against BP's gradient")
+    for ax, title in zip(axes[0][:2], titles):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("degrees")
+        ax.set_ylim(0, 90)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[0][2].axis("off")
+    axes[0][2].legend(handles, labels, loc="center left", fontsize=6, ncol=1 if len(labels) <= 24 else 2,
+                      title="red cross: a seed diverged" if any(
+                          r.status == "diverged" for g in groups for r in g.records) else None, title_fontsize=6)
+    if groups:
+        figure.suptitle(f"Angles over training\n{subject(groups)}", fontsize=9)
+    return _save(plt, figure, path)
+

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from .cells import QUANTITIES, format_word
 from .database import CellRow
 
-__all__ = ["Record", "Group", "records_from_rows", "group_over_seeds", "SETTING_COLUMNS", "varying_settings"]
+__all__ = [
+    "Record", "Group", "records_from_rows", "diverged_records", "group_over_seeds", "SETTING_COLUMNS",
+    "varying_settings",
+]
 
 #: The settings of a record, in table order (``seed`` last, so that a group drops it).
 SETTING_COLUMNS = (
-    "dataset", "hidden", "activation", "epochs", "batch", "train_limit", "test_limit", "split_seed",
-    "algorithm", "connections", "sparsity", "rank", "precision", "word",
+    "dataset", "hidden", "activation", "epochs", "batch", "shift_steps", "keep", "train_limit", "test_limit",
+    "split_seed", "input_shift", "algorithm", "connections", "sparsity", "rank", "feedback_gain", "connectivity", "precision", "word",
     *(f"format_{q}" for q in QUANTITIES),
     "rounding", "update_rounding", "overflow", "shift", "seed",
 )
@@ -31,7 +34,7 @@ SETTING_COLUMNS = (
 class Record:
     key: str
     settings: dict  #: SETTING_COLUMNS -> str/int/float/None
-    test_accuracy: float
+    test_accuracy: float | None  #: None for a run that diverged
     train_accuracy: float | None
     angle: float | None  #: mean over hidden layers, degrees (None for BP)
     seconds: float
@@ -39,6 +42,12 @@ class Record:
     num_features: int | None
     num_classes: int | None
     config: dict
+    status: str = "ok"  #: "ok" or "diverged"
+    #: Per epoch, the mean over hidden layers of eq. 14 and of the update's angle to BP (None
+    #: where undefined); empty for cells computed before angles were recorded per epoch.
+    epoch_alignment: tuple = ()
+    epoch_update: tuple = ()
+    divergence: dict | None = None
 
     def hardware_settings(self) -> dict:
         """The settings plus the dataset's features and classes (what a layer configuration needs)."""
@@ -62,32 +71,58 @@ class Group:
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         return statistics.fmean(values), spread, min(values), max(values)
 
+    def epoch_means(self, field: str) -> list:
+        """Per epoch, the mean of a per-epoch angle (``epoch_alignment``, ``epoch_update``)
+        over the seeds that reached that epoch with a value; None where none did."""
+        series = [getattr(r, field) for r in self.records]
+        means = []
+        for epoch in range(max(len(values) for values in series)):
+            present = [values[epoch] for values in series if epoch < len(values) and values[epoch] is not None]
+            means.append(statistics.fmean(present) if present else None)
+        while means and means[-1] is None:
+            means.pop()
+        return means
 
-def records_from_rows(rows: list[CellRow]) -> list[Record]:
-    """Finished rows as records, sorted by their settings (then key): the same DB, the same order."""
+
+def records_from_rows(rows: list[CellRow], status: str = "ok") -> list[Record]:
+    """Rows of ``status`` ('ok': finished with an accuracy) as records, sorted by their
+    settings (then key): the same DB, the same order."""
     records = []
     for row in rows:
-        if row.status != "ok" or row.result is None:
+        if row.status != status or row.result is None:
             continue
         config, result = row.config, row.result
-        angles = result.get("angles")
-        finite = [a for a in (angles or []) if a is not None and math.isfinite(a)]
+        diverged = status == "diverged"
         records.append(
             Record(
                 key=row.key,
                 settings=_settings(config, result),
-                test_accuracy=float(result["test_accuracy"]),
-                train_accuracy=_optional_float(result.get("train_accuracy")),
-                angle=statistics.fmean(finite) if finite else None,
+                test_accuracy=None if diverged else float(result["test_accuracy"]),
+                train_accuracy=None if diverged else _optional_float(result.get("train_accuracy")),
+                angle=_mean(result.get("angles")),
                 seconds=float(row.seconds),
                 fingerprint=result.get("data_fingerprint"),
                 num_features=result.get("num_features"),
                 num_classes=result.get("num_classes"),
                 config=config,
+                status=row.status,
+                epoch_alignment=tuple(_mean(a) for a in result.get("epoch_alignment_angles") or ()),
+                epoch_update=tuple(_mean(a) for a in result.get("epoch_update_angles") or ()),
+                divergence=result.get("divergence"),
             )
         )
     records.sort(key=lambda r: (_sort_key(r.settings), r.key))
     return records
+
+
+def diverged_records(rows: list[CellRow]) -> list[Record]:
+    """The rows of runs that diverged, as records without accuracy."""
+    return records_from_rows(rows, status="diverged")
+
+
+def _mean(angles) -> float | None:
+    finite = [a for a in (angles or []) if a is not None and math.isfinite(a)]
+    return statistics.fmean(finite) if finite else None
 
 
 def group_over_seeds(records: list[Record]) -> list[Group]:
@@ -127,20 +162,26 @@ def _settings(config: dict, result: dict) -> dict:
         "activation": config["activation"],
         "epochs": config["epochs"],
         "batch": config["batch"],
+        "shift_steps": ",".join(map(str, config.get("shift_steps") or ())) or None,
+        "keep": config.get("keep", "last"),
         "train_limit": config["train_limit"],
         "test_limit": config["test_limit"],
         "split_seed": config["split_seed"],
+        "input_shift": config.get("input_shift", 0),
         "algorithm": algorithm,
         "connections": connections,
         "sparsity": sparsity,
         "rank": rank,
+        # As trained: a cell without a gain took the rule's, which its result records.
+        "feedback_gain": result.get("feedback_gain", config.get("feedback_gain")),
+        "connectivity": config.get("connectivity"),
         "precision": config["precision"],
         "word": words.pop() if len(words) == 1 else None,
         **{f"format_{q}": formats.get(q) for q in QUANTITIES},
         "rounding": config["rounding"],
         "update_rounding": config["update_rounding"],
         "overflow": config["overflow"],
-        "shift": config["shift"],
+        "shift": result.get("shift", config["shift"]),
         "seed": config["seed"],
     }
     return settings

@@ -11,6 +11,12 @@ Files written to the output folder (a figure only when the database holds cells 
   needs Yosys and the synthesis command.
 - ``rank-sparsity.png``: accuracy and angle against the rank of B grouped by sparsity (the
   paper's Figures 5 and 6), when the database holds cells of more than one rank.
+- ``angles-over-training.png``: eq. 14's angle and the update's angle to BP's gradient against
+  the epoch, one line per configuration (the paper's Figure 4), when cells recorded them.
+
+Cells whose run diverged (status ``diverged``) have no accuracy: the tables count them per
+configuration and list them with what diverged, the width figure marks a configuration whose
+every seed diverged with a red cross at 0%, and the angle figure ends their lines with one.
 - ``report.md``: the tables in Markdown, the figures and why any figure was left out.
 
 The output depends only on the database's contents: rows are sorted by their settings, numbers
@@ -30,13 +36,21 @@ from .area import AreaEstimator
 from .cells import CURRENT_VERSIONS
 from .chance import CHANCE_MARGIN, at_chance_level, chance_threshold
 from .database import ResultsDatabase
-from .records import SETTING_COLUMNS, Group, Record, group_over_seeds, records_from_rows, varying_settings
+from .records import (
+    SETTING_COLUMNS,
+    Group,
+    Record,
+    diverged_records,
+    group_over_seeds,
+    records_from_rows,
+    varying_settings,
+)
 
 __all__ = ["write_report", "ReportResult", "REPORT_FILES"]
 
 REPORT_FILES = (
     "cells.csv", "summary.csv", "accuracy-vs-width.png", "accuracy-vs-area.png", "area.csv",
-    "rank-sparsity.png", "report.md",
+    "rank-sparsity.png", "angles-over-training.png", "report.md",
 )
 
 _WIDTH_AXES = ("word", "rounding", "update_rounding", *(f for f in SETTING_COLUMNS if f.startswith("format_")))
@@ -72,19 +86,25 @@ def write_report(db_path, out_dir, *, area: AreaEstimator | None = None, keys: s
     outdated = [row for row in rows if row.config.get("versions") != CURRENT_VERSIONS]
     rows = [row for row in rows if row.config.get("versions") == CURRENT_VERSIONS]
     records = records_from_rows(rows)
-    failed = [row for row in rows if row.status != "ok"]
+    diverged = diverged_records(rows)
+    failed = [row for row in rows if row.status == "failed"]
     groups = group_over_seeds(records)
-    shown = varying_settings(records, exclude=("seed",)) or ["dataset"]
+    diverged_groups = group_over_seeds(diverged)
+    shown = varying_settings(records + diverged, exclude=("seed",)) or ["dataset"]
 
-    _write_csv(out_dir / "cells.csv", _cell_table(records), report)
-    _write_csv(out_dir / "summary.csv", _summary_table(groups, list(SETTING_COLUMNS[:-1])), report)
+    _write_csv(out_dir / "cells.csv", _cell_table(sorted(records + diverged, key=lambda r: r.key)), report)
+    _write_csv(out_dir / "summary.csv", _summary_table(groups, diverged_groups, list(SETTING_COLUMNS[:-1])), report)
 
-    sections = [_overview(Path(db_path).name, rows, records, failed, len(outdated))]
-    sections.append("## Configurations\n\nAccuracy in %, over seeds: mean, standard deviation, minimum, maximum.\n\n"
-                    + _markdown(_summary_table(groups, shown)))
-    sections.append(_width_section(groups, out_dir, report))
+    sections = [_overview(Path(db_path).name, rows, records, failed, len(outdated), diverged)]
+    sections.append("## Configurations\n\nAccuracy in %, over seeds: mean, standard deviation, minimum, maximum "
+                    "(of the seeds that did not diverge; `diverged` counts those that did).\n\n"
+                    + _markdown(_summary_table(groups, diverged_groups, shown)))
+    sections.append(_width_section(groups, out_dir, report, diverged_groups))
     sections.append(_area_section(groups, out_dir, report, area if area is not None else AreaEstimator()))
     sections.append(_rank_section(groups, out_dir, report))
+    sections.append(_angle_section(groups + diverged_groups, out_dir, report))
+    if diverged:
+        sections.append(_diverged_section(diverged, shown))
     if failed:
         sections.append("## Failed cells\n\n" + "\n".join(f"- `{row.key[:12]}`: {row.error}" for row in failed))
     if report.notes:
@@ -102,6 +122,7 @@ def _cell_table(records: list[Record]) -> list[dict]:
         {
             "key": r.key,
             **r.settings,
+            "status": r.status,
             "test_accuracy": _fixed(r.test_accuracy, 6),
             "train_accuracy": _fixed(r.train_accuracy, 6),
             "angle_deg": _fixed(r.angle, 3),
@@ -111,23 +132,37 @@ def _cell_table(records: list[Record]) -> list[dict]:
     ]
 
 
-def _summary_table(groups: list[Group], columns: list[str]) -> list[dict]:
-    table = []
+def _summary_table(groups: list[Group], diverged_groups: list[Group], columns: list[str]) -> list[dict]:
+    """One row per configuration, in settings order; a configuration whose every seed diverged
+    has ``diverged`` in place of its accuracy."""
+    diverged = {_settings_key(g): g for g in diverged_groups}
+    rows = []
     for group in groups:
         accuracy = group.summary("test_accuracy")
         angle = group.summary("angle")
-        table.append(
-            {
-                **{c: group.settings[c] for c in columns},
-                "seeds": group.seeds,
-                "accuracy_mean": _fixed(accuracy[0] * 100, 2),
-                "accuracy_std": _fixed(accuracy[1] * 100, 2),
-                "accuracy_min": _fixed(accuracy[2] * 100, 2),
-                "accuracy_max": _fixed(accuracy[3] * 100, 2),
-                "angle_mean": _fixed(angle[0], 1) if angle else "",
-            }
-        )
-    return table
+        lost = diverged.pop(_settings_key(group), None)
+        rows.append((_settings_key(group), {
+            **{c: group.settings[c] for c in columns},
+            "seeds": group.seeds + (lost.seeds if lost else 0),
+            "diverged": lost.seeds if lost else 0,
+            "accuracy_mean": _fixed(accuracy[0] * 100, 2),
+            "accuracy_std": _fixed(accuracy[1] * 100, 2),
+            "accuracy_min": _fixed(accuracy[2] * 100, 2),
+            "accuracy_max": _fixed(accuracy[3] * 100, 2),
+            "angle_mean": _fixed(angle[0], 1) if angle else "",
+        }))
+    for key, group in diverged.items():
+        rows.append((key, {
+            **{c: group.settings[c] for c in columns}, "seeds": group.seeds, "diverged": group.seeds,
+            "accuracy_mean": "diverged", "accuracy_std": "", "accuracy_min": "", "accuracy_max": "", "angle_mean": "",
+        }))
+    rows.sort(key=lambda item: item[0])
+    return [row for _, row in rows]
+
+
+def _settings_key(group: Group) -> tuple:
+    # None first; numbers and strings each among themselves (as records sort).
+    return tuple((v is not None, isinstance(v, str), v if v is not None else 0) for v in group.settings.values())
 
 
 def _fixed(value, digits: int) -> str:
@@ -154,13 +189,13 @@ def _markdown(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _overview(db_name: str, rows, records: list[Record], failed, outdated: int) -> str:
-    datasets = sorted({r.settings["dataset"] for r in records})
+def _overview(db_name: str, rows, records: list[Record], failed, outdated: int, diverged: list[Record]) -> str:
+    datasets = sorted({r.settings["dataset"] for r in records + diverged})
     lines = [
         f"# Study report: {db_name}",
         "",
-        f"{len(rows)} cells in the database: {len(records)} finished, {len(failed)} failed. "
-        f"Datasets: {', '.join(datasets) or 'none'}.",
+        f"{len(rows)} cells in the database: {len(records)} finished, {len(diverged)} diverged, "
+        f"{len(failed)} failed. Datasets: {', '.join(datasets) or 'none'}.",
     ]
     if outdated:
         lines.append(f"\n{outdated} more cells were computed by another version of the arithmetic or "
@@ -180,7 +215,7 @@ def _overview(db_name: str, rows, records: list[Record], failed, outdated: int) 
 # -- figures -----------------------------------------------------------------------------------
 
 
-def _width_section(groups: list[Group], out_dir: Path, report: ReportResult) -> str:
+def _width_section(groups: list[Group], out_dir: Path, report: ReportResult, diverged_groups: list[Group]) -> str:
     from .plots import plot_width
 
     fixed = [g for g in groups if g.settings["precision"] == "fixed" and g.settings["word"] is not None]
@@ -193,7 +228,10 @@ def _width_section(groups: list[Group], out_dir: Path, report: ReportResult) -> 
     context = varying_settings(records, exclude=("seed", *_WIDTH_AXES))
     lines = [f for f in ("rounding", "update_rounding") if len({g.settings[f] for g in fixed}) > 1] or ["update_rounding"]
     path = out_dir / "accuracy-vs-width.png"
-    plot_width(fixed, float_groups, context, lines, path)
+    ok = {_settings_key(g) for g in groups}
+    lost = [g for g in diverged_groups if g.settings["precision"] == "fixed" and g.settings["word"] is not None
+            and _settings_key(g) not in ok]
+    plot_width(fixed, float_groups, context, lines, path, diverged=lost)
     report.files.append(path)
     table = []
     for group in sorted(fixed, key=lambda g: tuple(str(g.settings[f]) for f in context) + (g.settings["word"],)):
@@ -262,6 +300,59 @@ def _area_section(groups: list[Group], out_dir: Path, report: ReportResult, esti
     )
     return (f"## Accuracy against area\n\n{estimator.describe()}{failures}\n\n{chance_note}\n\n"
             "![accuracy against area](accuracy-vs-area.png)\n\n" + _markdown(table))
+
+
+def _angle_section(groups: list[Group], out_dir: Path, report: ReportResult) -> str:
+    """The paper's Figure 4: angles against the epoch, for the configurations that recorded them."""
+    from .plots import plot_angles
+
+    recorded = [g for g in groups if g.settings["algorithm"] != "bp"
+                and any(any(a is not None for a in r.epoch_alignment) for r in g.records)]
+    if not recorded:
+        report.notes.append("angles-over-training.png skipped: no feedback cell recorded its angles per epoch")
+        return ""
+    lines = _informative(varying_settings([r for g in recorded for r in g.records], exclude=("seed",)), recorded)
+    path = out_dir / "angles-over-training.png"
+    plot_angles(recorded, lines, path)
+    report.files.append(path)
+    table = []
+    for group in recorded:
+        alignment = group.epoch_means("epoch_alignment")
+        update = group.epoch_means("epoch_update")
+        table.append({
+            **{f: group.settings[f] for f in lines}, "seeds": group.seeds,
+            "diverged": sum(r.status == "diverged" for r in group.records),
+            "eq. 14, first epoch": _fixed(alignment[0], 1) if alignment else "",
+            "eq. 14, last epoch": _fixed(alignment[-1], 1) if alignment else "",
+            "update vs BP, first epoch": _fixed(update[0], 1) if update else "",
+            "update vs BP, last epoch": _fixed(update[-1], 1) if update else "",
+        })
+    return ("## Angles over training (paper Figure 4)\n\nDegrees, mean over hidden layers and seeds: between B and "
+            "the product of the weights above (eq. 14), and between the update and BP's gradient.\n\n"
+            "![angles over training](angles-over-training.png)\n\n" + _markdown(table))
+
+
+#: Settings that only fixed-point cells have (None for float ones, which ``precision`` tells).
+_FIXED_ONLY = ("word", "rounding", "update_rounding", "overflow", *(f for f in SETTING_COLUMNS if f.startswith("format_")))
+
+
+def _informative(fields: list[str], groups: list[Group]) -> list[str]:
+    """``fields`` without the fixed-point settings that vary only by being None in float cells,
+    so that a figure's labels stay short; at least ``algorithm``."""
+    kept = [f for f in fields if f not in _FIXED_ONLY
+            or len({g.settings[f] for g in groups if g.settings[f] is not None}) > 1]
+    return kept or ["algorithm"]
+
+
+def _diverged_section(diverged: list[Record], shown: list[str]) -> str:
+    table = [
+        {**{f: r.settings[f] for f in shown}, "seed": r.settings["seed"],
+         "criterion": (r.divergence or {}).get("criterion", ""), "epoch": (r.divergence or {}).get("epoch", ""),
+         "what diverged": (r.divergence or {}).get("message", "")}
+        for r in diverged
+    ]
+    return ("## Diverged cells\n\nThese runs diverged (docs/model.md section 6.2) and report no accuracy.\n\n"
+            + _markdown(table))
 
 
 def pareto_front(points: list[dict]) -> list[dict]:

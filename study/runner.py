@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ssdfa.model.datasets import Dataset, limit_samples, load_dataset
+from ssdfa.model.datasets import Dataset, limit_samples, load_dataset, shift_features
 
 __all__ = ["run_cell", "execute_cell", "data_fingerprint"]
 
@@ -37,10 +37,19 @@ def run_cell(cell: dict) -> dict:
         ``epoch_train_accuracy`` and ``epoch_val_accuracy`` (one per epoch), ``angles``
         (degrees between each hidden layer's feedback matrix and the product of the weights
         above it, paper eq. 14, null where a matrix is all zero; null for BP),
-        ``num_classes``, ``num_features``, ``train_samples``, ``test_samples`` and
+        ``epoch_alignment_angles`` and ``epoch_update_angles`` (per epoch, per hidden layer:
+        eq. 14, and the update's angle to BP's gradient), ``last`` and ``best`` (the
+        accuracies of the last epoch's weights and of the best validation epoch's, with its
+        number), ``feedback_gain`` and ``shift`` (as trained: the rule's when the cell had
+        none), ``num_classes``, ``num_features``, ``train_samples``, ``test_samples`` and
         ``data_fingerprint`` (SHA-256 of the arrays trained and tested on).
+
+        A run that diverged (docs/model.md section 6.2) has no accuracies: ``divergence``
+        (criterion, epoch, layer, message) and the history up to it instead; the study
+        database stores it with status ``diverged``.
     """
-    dataset = _dataset(cell["dataset"], cell["data_dir"], cell["split_seed"], cell["train_limit"], cell["test_limit"])
+    source = _dataset(cell["dataset"], cell["data_dir"], cell["split_seed"], cell["train_limit"], cell["test_limit"])
+    dataset = shift_features(source, cell["input_shift"])
     result = _train(cell, dataset)
     return {
         **result,
@@ -48,7 +57,7 @@ def run_cell(cell: dict) -> dict:
         "num_features": int(dataset.num_features),
         "train_samples": int(len(dataset.y_train)),
         "test_samples": int(len(dataset.y_test)),
-        "data_fingerprint": data_fingerprint(dataset),
+        "data_fingerprint": data_fingerprint(source),  # of the data as read, whatever the input shift
     }
 
 
@@ -82,17 +91,35 @@ def _dataset(name: str, data_dir: str | None, split_seed: int, train_limit: int 
     return limit_samples(dataset, train_limit, test=test_limit)
 
 
+def _with_rule(cell: dict, dataset: Dataset) -> dict:
+    """The cell with the rule's gain and shift where it has none (a features file's cells)."""
+    from ssdfa.model.arithmetic import FixedFormat
+    from ssdfa.model.defaults import default_feedback_gain, default_shift
+
+    cell = dict(cell)
+    if cell["shift"] is None:
+        cell["shift"] = default_shift(dataset.num_features, cell["batch"])
+    if cell["algorithm"] != "bp" and cell["feedback_gain"] is None:
+        fmt = FixedFormat.parse(cell["formats"]["feedback"]) if cell["precision"] == "fixed" else None
+        cell["feedback_gain"] = default_feedback_gain(dataset.num_features, min(cell["hidden"]), fmt)
+    return cell
+
+
 def _network_spec(cell: dict, dataset: Dataset):
     from ssdfa.model.network import NetworkSpec
 
     algorithm = cell["algorithm"]
+    connectivity = cell["connectivity"]
     return NetworkSpec(
         layer_sizes=(dataset.num_features, *cell["hidden"], dataset.num_classes),
         algorithm=algorithm,
         activation=cell["activation"],
         connections=cell["connections"] if algorithm == "sdfa" else None,
         rank=cell["rank"],
+        balanced=connectivity == "balanced",
+        lfsr_connectivity=connectivity == "lfsr",
         seed=cell["seed"],
+        feedback_gain=1.0 if cell["feedback_gain"] is None else cell["feedback_gain"],
     )
 
 
@@ -115,20 +142,43 @@ def _train(cell: dict, dataset: Dataset) -> dict:
     from ssdfa.model.angles import alignment_angles
     from ssdfa.model.training import TrainingOptions, train
 
+    cell = _with_rule(cell, dataset)
     # The float model averages a batch's gradient where the fixed one sums it (docs/arithmetic.md
     # §7): batch x 2**-shift makes both take the same steps.
     options = TrainingOptions(
         epochs=cell["epochs"], batch=cell["batch"], lr=cell["batch"] * 2.0 ** -cell["shift"], float_dtype=np.float64,
+        shift_steps=tuple(cell["shift_steps"]), keep=cell["keep"], angles=True,
     )
     config = _arithmetic(cell) if cell["precision"] == "fixed" else None
     result = train(_network_spec(cell, dataset), dataset, config=config, options=options)
+    history = {
+        "epoch_train_accuracy": [record.train_accuracy for record in result.history],
+        "epoch_val_accuracy": [record.val_accuracy for record in result.history],
+        "epoch_alignment_angles": [_angles(record.alignment_angles) for record in result.history],
+        "epoch_update_angles": [_angles(record.update_angles) for record in result.history],
+        "feedback_gain": cell["feedback_gain"],
+        "shift": cell["shift"],
+    }
+    if result.diverged:
+        return {**history, "divergence": result.divergence.describe()}
     # An angle is NaN when a matrix is all zero (e.g. feedback that quantised to nothing).
     angles = [None if math.isnan(a) else a for a in alignment_angles(result.network)]
     return {
         "test_accuracy": result.test_accuracy,
         "train_accuracy": result.train_accuracy,
         "val_accuracy": result.val_accuracy,
-        "epoch_train_accuracy": [record.train_accuracy for record in result.history],
-        "epoch_val_accuracy": [record.val_accuracy for record in result.history],
+        **history,
         "angles": angles or None,
+        "last": _accuracies(result.last),
+        "best": _accuracies(result.best),
     }
+
+
+def _angles(values) -> list | None:
+    return None if values is None else list(values)
+
+
+def _accuracies(accuracies) -> dict | None:
+    if accuracies is None:
+        return None
+    return {"epoch": accuracies.epoch, "train": accuracies.train, "val": accuracies.val, "test": accuracies.test}

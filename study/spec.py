@@ -14,17 +14,22 @@ raises ``SsdfaError`` naming the file, the key and the value. Example::
     train_limit = 2000           # optional: keep this many training samples (class-balanced)
     test_limit = 1000            # optional: likewise for the test split
     split_seed = 0               # seed of the train/validation/test split, the same for every cell
+    input_shift = 2              # axis: features times 2**-input_shift (default 0)
 
     [network]
     hidden = [100]               # axis: one list of hidden sizes, or a list of such lists
     activation = "relu"          # axis: relu | hardtanh | tanh
     epochs = 5                   # axis
     batch = 1                    # axis
+    shift_steps = [3, 5]         # axis (a list of such lists): epochs at whose start the rate halves
+    keep = "best"                # axis: last | best (the weights of the best validation epoch)
 
     [feedback]
     algorithm = "ssdfa"          # axis: bp | dfa | sdfa | ssdfa
     connections = 2              # axis, sdfa only: s, the errors each neuron receives
     rank = "full"                # axis: "full" or the rank of each B (dfa, sdfa)
+    gain = 4                     # axis: multiplies the paper's feedback range (default: the rule)
+    connectivity = "balanced"    # axis: balanced | random | lfsr (ssdfa), as ssdfa train's
 
     [arithmetic]
     precision = "fixed"          # axis: fixed | float
@@ -33,10 +38,15 @@ raises ``SsdfaError`` naming the file, the key and the value. Example::
     rounding = "RND"             # axis: signal path (TRN, TRN_ZERO, RND, RND_CONV)
     update_rounding = "STOCH"    # axis: learning path (the four above, or STOCH)
     overflow = "SAT"             # axis: SAT | WRAP
-    shift = 4                    # axis: learning rate 2**-shift (fixed and float)
+    shift = 4                    # axis: learning rate 2**-shift (fixed and float; default: the rule)
 
     [arithmetic.formats]         # optional fixed formats, each an axis: "SQ(i,f)" / "UQ(i,f)"
     feedback = "SQ(2,2)"
+
+Without ``gain`` and ``shift`` a cell takes ``ssdfa train``'s rule (``model.defaults``) for the
+dataset's fan-in, and ``connectivity`` defaults to ``balanced``, so that a study cell and
+``ssdfa train`` with the same settings build the same network. Every cell records the paper's
+eq. 14 angle and the update's angle to BP's gradient after every epoch.
 
 Sparsity of B is ``1 - s / M`` (M outputs): DFA is s = M, SSDFA s = 1. Combinations whose rank
 times s is below M are skipped, as in the paper: some errors would never be fed back.
@@ -52,6 +62,7 @@ from pathlib import Path
 from ssdfa.errors import SsdfaError
 from ssdfa.model.arithmetic import FixedFormat, Overflow, Rounding
 from ssdfa.model.datasets import FEATURES_PREFIX, dataset_names
+from ssdfa.model.defaults import default_feedback_gain, default_shift
 from ssdfa.model.memory_budget import require_memory, training_bytes
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig, LayerShape
 from ssdfa.user_files import read_text
@@ -68,9 +79,9 @@ __all__ = ["StudySpec", "load_spec", "spec_from_dict", "apply_overrides", "KNOWN
 
 _SECTIONS = {
     "study": ("description", "seeds"),
-    "data": ("dataset", "data_dir", "train_limit", "test_limit", "split_seed"),
-    "network": ("hidden", "activation", "epochs", "batch"),
-    "feedback": ("algorithm", "connections", "rank"),
+    "data": ("dataset", "data_dir", "train_limit", "test_limit", "split_seed", "input_shift"),
+    "network": ("hidden", "activation", "epochs", "batch", "shift_steps", "keep"),
+    "feedback": ("algorithm", "connections", "rank", "gain", "connectivity"),
     "arithmetic": ("precision", "word", "int_bits", "formats", "rounding", "update_rounding", "overflow", "shift"),
 }
 
@@ -85,6 +96,8 @@ _SIGNAL_ROUNDINGS = tuple(m.name for m in Rounding if m is not Rounding.STOCH)
 _UPDATE_ROUNDINGS = tuple(m.name for m in Rounding)
 _OVERFLOWS = tuple(m.name for m in Overflow)
 _DEFAULT_ARITHMETIC = ArithmeticConfig()
+_CONNECTIVITY = ("balanced", "random", "lfsr")
+_KEEP = ("last", "best")
 
 
 @dataclass(frozen=True)
@@ -162,11 +175,14 @@ def spec_from_dict(data: dict, source: str = "study spec", name: str = "study", 
     train_limit = reader.optional_count("data.train_limit", data_section.get("train_limit"))
     test_limit = reader.optional_count("data.test_limit", data_section.get("test_limit"))
     split_seed = reader.natural("data.split_seed", data_section.get("split_seed", 0))
+    input_shifts = reader.axis("data.input_shift", data_section.get("input_shift", 0), reader.input_shift)
 
     hiddens = reader.hidden(network.get("hidden", [100]))
     activations = reader.axis("network.activation", network.get("activation", "relu"), reader.choice(_HIDDEN_ACTIVATIONS, lower=True))
     epochs = reader.axis("network.epochs", network.get("epochs", 1), reader.positive)
     batches = reader.axis("network.batch", network.get("batch", 1), reader.positive)
+    schedules = reader.schedules(network.get("shift_steps", []))
+    keeps = reader.axis("network.keep", network.get("keep", "last"), reader.choice(_KEEP, lower=True))
 
     algorithms = reader.axis("feedback.algorithm", feedback.get("algorithm", "ssdfa"), reader.choice(ALGORITHMS, lower=True))
     if "connections" in feedback:
@@ -178,38 +194,61 @@ def spec_from_dict(data: dict, source: str = "study spec", name: str = "study", 
     else:
         connections = [None]
     ranks = reader.axis("feedback.rank", feedback.get("rank", "full"), reader.rank)
+    gains = reader.axis("feedback.gain", feedback.get("gain", "rule"), reader.gain)
+    connectivities = reader.axis(
+        "feedback.connectivity", feedback.get("connectivity", "balanced"), reader.choice(_CONNECTIVITY, lower=True)
+    )
 
     precisions = reader.axis("arithmetic.precision", arithmetic.get("precision", "fixed"), reader.choice(PRECISIONS, lower=True))
     format_axes = reader.format_axes(arithmetic)
     roundings = reader.axis("arithmetic.rounding", arithmetic.get("rounding", _DEFAULT_ARITHMETIC.rounding.name), reader.choice(_SIGNAL_ROUNDINGS, key_hint="STOCH is for update_rounding"))
     update_roundings = reader.axis("arithmetic.update_rounding", arithmetic.get("update_rounding", _DEFAULT_ARITHMETIC.update_rounding.name), reader.choice(_UPDATE_ROUNDINGS))
     overflows = reader.axis("arithmetic.overflow", arithmetic.get("overflow", _DEFAULT_ARITHMETIC.overflow.name), reader.choice(_OVERFLOWS))
-    shifts = reader.axis("arithmetic.shift", arithmetic.get("shift", _DEFAULT_ARITHMETIC.shift), reader.shift)
+    shifts = reader.axis("arithmetic.shift", arithmetic.get("shift", "rule"), reader.shift)
 
     cells: dict[str, Cell] = {}
     skipped = 0
     grid = itertools.product(
-        datasets, hiddens, activations, epochs, batches, algorithms, connections, ranks,
-        precisions, format_axes, roundings, update_roundings, overflows, shifts, seeds,
+        datasets, input_shifts, hiddens, activations, epochs, batches, schedules, keeps, algorithms, connections, ranks,
+        gains, connectivities, precisions, format_axes, roundings, update_roundings, overflows, shifts, seeds,
     )
-    for (dataset, hidden, activation, epoch_count, batch, algorithm, s, rank,
+    for (dataset, input_shift, hidden, activation, epoch_count, batch, schedule, keep, algorithm, s, rank, gain, connectivity,
          precision, formats, rounding, update_rounding, overflow, shift, seed) in grid:
         outputs = KNOWN_CLASSES.get(dataset)
         feedback_config = _canonical_feedback(algorithm, s, rank, outputs, min(hidden), source)
         if feedback_config is None:
             skipped += 1
             continue
+        if schedule and schedule[-1] > epoch_count:
+            raise SsdfaError(f"{source}: network.shift_steps {list(schedule)} go beyond {epoch_count} epochs")
+        if connectivity == "lfsr" and feedback_config["algorithm"] != "ssdfa":
+            raise SsdfaError(f"{source}: feedback.connectivity 'lfsr' gives one error per neuron: it needs ssdfa")
+        # The rule (model.defaults) where the spec gives no value and the fan-in is known; a
+        # features file's cells keep null and the runner applies the rule once it reads the file.
+        fan_in = KNOWN_FEATURES.get(dataset)
+        feedback_format = FixedFormat.parse(str(formats["feedback"])) if precision == "fixed" else None
+        if feedback_config["algorithm"] == "bp":
+            gain, connectivity = None, None
+        elif gain == "rule":
+            gain = None if fan_in is None else default_feedback_gain(fan_in, min(hidden), feedback_format)
+        if shift == "rule":
+            shift = None if fan_in is None else default_shift(fan_in, batch)
         config = {
             "versions": dict(CURRENT_VERSIONS),
             "dataset": dataset,
             "split_seed": split_seed,
             "train_limit": train_limit,
             "test_limit": test_limit,
+            "input_shift": input_shift,
             "hidden": list(hidden),
             "activation": activation,
             "epochs": epoch_count,
             "batch": batch,
+            "shift_steps": list(schedule),
+            "keep": keep,
             **feedback_config,
+            "feedback_gain": gain,
+            "connectivity": connectivity,
             "precision": precision,
             "shift": shift,
             "seed": seed,
@@ -293,7 +332,7 @@ def _check_arithmetic(config: dict, source: str) -> None:
             rounding=Rounding[config["rounding"]],
             update_rounding=Rounding[config["update_rounding"]],
             overflow=Overflow[config["overflow"]],
-            shift=config["shift"],
+            shift=_DEFAULT_ARITHMETIC.shift if config["shift"] is None else config["shift"],
         )
         inputs, outputs = KNOWN_FEATURES.get(config["dataset"]), KNOWN_CLASSES.get(config["dataset"])
         if inputs is None:
@@ -362,9 +401,40 @@ class _Reader:
     def optional_count(self, key: str, value) -> int | None:
         return None if value is None else self.positive(key, value)
 
-    def shift(self, key: str, value) -> int:
+    def input_shift(self, key: str, value) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 16:
+            raise self.error(key, value, "an integer from 0 to 16 (features times 2**-input_shift)")
+        return value
+
+    def gain(self, key: str, value):
+        if isinstance(value, str) and value.lower() == "rule":
+            return "rule"
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):
+            raise self.error(key, value, '"rule" or a positive number')
+        return float(value)
+
+    def schedules(self, value) -> list[tuple[int, ...]]:
+        """``[3, 5]`` (one schedule), ``[]`` (none) or ``[[], [3, 5]]`` (an axis)."""
+        if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            candidates = value
+        else:
+            candidates = [value]
+        checked = []
+        for schedule in candidates:
+            if not isinstance(schedule, list) or not all(
+                isinstance(e, int) and not isinstance(e, bool) and e >= 2 for e in schedule
+            ) or any(b <= a for a, b in zip(schedule, schedule[1:])):
+                raise self.error("network.shift_steps", schedule, "increasing epochs from 2, or a list of such lists")
+            if tuple(schedule) in checked:
+                raise SsdfaError(f"{self.source}: network.shift_steps lists {schedule!r} twice")
+            checked.append(tuple(schedule))
+        return checked
+
+    def shift(self, key: str, value) -> int | str:
+        if isinstance(value, str) and value.lower() == "rule":
+            return "rule"
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 30:
-            raise self.error(key, value, "an integer from 0 to 30 (learning rate 2**-shift)")
+            raise self.error(key, value, '"rule" or an integer from 0 to 30 (learning rate 2**-shift)')
         return value
 
     def rank(self, key: str, value) -> int | None:

@@ -156,3 +156,80 @@ def test_fixed_batched_mode_shift_defaults_to_the_per_sample_rate(capsys):
     assert report["arithmetic"]["shift"] == 4 + 2 and report["training"]["batch"] == 4
     status, out, err = _run(capsys, ["train", *QUICK, "--fixed", "--batch", "4", "--shift", "3", "--json"])
     assert json.loads(out)["arithmetic"]["shift"] == 3
+
+
+def test_defaults_come_from_the_rule_for_the_datasets_fan_in(capsys, tmp_path):
+    report = json.loads(_run(capsys, ["train", *QUICK, "--fixed", "--json"])[1])
+    assert report["network"]["feedback_gain"] == 8.0 and report["arithmetic"]["shift"] == 4
+    assert report["network"]["balanced"] is True
+    report = json.loads(_run(capsys, ["train", *QUICK, "--json"])[1])
+    assert report["network"]["feedback_gain"] == 8.0 and report["training"]["lr"] == 2**-4
+    # 784 features (MNIST's width): shift 5 and gain 4.
+    rng = np.random.default_rng(1)
+    path = tmp_path / "wide.npz"
+    y = rng.integers(10, size=60)
+    x = rng.random((60, 784)).astype(np.float32)
+    np.savez(path, x_train=x, y_train=y, x_test=x[:20], y_test=y[:20])
+    argv = ["train", "--epochs", "1", "--hidden", "16", "--dataset", f"features:{path}", "--fixed", "--json"]
+    report = json.loads(_run(capsys, argv)[1])
+    assert report["network"]["feedback_gain"] == 4.0 and report["arithmetic"]["shift"] == 5
+    given = json.loads(_run(capsys, [*argv, "--feedback-gain", "2", "--shift", "7"])[1])
+    assert given["network"]["feedback_gain"] == 2.0 and given["arithmetic"]["shift"] == 7
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--lr", "4", "--feedback-gain", "64", "--epochs", "3"],
+        ["--fixed", "--shift", "2", "--feedback-gain", "4", "--epochs", "4", "--train-limit", "600"],
+    ],
+)
+def test_a_diverged_run_is_one_line_exit_1_and_no_accuracy(capsys, argv):
+    status, out, err = _run(capsys, ["train", "--hidden", "24", *argv])
+    assert status == 1 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ssdfa: diverged: "), err
+    assert "lower the learning rate" in lines[0] and "%" not in lines[0].split("fell from")[0]
+    status, out, err = _run(capsys, ["train", "--hidden", "24", *argv, "--json"])
+    assert status == 1 and len(err.strip().splitlines()) == 1
+    report = json.loads(out)
+    assert report["status"] == "diverged" and report["divergence"]["message"] in err
+    assert not any("accuracy" in key for key in report)  # no accuracy, not even null
+
+
+def test_schedule_keep_and_angles_in_the_json(capsys):
+    argv = ["train", *QUICK, "--epochs", "3", "--shift-steps", "2,3", "--keep", "best", "--angles", "--fixed", "--json"]
+    status, out, err = _run(capsys, argv)
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["status"] == "ok"
+    assert [h["lr"] for h in report["history"]] == [2**-4, 2**-5, 2**-6]
+    assert report["training"]["shift_steps"] == [2, 3] and report["training"]["keep"] == "best"
+    for record in report["history"]:
+        assert len(record["alignment_angles"]) == 1 and len(record["update_angles"]) == 1
+    selection = report["selection"]
+    assert selection["keep"] == "best" and selection["last"]["epoch"] == 3
+    assert report["test_accuracy"] == selection["best"]["test_accuracy"]
+    assert selection["best"]["val_accuracy"] == max(h["val_accuracy"] for h in report["history"])
+    status, out, err = _run(capsys, argv[:-1])  # the text output names both choices and the angles
+    assert "eq. 14" in out and "last epoch (3)" in out and "best epoch" in out and "halved at epochs 2,3" in out
+
+
+@pytest.mark.parametrize(("argv", "named"), [(["--shift-steps", "1"], "epochs from 2"),
+                                             (["--shift-steps", "x"], "'x'"),
+                                             (["--keep", "first"], "first"),
+                                             (["--feedback-gain", "0"], "not 0")])
+def test_bad_schedule_keep_and_gain_are_one_error_line(capsys, argv, named):
+    status, out, err = _run(capsys, ["train", *QUICK, *argv])
+    assert status == 2 and out == "" and named in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_request_builds_no_network_before_the_rule_has_set_its_defaults():
+    from ssdfa.cli import build_parser
+    from ssdfa.cli.train import build_request, resolve_defaults
+
+    request = build_request(build_parser().parse_args(["train", "--fixed"]))
+    with pytest.raises(RuntimeError, match="resolve_defaults"):
+        request.network_spec(64, 10)
+    resolved = resolve_defaults(request, 784)
+    assert resolved.network_spec(784, 10).feedback_gain == 4.0 and resolved.config.shift == 5

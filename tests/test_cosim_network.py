@@ -102,3 +102,24 @@ def test_the_first_differing_weight_is_named_by_layer_neuron_and_index():
     actual[1][1, 2] = -5
     actual[1][0, 3] = 7
     assert _first_difference(expected, actual) == (1, 0, 3, 0, 7)
+
+
+def test_network_job_takes_ssdfa_trains_rule_and_refuses_a_bad_shift(tmp_path, monkeypatch):
+    """Without --feedback-gain and --shift the job builds the network `ssdfa train` builds (the
+    rule: gain 8, shift 4 on digits); the model and the RTL get the same shift."""
+    seen = {}
+
+    def stop(configs, state, runs, **kwargs):
+        seen["shift"] = {c.arithmetic.shift for c in configs}
+        raise network_cosim.NetworkSimulationFailed("stopped before simulating")
+
+    monkeypatch.setattr(network_cosim, "simulate_network", stop)
+    lines = []
+    report = run_network_cosim(NetworkJob(simulator="icarus", **DIGITS), out=lines.append)
+    assert not report.passed
+    assert "(gain 8)" in lines[0] and "learning rate 2^-4" in lines[1] and seen["shift"] == {4}
+    lines.clear()
+    run_network_cosim(NetworkJob(simulator="icarus", feedback_gain=2.0, shift=6, **DIGITS), out=lines.append)
+    assert "(gain 2)" in lines[0] and "learning rate 2^-6" in lines[1] and seen["shift"] == {6}
+    with pytest.raises(SsdfaError, match="shift must be an integer from 0 to 30, not 40"):
+        run_network_cosim(NetworkJob(simulator="icarus", shift=40, **DIGITS), out=lambda line: None)

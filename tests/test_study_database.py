@@ -82,4 +82,34 @@ def test_rows_survive_reopening_and_are_read_back_in_key_order(tmp_path, cells):
         rows = db.rows()
         assert [row.key for row in rows] == sorted(cell.key for cell in cells)
         assert rows[0].config == next(c.config for c in cells if c.key == rows[0].key)
-        assert db.count() == {"ok": len(cells), "failed": 0}
+        assert db.count() == {"ok": len(cells), "diverged": 0, "failed": 0}
+
+
+def test_a_version_1_database_is_upgraded_to_take_diverged_rows(tmp_path):
+    """A file written before the 'diverged' status keeps its rows and accepts the new status."""
+    import sqlite3
+
+    from ssdfa.study.spec import spec_from_dict
+
+    cells = spec_from_dict({"study": {"seeds": 2}, "arithmetic": {"precision": "float"}}).cells
+    path = tmp_path / "old.db"
+    with ResultsDatabase.create_or_open(path) as db:
+        db.record(cells[0], {"test_accuracy": 0.5}, None, 1.0, "s")
+    # Rewrite it as version 1 wrote it: the CHECK without 'diverged', schema version 1.
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.executescript(
+        "BEGIN; ALTER TABLE cells RENAME TO newer;"
+        "CREATE TABLE cells (key TEXT PRIMARY KEY CHECK (length(key) = 64), config TEXT NOT NULL,"
+        " status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), result TEXT, error TEXT,"
+        " seconds REAL NOT NULL, study TEXT NOT NULL);"
+        "INSERT INTO cells SELECT * FROM newer; DROP TABLE newer;"
+        "UPDATE study_schema SET value = '1' WHERE name = 'schema_version'; PRAGMA user_version = 1; COMMIT;"
+    )
+    connection.close()
+    with ResultsDatabase.open_existing(path) as db:  # a report reads version 1 as it is
+        assert db.count()["ok"] == 1
+    divergence = {"criterion": "non-finite", "epoch": 1, "layer": 0, "message": "layer 0 weights became NaN"}
+    with ResultsDatabase.create_or_open(path) as db:
+        db.record(cells[1], {"divergence": divergence}, None, 1.0, "s")
+        assert db.count() == {"ok": 1, "diverged": 1, "failed": 0}
+        assert [row.error for row in db.rows() if row.status == "diverged"] == ["layer 0 weights became NaN"]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ssdfa.study.database import ResultsDatabase
-from ssdfa.study.spec import load_spec
+from ssdfa.study.spec import load_spec, spec_from_dict
 
 QUICK = Path(__file__).resolve().parents[1] / "studies" / "quick.toml"
 #: The quick study at a tiny size: every cell trains for a fraction of a second.
@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
     from ssdfa.study.cells import cell_key
     from ssdfa.study.engine import run_study
     from ssdfa.study.runner import run_cell
-    from ssdfa.study.spec import load_spec
+    from ssdfa.study.spec import load_spec, spec_from_dict
 
     def logged_run_cell(task):
         key = cell_key({k: v for k, v in task.items() if k != "data_dir"})
@@ -117,7 +117,7 @@ def test_study_killed_mid_way_resumes_without_losing_or_repeating_a_cell(tmp_pat
     reran = {line.split()[1] for line in (tmp_path / "log.txt").read_text().splitlines() if line.startswith("second")}
     assert reran == cells - set(before)  # the second run computed exactly the missing cells
     with ResultsDatabase.open_existing(db_path) as db:
-        assert db.count() == {"ok": len(cells), "failed": 0}
+        assert db.count() == {"ok": len(cells), "diverged": 0, "failed": 0}
         assert db.leases() == {}
 
 
@@ -134,7 +134,7 @@ def test_two_runs_started_together_on_one_database_run_each_cell_once(tmp_path):
     assert {run for run, _, _ in started} == {"first", "second"}  # the work was shared
     assert any("finished by another run" in output for output in outputs)
     with ResultsDatabase.open_existing(tmp_path / "quick.db") as db:
-        assert db.count() == {"ok": len(cells), "failed": 0}
+        assert db.count() == {"ok": len(cells), "diverged": 0, "failed": 0}
         assert db.leases() == {}
 
 
@@ -198,7 +198,23 @@ def test_run_cell_trains_the_model_and_returns_json_values():
         assert result["num_classes"] == 10 and result["num_features"] == 64
         assert result["train_samples"] == 120 and result["test_samples"] == 60
         assert len(result["angles"]) == 1 and (result["angles"][0] is None or 0 <= result["angles"][0] <= 180)
+        # Angles per epoch and hidden layer, and both selections.
+        assert len(result["epoch_alignment_angles"]) == len(result["epoch_update_angles"]) == cell.config["epochs"]
+        assert all(len(angles) == 1 for angles in result["epoch_update_angles"])
+        assert result["last"]["epoch"] == cell.config["epochs"] and result["best"]["val"] >= result["last"]["val"]
     assert run_cell(fixed.as_task()) == run_cell(fixed.as_task())  # bit-exact: the same cell, the same result
+
+
+def test_run_cell_reports_a_diverged_run_without_accuracy():
+    from ssdfa.study.runner import run_cell
+
+    # Float with batch 4 and shift 0: learning rate 4, as in the command-line test.
+    cell = spec_from_dict({"data": {"train_limit": 300}, "network": {"hidden": [24], "epochs": 3, "batch": 4},
+                           "arithmetic": {"precision": "float", "shift": 0}, "feedback": {"gain": 64}}).cells[0]
+    result = run_cell(cell.as_task())
+    assert result["divergence"]["criterion"] == "runaway"  # float64 grows past 2^16 before it overflows
+    assert not any(key.endswith("accuracy") and not key.startswith("epoch_") for key in result)
+    assert result["feedback_gain"] == 64.0 and result["shift"] == 0
 
 
 def test_rerun_of_a_finished_study_starts_nothing(tmp_path, capsys):

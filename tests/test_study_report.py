@@ -22,10 +22,13 @@ def fake_result(config: dict) -> dict:
     word = 16 if config["formats"] is None else int(config["formats"]["weight"][3:-1].split(",")[1]) + 2
     accuracy = min(0.97, 0.4 + 0.04 * word + (0.08 if config["update_rounding"] == "STOCH" else 0.0))
     rank = config["rank"] or 10
+    epochs = config["epochs"]
     return {
         "test_accuracy": accuracy + rng.uniform(-0.01, 0.01),
         "train_accuracy": accuracy,
         "angles": [80.0 - 3 * rank + rng.uniform(-1, 1)],
+        "epoch_alignment_angles": [[88.0 - 5 * e - rank + rng.uniform(-1, 1)] for e in range(epochs)],
+        "epoch_update_angles": [[70.0 - 4 * e + rng.uniform(-1, 1)] for e in range(epochs)],
         "num_classes": 10,
         "num_features": 64,
         "data_fingerprint": "0" * 64,
@@ -68,13 +71,13 @@ def reports(tmp_path_factory):
     return root, results
 
 
-def test_report_writes_tables_and_all_three_figures(reports):
+def test_report_writes_tables_and_all_four_figures(reports):
     root, (result, _) = reports
     out = root / "a"
     names = sorted(p.name for p in result.files)
     assert names == sorted(["cells.csv", "summary.csv", "accuracy-vs-width.png", "accuracy-vs-area.png",
-                            "area.csv", "rank-sparsity.png", "report.md"])
-    for name in ("accuracy-vs-width.png", "accuracy-vs-area.png", "rank-sparsity.png"):
+                            "area.csv", "rank-sparsity.png", "angles-over-training.png", "report.md"])
+    for name in ("accuracy-vs-width.png", "accuracy-vs-area.png", "rank-sparsity.png", "angles-over-training.png"):
         assert (out / name).read_bytes().startswith(PNG_SIGNATURE)
     with (out / "cells.csv").open() as handle:
         cells = list(csv.DictReader(handle))
@@ -82,6 +85,7 @@ def test_report_writes_tables_and_all_three_figures(reports):
         assert len(cells) == len(db.rows())
     report = (out / "report.md").read_text()
     assert "## Accuracy against word width" in report and "(paper Figures 5 and 6)" in report
+    assert "## Angles over training (paper Figure 4)" in report
     assert result.notes == []
 
 
@@ -116,7 +120,8 @@ def test_figures_without_data_are_skipped_with_the_reason(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "accuracy-vs-width.png skipped: the database has fixed-point cells of fewer than two word widths" in out
     assert "rank-sparsity.png skipped" in out
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cells.csv", "report.md", "summary.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "angles-over-training.png", "cells.csv", "report.md", "summary.csv"]
 
 
 def test_area_figure_is_skipped_when_synthesis_is_unavailable(tmp_path):
@@ -257,3 +262,34 @@ def test_a_report_redrawn_from_its_own_tables_keeps_them_byte_for_byte(tmp_path,
     capsys.readouterr()
     assert redraw_main([*args[:-1], "360"]) == 2
     assert "is not a fraction of 360 test samples" in capsys.readouterr().err
+
+
+def test_diverged_cells_are_reported_as_diverged_without_accuracy(tmp_path):
+    """A 'diverged' row counts in its configuration, has a section naming what diverged, is
+    a red cross in the width figure when every seed diverged, and never shows an accuracy."""
+    path = tmp_path / "diverged.db"
+    spec = spec_from_dict({"study": {"seeds": 2}, "arithmetic": {"word": [8, 12, 16]}})
+    message = "layer 0 weights are pinned at the bounds; lower the learning rate"
+    with ResultsDatabase.create_or_open(path) as db:
+        for cell in spec.cells:
+            if cell.config["formats"]["weight"] == "SQ(2,6)":
+                result = {"divergence": {"criterion": "pinned", "epoch": 1, "layer": 0, "message": message},
+                          "epoch_alignment_angles": [[85.0]], "epoch_update_angles": [[60.0]],
+                          "num_classes": 10, "num_features": 64}
+            else:
+                result = fake_result(cell.config)
+            db.record(cell, result, None, 1.0, "test")
+        assert db.count() == {"ok": 4, "diverged": 2, "failed": 0}
+        assert len(db.finished_keys()) == 6  # a diverged run is an outcome: not run again
+    write_report(path, tmp_path / "out", area=AreaEstimator(disabled=True))
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "6 cells in the database: 4 finished, 2 diverged, 0 failed" in report
+    assert "## Diverged cells" in report and message in report
+    with (tmp_path / "out" / "summary.csv").open() as handle:
+        rows = {row["word"]: row for row in csv.DictReader(handle)}
+    assert rows["8"]["accuracy_mean"] == "diverged" and rows["8"]["diverged"] == "2"
+    assert rows["12"]["diverged"] == "0" and float(rows["12"]["accuracy_mean"]) > 0
+    with (tmp_path / "out" / "cells.csv").open() as handle:
+        cells = [row for row in csv.DictReader(handle) if row["status"] == "diverged"]
+    assert len(cells) == 2 and all(row["test_accuracy"] == "" for row in cells)
+    assert (tmp_path / "out" / "accuracy-vs-width.png").read_bytes().startswith(PNG_SIGNATURE)

@@ -156,3 +156,37 @@ def test_cli_dry_run_lists_the_cells(capsys):
     assert main(["study", str(STUDIES / "quick.toml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.strip().endswith(f"{len(load_spec(STUDIES / 'quick.toml').cells)} cells")
+
+
+def test_cells_take_ssdfa_trains_defaults_unless_the_spec_sets_them():
+    """Without gain, shift and connectivity a cell is the network `ssdfa train` builds."""
+    cell = spec(arithmetic={"precision": "fixed"}).cells[0].config
+    assert (cell["feedback_gain"], cell["shift"], cell["connectivity"]) == (8.0, 4, "balanced")
+    assert (cell["shift_steps"], cell["keep"], cell["input_shift"]) == ([], "last", 0)
+    mnist = spec(data={"dataset": "mnist", "data_dir": "."}, network={"batch": 4}).cells[0].config
+    assert (mnist["feedback_gain"], mnist["shift"]) == (4.0, 5 + 2)
+    bp = spec(feedback={"algorithm": "bp", "gain": 2}).cells[0].config
+    assert bp["feedback_gain"] is None and bp["connectivity"] is None
+    given = spec(feedback={"gain": [1, 2.5], "connectivity": ["random", "lfsr"]},
+                 network={"epochs": 4, "shift_steps": [[], [2, 4]], "keep": ["last", "best"]},
+                 data={"input_shift": [0, 2]}, arithmetic={"shift": 6})
+    assert len(given.cells) == 2 * 2 * 2 * 2 * 2
+    assert {c.config["feedback_gain"] for c in given.cells} == {1.0, 2.5}
+    assert {tuple(c.config["shift_steps"]) for c in given.cells} == {(), (2, 4)}
+    assert {c.config["shift"] for c in given.cells} == {6}
+
+
+@pytest.mark.parametrize(
+    ("sections", "match"),
+    [
+        ({"feedback": {"gain": 0}}, r"feedback\.gain = 0"),
+        ({"feedback": {"connectivity": "star"}}, r"feedback\.connectivity = 'star'"),
+        ({"feedback": {"algorithm": "dfa", "connectivity": "lfsr"}}, "needs ssdfa"),
+        ({"network": {"shift_steps": [3, 2]}}, r"network\.shift_steps = \[3, 2\]"),
+        ({"network": {"epochs": 2, "shift_steps": [3]}}, "beyond 2 epochs"),
+        ({"network": {"keep": "first"}}, r"network\.keep = 'first'"),
+        ({"data": {"input_shift": -1}}, r"data\.input_shift = -1"),
+    ],
+)
+def test_new_keys_refuse_bad_values_by_name(sections, match):
+    refused(match, **sections)

@@ -38,7 +38,9 @@ def check_save_target(path: str | None) -> None:
         raise SsdfaError(f"--save {path}: directory {parent} is not writable")
 
 
-def save_trained(path: str, result, dataset_name: str, split_seed: int, train_limit: int | None) -> dict:
+def save_trained(
+    path: str, result, dataset_name: str, split_seed: int, train_limit: int | None, input_shift: int = 0
+) -> dict:
     """Write ``result.network`` to ``path`` with the run's provenance; return ``{"path", "sha256"}``."""
     from ssdfa.model.weight_file import save_network
 
@@ -47,6 +49,8 @@ def save_trained(path: str, result, dataset_name: str, split_seed: int, train_li
         "dataset": dataset_name,
         "split_seed": split_seed,
         "train_limit": train_limit,
+        # Features were multiplied by 2^-input_shift in training: evaluation must do the same.
+        "input_shift": input_shift,
         "epochs": result.options.epochs,
         "batch": result.options.batch,
         "train_accuracy": result.train_accuracy,

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ssdfa.cli.train import DEFAULT_FEEDBACK_GAIN, arithmetic_summary
+from ssdfa.cli.train import DEFAULT_CONNECTIVITY, arithmetic_summary
+from ssdfa.model.defaults import default_hyperparameters
 from ssdfa.model.network import Algorithm, NetworkSpec
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig
 
@@ -62,15 +63,18 @@ def load_data(ctx: DemoContext) -> None:
 def configure(ctx: DemoContext) -> None:
     d = ctx.dataset
     seed = ctx.args.seed
+    # The defaults of `ssdfa train` (the rule of model.defaults: gain 8, shift 4 on digits).
+    config = ArithmeticConfig(seed=seed)
+    rule = default_hyperparameters(d.num_features, (HIDDEN,), feedback_format=config.feedback)
     ctx.spec = NetworkSpec(
         (d.num_features, HIDDEN, d.num_classes),
         algorithm=Algorithm.SSDFA,
         activation=Activation.RELU,
-        balanced=True,
-        feedback_gain=DEFAULT_FEEDBACK_GAIN,
+        balanced=DEFAULT_CONNECTIVITY == "balanced",
+        feedback_gain=rule.feedback_gain,
         seed=seed,
     )
-    ctx.config = ArithmeticConfig(seed=seed)
+    ctx.config = ArithmeticConfig(seed=seed, shift=rule.shift)
     a = arithmetic_summary(ctx.config)
     sizes = "-".join(str(n) for n in ctx.spec.layer_sizes)
     ctx.say(f"  network: {sizes}, SSDFA (one output error per hidden neuron), relu, seed {seed}")

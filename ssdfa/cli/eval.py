@@ -55,7 +55,7 @@ def predictions_sha256(predictions) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ssdfa.errors import SsdfaError
-    from ssdfa.model.datasets import limit_samples, load_dataset
+    from ssdfa.model.datasets import limit_samples, load_dataset, shift_features
     from ssdfa.model.weight_file import load_network
 
     saved = load_network(args.weights)  # refuses a damaged or inconsistent file, naming it
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     provenance = saved.provenance
     name = args.dataset or provenance.get("dataset") or "digits"
     split_seed = args.split_seed if args.split_seed is not None else provenance.get("split_seed", 0)
-    dataset = load_dataset(name, args.data_dir, seed=split_seed)
+    dataset = shift_features(load_dataset(name, args.data_dir, seed=split_seed), provenance.get("input_shift", 0))
     if args.limit is not None:
         dataset = limit_samples(dataset, **{args.split: args.limit})
     spec = saved.spec

@@ -1,16 +1,18 @@
 """``ssdfa train``: train a network in floating point or bit-exact fixed point and report accuracy.
 
 Every argument is checked before training starts; a bad one is reported in one line that names
-it, with exit status 2. Same seed, same result (bit for bit in fixed point; the reported
-seconds aside). ``--save FILE.npz`` writes the trained network (``_weights``); nothing else is
-written.
+it, with exit status 2. A run that diverges stops with one line that says what diverged and
+what to try, and exit status 1 (``"status": "diverged"`` with ``--json``), without an accuracy.
+``--save FILE.npz`` writes the trained network (``_weights``); nothing else is written.
+Same seed, same result (bit for bit in fixed point; the reported seconds aside). The feedback gain and the learning rate default to the rule of
+``model.defaults`` for the dataset's fan-in (docs/model.md section 1.1).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
 import sys
 from dataclasses import dataclass
 
@@ -18,19 +20,22 @@ import numpy as np
 
 from ssdfa.errors import SsdfaError
 from ssdfa.model.arithmetic import FixedFormat, Overflow, Rounding
+from ssdfa.model.defaults import default_hyperparameters
 from ssdfa.model.float_network import Loss
 from ssdfa.model.network import HIDDEN_ACTIVATIONS, Algorithm, NetworkSpec
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig
-from ssdfa.model.training import TrainingOptions, TrainingResult
+from ssdfa.model.training import KEEP_CHOICES, TrainingOptions, TrainingResult
 
 from ._weights import add_save_argument, check_save_target, save_trained
 
-#: Defaults of the command, chosen on the digits validation split (docs/model.md).
+#: Defaults of the command, chosen on the digits validation split (docs/model.md). The feedback
+#: gain and the learning rate come from ``model.defaults`` (the rule), given the data's fan-in.
 DEFAULT_EPOCHS = 20
 DEFAULT_HIDDEN = (100,)
-DEFAULT_FEEDBACK_GAIN = 8.0
-DEFAULT_LR = 2.0**-4
+DEFAULT_CONNECTIVITY = "balanced"
 CONNECTIVITY = ("balanced", "random", "lfsr")
+#: Exit status of a run that diverged (bad input is 2).
+EXIT_DIVERGED = 1
 
 #: The ``--*-format`` options and the ``ArithmeticConfig`` field each one sets.
 FORMAT_OPTIONS = {
@@ -81,6 +86,14 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="train on the first N samples of the training split",
     )
+    group.add_argument(
+        "--input-shift",
+        type=int,
+        default=0,
+        metavar="K",
+        help="multiply the features by 2^-K (a right shift): larger first-layer weights for narrow weight "
+        "formats (default 0)",
+    )
     group.add_argument("--algo", default="ssdfa", help="bp, dfa, sdfa or ssdfa (default ssdfa)")
     group.add_argument(
         "--sparsity",
@@ -98,7 +111,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--connectivity",
-        default="balanced",
+        default=DEFAULT_CONNECTIVITY,
         help="feedback connectivity: balanced (equal fan-out per error), random, or lfsr "
         "(ssdfa, regenerated on chip from the LFSR); default balanced",
     )
@@ -106,9 +119,9 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--feedback-gain",
         type=float,
-        default=DEFAULT_FEEDBACK_GAIN,
+        default=None,
         metavar="G",
-        help=f"multiplies the paper's feedback range (default {DEFAULT_FEEDBACK_GAIN:g})",
+        help="multiplies the paper's feedback range (default: the rule, 8 for 64 inputs, 4 for 784; docs/model.md)",
     )
     group.add_argument(
         "--weight-gain",
@@ -168,7 +181,8 @@ def add_arithmetic_arguments(parser: argparse.ArgumentParser) -> None:
         "--shift",
         type=int,
         default=None,
-        help=f"learning rate 2^-shift (default {defaults.shift} + log2(batch), rounded up: the batch's steps add up)",
+        help="learning rate 2^-shift (default: the rule, 4 for 64 inputs, 5 for 784, plus log2(batch) rounded up: "
+        "the batch's steps add up)",
     )
 
 
@@ -181,7 +195,25 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"passes over the training split (default {DEFAULT_EPOCHS})",
     )
     group.add_argument("--batch", type=int, default=1, help="samples per step (default 1, the hardware's)")
-    group.add_argument("--lr", type=float, default=None, help=f"float: learning rate (default {DEFAULT_LR:g})")
+    group.add_argument(
+        "--shift-steps",
+        type=_epoch_list,
+        default=(),
+        metavar="E[,E...]",
+        help="halve the learning rate (shift + 1) at the start of each of these epochs",
+    )
+    group.add_argument(
+        "--keep",
+        default="last",
+        choices=KEEP_CHOICES,
+        help="end with the last epoch's weights (default) or those of the best validation accuracy; both are reported",
+    )
+    group.add_argument(
+        "--angles",
+        action="store_true",
+        help="record eq. 14's angle and the update's angle to BP's gradient per hidden layer after every epoch",
+    )
+    group.add_argument("--lr", type=float, default=None, help="float: learning rate (default: the rule, 2^-shift)")
     group.add_argument("--momentum", type=float, default=None, help="float: momentum (default 0)")
     group.add_argument("--loss", default=None, help="float: mse (default) or ce (softmax cross-entropy)")
     group.add_argument(
@@ -192,9 +224,20 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _epoch_list(text: str) -> tuple:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected epochs such as 3,5, not {text!r}") from None
+
+
 @dataclass(frozen=True)
 class TrainRequest:
-    """A checked ``ssdfa train`` invocation: what to load, build and run."""
+    """A checked ``ssdfa train`` invocation: what to load, build and run.
+
+    ``feedback_gain`` None, and the learning rate when not in ``given``, are the rule's;
+    ``resolve_defaults`` fills them in once the data's fan-in is known.
+    """
 
     algorithm: Algorithm
     activation: Activation
@@ -203,7 +246,7 @@ class TrainRequest:
     rank: int | None
     connectivity: str
     power_of_two: bool
-    feedback_gain: float
+    feedback_gain: float | None
     weight_gain: float
     seed: int
     config: ArithmeticConfig | None
@@ -212,9 +255,17 @@ class TrainRequest:
     data_dir: str | None
     split_seed: int
     train_limit: int | None
+    input_shift: int = 0
+    #: Which of "shift" and "lr" the command line set (the others follow the rule).
+    given: frozenset = frozenset()
+    #: ``resolve_defaults`` has set the rule's values: the request can build its network.
+    resolved: bool = False
 
     def network_spec(self, inputs: int, outputs: int) -> NetworkSpec:
         """The network for a dataset with ``inputs`` features and ``outputs`` classes."""
+        if not self.resolved:
+            # Without it the network would silently take gain 1 and the contract's shift.
+            raise RuntimeError("call resolve_defaults(request, features) before building the network")
         return NetworkSpec(
             (inputs, *self.hidden, outputs),
             algorithm=self.algorithm,
@@ -230,6 +281,25 @@ class TrainRequest:
         )
 
 
+def resolve_defaults(request: TrainRequest, inputs: int) -> TrainRequest:
+    """The request with the rule's feedback gain and learning rate for ``inputs`` features,
+    where the command line gave none (docs/model.md section 1.1)."""
+    config = request.config
+    rule = default_hyperparameters(
+        inputs, request.hidden, batch=request.options.batch, feedback_format=None if config is None else config.feedback
+    )
+    changes: dict = {"resolved": True}
+    if request.feedback_gain is None:
+        changes["feedback_gain"] = rule.feedback_gain
+    if config is not None and "shift" not in request.given:
+        changes["config"] = dataclasses.replace(config, shift=rule.shift)
+    if config is None and "lr" not in request.given:
+        # Float averages a batch's gradient: the per-sample rate, whatever the batch.
+        per_sample = default_hyperparameters(inputs, request.hidden)
+        changes["options"] = dataclasses.replace(request.options, lr=per_sample.lr)
+    return dataclasses.replace(request, **changes)
+
+
 def build_request(args: argparse.Namespace) -> TrainRequest:
     """Check every argument that needs no data; raise ``SsdfaError``/``ValueError`` naming it."""
     given = vars(args)
@@ -242,6 +312,8 @@ def build_request(args: argparse.Namespace) -> TrainRequest:
         wrong = [name for name in FIXED_ONLY if given.get(name) is not None]
         if wrong:
             raise SsdfaError(f"--{wrong[0].replace('_', '-')} applies to fixed point only; add --fixed")
+    if args.feedback_gain is not None and not args.feedback_gain > 0:
+        raise SsdfaError(f"--feedback-gain must be a positive number, not {args.feedback_gain:g}")
     for size in args.hidden:
         if size < 1:
             raise SsdfaError(f"--hidden sizes must be positive integers, not {size}")
@@ -252,6 +324,8 @@ def build_request(args: argparse.Namespace) -> TrainRequest:
         value = given.get(option)
         if value is not None and value < 1:
             raise SsdfaError(f"--{option.replace('_', '-')} must be at least 1, not {value}")
+    if not 0 <= args.input_shift <= 16:
+        raise SsdfaError(f"--input-shift must be an integer from 0 to 16, not {args.input_shift}")
     for option in ("seed", "split_seed"):
         if given[option] < 0:
             raise SsdfaError(f"--{option.replace('_', '-')} must be non-negative, not {given[option]}")
@@ -285,16 +359,22 @@ def build_request(args: argparse.Namespace) -> TrainRequest:
             fields["update_rounding"] = Rounding.parse(args.update_rounding)
         if args.overflow is not None:
             fields["overflow"] = Overflow.parse(args.overflow)
-        # The batched mode sums the batch's steps (arithmetic.md §7): by default the shift
-        # grows with log2(batch) so that the step per sample stays 2^-4.
-        fields["shift"] = args.shift if args.shift is not None else default_shift(args.batch)
+        # Without --shift, resolve_defaults sets the rule's (which grows with log2(batch):
+        # the batched mode sums the batch's steps, arithmetic.md §7).
+        if args.shift is not None:
+            fields["shift"] = args.shift
         config = ArithmeticConfig(seed=args.seed, **fields)
-        options = TrainingOptions(epochs=args.epochs, batch=args.batch)
+        options = TrainingOptions(
+            epochs=args.epochs, batch=args.batch, shift_steps=args.shift_steps, keep=args.keep, angles=args.angles
+        )
     else:
         options = TrainingOptions(
             epochs=args.epochs,
             batch=args.batch,
-            lr=DEFAULT_LR if args.lr is None else args.lr,
+            shift_steps=args.shift_steps,
+            keep=args.keep,
+            angles=args.angles,
+            lr=2.0**-4 if args.lr is None else args.lr,  # provisional: resolve_defaults sets the rule's
             momentum=0.0 if args.momentum is None else args.momentum,
             loss=Loss.SQUARED if args.loss is None else Loss.parse(args.loss),
             float_dtype=np.float64 if args.float64 else np.float32,
@@ -316,6 +396,8 @@ def build_request(args: argparse.Namespace) -> TrainRequest:
         data_dir=args.data_dir,
         split_seed=args.split_seed,
         train_limit=args.train_limit,
+        input_shift=args.input_shift,
+        given=frozenset(name for name in ("shift", "lr") if given.get(name) is not None),
     )
 
 
@@ -325,12 +407,6 @@ def require_training_memory(layer_sizes, batch: int, *, fixed: bool) -> None:
 
     hidden = " ".join(str(size) for size in layer_sizes[1:-1])
     require_memory(training_bytes(layer_sizes, batch, fixed=fixed), f"--hidden {hidden} with --batch {batch}")
-
-
-def default_shift(batch: int) -> int:
-    """The fixed-point learning-rate shift for a batch: the contract's default plus log2(batch)."""
-    return ArithmeticConfig().shift + math.ceil(math.log2(batch))
-
 
 def _hidden_activation(name: str) -> Activation:
     try:
@@ -346,12 +422,12 @@ def _hidden_activation(name: str) -> Activation:
 
 def load_data(request: TrainRequest):
     """The dataset of a request (its training split cut to ``train_limit`` when given)."""
-    from ssdfa.model.datasets import limit_samples, load_dataset
+    from ssdfa.model.datasets import limit_samples, load_dataset, shift_features
 
     dataset = load_dataset(request.dataset, request.data_dir, seed=request.split_seed)
     if request.train_limit is not None:
         dataset = limit_samples(dataset, request.train_limit)
-    return dataset
+    return shift_features(dataset, request.input_shift)
 
 
 def prepare(request: TrainRequest, dataset) -> NetworkSpec:
@@ -371,15 +447,22 @@ def run(args: argparse.Namespace) -> int:
     request = build_request(args)
     check_save_target(args.save)
     dataset = load_data(request)
+    request = resolve_defaults(request, dataset.num_features)
     spec = prepare(request, dataset)
     progress = not args.json and sys.stderr.isatty()
     result = train(spec, dataset, config=request.config, options=request.options, progress=progress)
-    report = result_summary(result, dataset.name)
-    if args.save is not None:
-        report["saved"] = save_trained(args.save, result, dataset.name, request.split_seed, request.train_limit)
+    report = result_summary(result, dataset.name, request.input_shift)
+    if args.save is not None and not result.diverged:  # a diverged run's weights mean nothing
+        report["saved"] = save_trained(
+            args.save, result, dataset.name, request.split_seed, request.train_limit, request.input_shift
+        )
     if args.json:
         print(json.dumps(report, sort_keys=True))
-    else:
+    if result.diverged:
+        # One line, and no accuracy: the weights of a diverged run mean nothing.
+        print(f"ssdfa: diverged: {result.divergence.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    if not args.json:
         print(format_summary(report))
         if args.save is not None:
             print(f"  saved to {report['saved']['path']} (SHA-256 {report['saved']['sha256']})")
@@ -408,17 +491,24 @@ def arithmetic_summary(config: ArithmeticConfig) -> dict:
     }
 
 
-def result_summary(result: TrainingResult, dataset_name: str) -> dict:
+def result_summary(result: TrainingResult, dataset_name: str, input_shift: int = 0) -> dict:
     """Plain values for JSON: configuration, per-epoch history and final accuracies."""
     options = result.options
-    training = {"epochs": options.epochs, "batch": options.batch}
+    training = {
+        "epochs": options.epochs,
+        "batch": options.batch,
+        "shift_steps": list(options.shift_steps),
+        "keep": options.keep,
+        "input_shift": input_shift,
+    }
     if not result.fixed:
         training.update(
             lr=options.lr, momentum=options.momentum, loss=options.loss.value, dtype=np.dtype(options.float_dtype).name
         )
     network = result.network
     feedback = [m.summary() for m in (network.feedback if result.fixed else result.spec.feedback())]
-    return {
+    report = {
+        "status": "diverged" if result.diverged else "ok",
         "dataset": dataset_name,
         "mode": "fixed" if result.fixed else "float",
         "network": result.spec.describe(),
@@ -426,21 +516,48 @@ def result_summary(result: TrainingResult, dataset_name: str) -> dict:
         "raw_dtype": np.dtype(network.dtype).name if result.fixed else None,
         "feedback": feedback,
         "training": training,
-        "history": [
-            {
-                "epoch": r.epoch,
-                "train_accuracy": r.train_accuracy,
-                "val_accuracy": r.val_accuracy,
-                "seconds": round(r.seconds, 3),
-            }
-            for r in result.history
-        ],
-        "train_accuracy": result.train_accuracy,
-        "val_accuracy": result.val_accuracy,
-        "test_accuracy": result.test_accuracy,
+        "history": [_epoch_summary(r, options.angles) for r in result.history],
         "samples": result.samples,
         "seconds": round(result.seconds, 3),
     }
+    if result.diverged:
+        # A diverged run has no accuracy to report, only what diverged.
+        report["divergence"] = result.divergence.describe()
+        return report
+    report.update(
+        train_accuracy=result.train_accuracy,
+        val_accuracy=result.val_accuracy,
+        test_accuracy=result.test_accuracy,
+        selection={
+            "keep": options.keep,
+            "last": _accuracies(result.last),
+            "best": _accuracies(result.best),
+        },
+    )
+    return report
+
+
+def _accuracies(accuracies) -> dict | None:
+    if accuracies is None:
+        return None
+    return {"epoch": accuracies.epoch, "train_accuracy": accuracies.train, "val_accuracy": accuracies.val,
+            "test_accuracy": accuracies.test}
+
+
+def _epoch_summary(record, angles: bool) -> dict:
+    summary = {
+        "epoch": record.epoch,
+        "train_accuracy": record.train_accuracy,
+        "val_accuracy": record.val_accuracy,
+        "seconds": round(record.seconds, 3),
+        "lr": record.lr,
+    }
+    if record.pinned is not None:
+        summary["pinned"] = list(record.pinned)
+    if angles:
+        summary["alignment_angles"] = None if record.alignment_angles is None else list(record.alignment_angles)
+        summary["update_angles"] = None if record.update_angles is None else list(record.update_angles)
+    return summary
 
 
 def _percent(value: float | None) -> str:
@@ -468,14 +585,38 @@ def format_summary(report: dict) -> str:
     for summary in report["feedback"]:
         lines.append(
             f"  feedback: s={summary['connections']}, rank {summary['rank']}, sparsity {summary['sparsity']:.2f}, "
-            f"fan-out {summary['fan_out_min']}..{summary['fan_out_max']} neurons per error"
+            f"fan-out {summary['fan_out_min']}..{summary['fan_out_max']} neurons per error, "
+            f"gain {network['feedback_gain']:g}"
         )
     t = report["training"]
+    steps = f", learning rate halved at epochs {','.join(map(str, t['shift_steps']))}" if t["shift_steps"] else ""
+    if t.get("input_shift"):
+        steps += f", features times 2^-{t['input_shift']}"
     lines.append(
-        f"  {t['epochs']} epochs, batch {t['batch']}, {report['samples']} samples in {report['seconds']:.1f} s"
+        f"  {t['epochs']} epochs, batch {t['batch']}{steps}, {report['samples']} samples in {report['seconds']:.1f} s"
     )
+    for record in report["history"]:
+        if "alignment_angles" in record:
+            lines.append(
+                f"  epoch {record['epoch']}: train {_percent(record['train_accuracy'])}, validation "
+                f"{_percent(record['val_accuracy'])}; angle of B to W (eq. 14) {_angles(record['alignment_angles'])}, "
+                f"of the update to BP's {_angles(record['update_angles'])} (degrees, per hidden layer)"
+            )
     lines.append(
         f"  accuracy: train {_percent(report['train_accuracy'])}, validation {_percent(report['val_accuracy'])}, "
-        f"test {_percent(report['test_accuracy'])}"
+        f"test {_percent(report['test_accuracy'])} ({report['selection']['keep']} epoch's weights)"
     )
+    for choice in ("last", "best"):
+        kept = report["selection"][choice]
+        if kept is not None:
+            lines.append(
+                f"    {choice} epoch ({kept['epoch']}): train {_percent(kept['train_accuracy'])}, "
+                f"validation {_percent(kept['val_accuracy'])}, test {_percent(kept['test_accuracy'])}"
+            )
     return "\n".join(lines)
+
+
+def _angles(values) -> str:
+    if not values:
+        return "-"
+    return "/".join("-" if v is None else f"{v:.1f}" for v in values)
