@@ -215,13 +215,15 @@ class ConvNetSpec:
         being its filters; empty for BP."""
         if not self.algorithm.uses_feedback:
             return []
+        # A convolution's layer size is positions x filters: its rows are shared by positions.
+        positions = [g.positions for g in self.geometries()] + [1] * len(self.hidden_sizes)
         return [
             build_feedback(
                 neurons,
                 self.outputs,
                 connections=self.feedback_connections,
                 seed=layer_seed(self.seed, stage),
-                gain=self.feedback_gain,
+                gain=self.feedback_gain / positions[stage],
             )
             for stage, neurons in enumerate(self.stage_neurons()[:-1])
         ]
