@@ -54,13 +54,15 @@ def train_conv(
     batch: int = 32,
     lr: float = 2.0**-4,
     float_dtype=np.float32,
+    evaluate_train: bool = True,
     on_epoch=None,
 ) -> ConvTrainingResult:
     """Train ``spec`` on ``dataset``: bit-exact fixed point when ``config`` is given, else float.
 
     ``lr`` is the float learning rate on the batch mean; the fixed model's is
     ``2**-config.shift`` on the batch sum. ``on_epoch(epoch, val_accuracy, seconds)`` is called
-    after every epoch.
+    after every epoch. ``evaluate_train=False`` leaves the training accuracy out (None), which
+    costs a forward pass over the training split.
     """
     if dataset.x_train.shape[1] != spec.inputs:
         raise SsdfaError(
@@ -96,7 +98,7 @@ def train_conv(
             on_epoch(epoch + 1, val, seconds)
     return ConvTrainingResult(
         network=network,
-        train_accuracy=_accuracy(network, x_train, y_train),
+        train_accuracy=_accuracy(network, x_train, y_train) if evaluate_train else None,
         val_accuracy=_accuracy(network, x_val, dataset.y_val),
         test_accuracy=_accuracy(network, x_test, dataset.y_test),
         seconds=time.perf_counter() - started,
