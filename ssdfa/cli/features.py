@@ -80,6 +80,10 @@ def _write_atomically(out: Path, arrays: dict) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             np.savez(stream, **arrays)
+        # mkstemp makes the file private; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, out)
     except BaseException:
         os.unlink(temporary)
