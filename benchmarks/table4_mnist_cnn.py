@@ -109,7 +109,8 @@ def main(argv=None) -> int:
             # The data directory is named DIR: results do not record a machine's paths.
             "command": "python benchmarks/table4_mnist_cnn.py "
             + " ".join("DIR" if a == args.data_dir else a for a in (sys.argv[1:] if argv is None else argv)),
-            "network": spec.describe(),
+            # The network without the algorithm and connections, which every row sets itself.
+            "network": {k: v for k, v in spec.describe().items() if k not in ("algorithm", "connections")},
             "samples": {"train": len(dataset.y_train), "val": len(dataset.y_val), "test": len(dataset.y_test)},
             "epochs": args.epochs,
             "batch": args.batch,
