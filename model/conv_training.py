@@ -86,9 +86,11 @@ def train_conv(
     for epoch in range(epochs):
         epoch_started = time.perf_counter()
         order = epoch_order(spec.seed, epoch, len(y_train))
-        for start in range(0, len(order), batch):
-            chosen = order[start : start + batch]
-            network.train_batch(x_train[chosen], y_train[chosen])
+        # A diverging float run overflows; it is reported below, not warned about on the way.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, len(order), batch):
+                chosen = order[start : start + batch]
+                network.train_batch(x_train[chosen], y_train[chosen])
         if config is None and not all(np.all(np.isfinite(w)) for w in network.weights):
             raise ConvTrainingDiverged(f"training diverged in epoch {epoch + 1}: the weights are no longer finite")
         seconds = time.perf_counter() - epoch_started

@@ -21,6 +21,7 @@ from ssdfa.model.conv_ops import (
     im2col,
     max_pool,
 )
+from ssdfa.model.conv_training import ConvTrainingDiverged, train_conv
 from ssdfa.model.datasets import load_dataset
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig, activate, activation_derivative, weight_update
 
@@ -289,3 +290,13 @@ def test_conv_layer_text_round_trips(text, expected):
 def test_bad_shapes_are_refused_by_name(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_a_diverging_float_run_is_reported_without_an_accuracy(digits):
+    with pytest.raises(ConvTrainingDiverged, match="diverged in epoch 1"):
+        train_conv(_training_spec("dfa"), digits, epochs=1, batch=16, lr=1e6)
+
+
+def test_train_conv_reports_accuracies_of_a_fixed_run(digits):
+    result = train_conv(_training_spec("ssdfa"), digits, config=ArithmeticConfig(shift=8), epochs=1, batch=16)
+    assert result.test_accuracy > 0.5 and [epoch for epoch, _, _ in result.history] == [1]
