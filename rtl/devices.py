@@ -48,8 +48,9 @@ class Device:
     synth_options : tuple of str
         Extra ``synth_<family>`` options: ``-dsp`` maps multipliers to the UltraPlus's
         ``SB_MAC16`` (HX parts have no DSPs; ``synth_ecp5`` maps to ``MULT18X18D`` by default).
-    logic_resource : str
-        nextpnr's name of the logic cell (the figure tables compare).
+    logic_resource, ram_resource, dsp_resource : str
+        nextpnr's names of the logic cell (a LUT4 with its flip-flop on iCE40, a LUT4 on ECP5),
+        the block RAM and the multiplier, which the figure tables compare.
     """
 
     name: str
@@ -60,6 +61,8 @@ class Device:
     nextpnr_args: tuple[str, ...]
     synth_options: tuple[str, ...] = ()
     logic_resource: str = ""
+    ram_resource: str = ""
+    dsp_resource: str = ""
 
 
 FAMILIES = ("ice40", "ecp5")
@@ -68,15 +71,15 @@ DEVICES: dict[str, Device] = {
     d.name: d
     for d in (
         Device("ice40-up5k", "ice40", "iCE40 UltraPlus UP5K", "sg48", 39,
-               ("--up5k", "--package", "sg48"), ("-dsp",), "ICESTORM_LC"),
+               ("--up5k", "--package", "sg48"), ("-dsp",), "ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP"),
         Device("ice40-hx8k", "ice40", "iCE40 HX8K", "ct256", 206,
-               ("--hx8k", "--package", "ct256"), (), "ICESTORM_LC"),
+               ("--hx8k", "--package", "ct256"), (), "ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP"),
         Device("ecp5-25f", "ecp5", "ECP5 LFE5U-25F speed 6", "CABGA381", 197,
-               ("--25k", "--package", "CABGA381", "--speed", "6"), (), "TRELLIS_COMB"),
+               ("--25k", "--package", "CABGA381", "--speed", "6"), (), "TRELLIS_COMB", "DP16KD", "MULT18X18D"),
         Device("ecp5-45f", "ecp5", "ECP5 LFE5U-45F speed 6", "CABGA381", 203,
-               ("--45k", "--package", "CABGA381", "--speed", "6"), (), "TRELLIS_COMB"),
+               ("--45k", "--package", "CABGA381", "--speed", "6"), (), "TRELLIS_COMB", "DP16KD", "MULT18X18D"),
         Device("ecp5-85f", "ecp5", "ECP5 LFE5U-85F speed 6", "CABGA381", 205,
-               ("--85k", "--package", "CABGA381", "--speed", "6"), (), "TRELLIS_COMB"),
+               ("--85k", "--package", "CABGA381", "--speed", "6"), (), "TRELLIS_COMB", "DP16KD", "MULT18X18D"),
     )
 }
 

