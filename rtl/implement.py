@@ -30,7 +30,7 @@ from pathlib import Path
 from ssdfa.errors import SsdfaError
 
 from .devices import Device, device as find_device
-from .pin_wrapper import WRAPPER_PINS, WRAPPER_TOP, Port, port_bits, wrapper_verilog
+from .pin_wrapper import WRAPPER_PINS, WRAPPER_TOP, WRAPPER_UNTIMED, Port, port_bits, wrapper_verilog
 from .synth import require_yosys
 
 __all__ = [
@@ -141,7 +141,7 @@ class ImplementReport:
             "package_pins": self.package_pins,
             "wrapper": None if self.wrapper is None else {
                 "input_bits": self.wrapper.input_bits, "output_bits": self.wrapper.output_bits,
-                "pins": self.wrapper.pins},
+                "pins": self.wrapper.pins, "out_of_timing": WRAPPER_UNTIMED},
             "failure": self.failure,
             "tools": {"yosys": self.yosys_version, "nextpnr": self.nextpnr_version},
         }
@@ -329,6 +329,14 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
     log = completed.stdout + completed.stderr
     versions = (_version([yosys, "-V"], r"Yosys [\w.+-]+"), _version([nextpnr, "--version"], r"nextpnr-\d[\w.+-]*"))
 
+    def result(utilisation: dict, failure: str = "", fmax=None, path=None) -> ImplementReport:
+        return ImplementReport(
+            device=device.name, top=top, fits=not failure, fmax_mhz=fmax, target_mhz=target_mhz, seed=seed,
+            utilisation=dict(sorted(utilisation.items())), critical_path=path, port_bits=needed,
+            package_pins=device.io_pins, wrapper=wrapper, failure=failure,
+            yosys_version=versions[0], nextpnr_version=versions[1],
+        )
+
     if completed.returncode != 0 or not report_file.is_file():
         utilisation = _utilisation_from_log(log)
         errors = [line.removeprefix("ERROR:").strip() for line in log.splitlines() if line.startswith("ERROR:")]
@@ -336,27 +344,18 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
             # Failed before packing finished: not a verdict on the design's size.
             raise SsdfaError(f"nextpnr failed on {top!r} for {device.name}:\n{_tail(log)}")
         over = [name for name, (used, available) in utilisation.items() if used > available]
-        failure = (f"needs more {', '.join(over)} than the device has" if over
-                   else errors[0] if errors else "nextpnr could not place and route it")
-        return ImplementReport(
-            device=device.name, top=top, fits=False, fmax_mhz=None, target_mhz=target_mhz, seed=seed,
-            utilisation=dict(sorted(utilisation.items())), critical_path=None, port_bits=needed,
-            package_pins=device.io_pins, wrapper=wrapper, failure=failure,
-            yosys_version=versions[0], nextpnr_version=versions[1],
-        )
+        failure = f"needs more {', '.join(over)} than the device has" if over else next(iter(errors), "")
+        return result(utilisation, failure or "nextpnr could not place and route it")
 
     report = json.loads(report_file.read_text())
     utilisation = {name: (int(entry["used"]), int(entry["available"]))
-                   for name, entry in sorted(report.get("utilization", {}).items())}
+                   for name, entry in report.get("utilization", {}).items()}
+    if wrapper is None and needed > device.io_pins:
+        # nextpnr-ecp5 places unconstrained I/O on any pad of the die, bonded out or not.
+        return result(utilisation, f"needs {needed} I/O pins; the {device.package} package has {device.io_pins}")
     clocks = report.get("fmax", {})
-    fmax, path = None, None
-    if clocks:
-        # Every top here has one clock; if a design ever has more, the slowest one bounds it.
-        clock = min(clocks, key=lambda name: clocks[name]["achieved"])
-        fmax = float(clocks[clock]["achieved"])
-        path = _critical_path(report, clock)
-    return ImplementReport(
-        device=device.name, top=top, fits=True, fmax_mhz=fmax, target_mhz=target_mhz, seed=seed,
-        utilisation=utilisation, critical_path=path, port_bits=needed, package_pins=device.io_pins,
-        wrapper=wrapper, failure="", yosys_version=versions[0], nextpnr_version=versions[1],
-    )
+    if not clocks:
+        return result(utilisation)  # no clock, no fmax
+    # Every top here has one clock; if a design ever has more, the slowest one bounds it.
+    clock = min(clocks, key=lambda name: clocks[name]["achieved"])
+    return result(utilisation, fmax=float(clocks[clock]["achieved"]), path=_critical_path(report, clock))

@@ -175,6 +175,18 @@ def test_every_device_places_a_counter_on_its_pins_and_the_pin_table_matches_nex
     assert report.utilisation[device.logic_resource][0] > 0
 
 
+def test_more_port_bits_than_the_ecp5_package_bonds_out_do_not_fit_without_the_wrapper(tools, tmp_path):
+    # nextpnr-ecp5 would place them on the die's unbonded pads (245 on the 45F); CABGA381 has 203.
+    tools("nextpnr-ecp5")
+    source = tmp_path / "wide.v"
+    source.write_text("module wide (input wire clk, input wire [101:0] a, output reg [101:0] y);\n"
+                      "    always @(posedge clk) y <= a;\nendmodule\n")
+    direct = implement(source, "wide", "ecp5-45f", wrap="never")
+    assert not direct.fits and direct.port_bits == 205 and "203" in direct.failure
+    wrapped = implement(source, "wide", "ecp5-45f")
+    assert wrapped.fits and wrapped.wrapper.input_bits == wrapped.wrapper.output_bits == 102
+
+
 def test_unknown_wrapper_mode_and_missing_file_are_named(tmp_path):
     with pytest.raises(SsdfaError, match="'sometimes'"):
         implement(tmp_path / "x.v", "x", "ice40-up5k", wrap="sometimes")
