@@ -147,6 +147,15 @@ def main(argv=None) -> int:
             learner_reports.append((label, hidden, report))
             print(_row(label, report, seconds), flush=True)
 
+    paths = [(label, report) for (label, _), report in pe_reports.items()] + [
+        (label, report) for label, _, report in learner_reports]
+    if any(report.critical_path for _, report in paths):
+        print()
+        print("Critical paths (start -> end):")
+        for label, report in paths:
+            if report.critical_path:
+                path = report.critical_path
+                print(f"  {label} on {report.device}: {path.start} -> {path.end}")
     if pe_reports:
         print()
         print("Logic cells of the learning PE against the inference-only PE:")

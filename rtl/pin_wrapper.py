@@ -78,7 +78,8 @@ def wrapper_verilog(top: str, ports, *, clock: str = "clk") -> str:
         raise ValueError(f"module {top!r} has no 1-bit clock input {clock!r}, which the pin wrapper needs")
     if any(port.direction not in ("input", "output") for port in ports):
         bad = next(port.name for port in ports if port.direction not in ("input", "output"))
-        raise ValueError(f"module {top!r}: port {bad!r} is bidirectional; the pin wrapper takes inputs and outputs only")
+        raise ValueError(f"module {top!r}: port {bad!r} is bidirectional; the pin wrapper takes only inputs "
+                         "and outputs")
     inputs = [port for port in ports if port.direction == "input" and port.name != clock]
     outputs = [port for port in ports if port.direction == "output"]
     if not outputs:

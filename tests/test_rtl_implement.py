@@ -235,3 +235,24 @@ def test_no_temporary_files_are_left_behind(tools, tmp_path, monkeypatch):
     source.write_text(COUNTER)
     assert implement(source, "counter", "ice40-up5k").fits
     assert os.listdir(scratch) == []
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--network", "--top", "ssdfa_layer"], "--top"),
+    (["--network", "--hidden", "3x"], "'3x'"),
+    (["--network", "--pes", "3"], "(3,)"),
+    (["--config", "nowhere.toml"], "nowhere.toml"),
+    (["--config", "nowhere.toml", "--target-mhz", "0"], "'0'"),
+])
+def test_bad_options_are_one_line_and_exit_status_2(capsys, argv, named):
+    status, out, err = _run(capsys, ["implement", *argv, "--device", "ice40-up5k"])
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and named in err
+
+
+def test_network_shape_options_give_the_learner_cosim_trains():
+    from ssdfa.cli.implement import network_configs
+
+    configs = network_configs("digits", (32,))
+    assert [c.shape.fan_in for c in configs] == [64, 32] and [c.shape.neurons for c in configs] == [32, 10]
+    assert [c.pes for c in configs] == [4, 2]  # rtl.network.default_pes: at most 8 neurons per PE

@@ -100,60 +100,65 @@ def network_configs(dataset: str, hidden, *, pes=None, activation: str = "relu",
                                  activation=Activation.parse(activation))
 
 
-def _source(args, directory):
-    """(Verilog path, top, description for the JSON) of what the arguments ask for."""
+def _design(args):
+    """What the arguments ask for, checked before any tool runs: (configuration(s), JSON description)."""
     from ssdfa.errors import SsdfaError
 
     if args.network:
-        from ssdfa.rtl.network import NETWORK_TOP, generate_network
-
+        if args.top != "neuron_pe":
+            raise SsdfaError("--top applies to --config; --network implements the whole network")
         configs = network_configs(args.dataset, args.hidden, pes=args.pes, activation=args.activation,
                                   data_dir=args.data_dir)
         sizes = [configs[0].shape.fan_in] + [c.shape.neurons for c in configs]
-        described = {"network": {"sizes": sizes, "pes": [c.pes for c in configs],
-                                 "activation": configs[0].activation.value}}
-        return generate_network(configs, directory), NETWORK_TOP, described
+        return configs, {"network": {"sizes": sizes, "pes": [c.pes for c in configs],
+                                     "activation": configs[0].activation.value}}
     from ssdfa.model.layer_config import load_layer_config
-    from ssdfa.rtl.verilog import generate
 
     config = load_layer_config(args.config)
-    paths = generate(config, directory, tops=[args.top])
-    if not paths:
-        raise SsdfaError(f"configuration {args.config!r} has no {args.top} (an inference-only layer routes no errors)")
-    return paths[0], args.top, {"configuration": config.to_dict()}
+    if args.top == "error_router" and not config.learning:
+        raise SsdfaError(f"configuration {args.config!r} has no error_router "
+                         "(an inference-only layer routes no errors)")
+    return config, {"configuration": config.to_dict()}
+
+
+def _verilog(args, design, directory):
+    """Write the design's Verilog into *directory*: (path, top module)."""
+    if args.network:
+        from ssdfa.rtl.network import NETWORK_TOP, generate_network
+
+        return generate_network(design, directory), NETWORK_TOP
+    from ssdfa.rtl.verilog import generate
+
+    (path,) = generate(design, directory, tops=[args.top])
+    return path, args.top
 
 
 def run(args) -> int:
-    from ssdfa.errors import SsdfaError
     from ssdfa.rtl.devices import device
-    from ssdfa.rtl.implement import require_nextpnr
+    from ssdfa.rtl.implement import implement, require_nextpnr
     from ssdfa.rtl.synth import require_yosys
 
-    if args.network and args.top != "neuron_pe":
-        raise SsdfaError("--top applies to --config; --network implements the whole network")
     chosen = device(args.device)
+    design, described = _design(args)
     require_yosys()
     require_nextpnr(chosen.family)  # before seconds of elaboration
+
+    def place(directory):
+        path, top = _verilog(args, design, directory)
+        return implement(path, top, chosen, seed=args.seed, target_mhz=args.target_mhz, wrap=args.wrap,
+                         work_dir=directory)
+
     if args.out:
-        report, described = _implement(args, chosen, args.out)
+        report = place(args.out)
     else:
         with tempfile.TemporaryDirectory(prefix="ssdfa-implement-") as scratch:
-            report, described = _implement(args, chosen, scratch)
+            report = place(scratch)
     if args.json:
         print(json.dumps({"schema": JSON_SCHEMA, **report.to_json(), **described}, sort_keys=True))
         return 0
     for line in report_lines(report, chosen):
         print(line)
     return 0
-
-
-def _implement(args, chosen, directory):
-    from ssdfa.rtl.implement import implement
-
-    path, top, described = _source(args, directory)
-    report = implement(path, top, chosen, seed=args.seed, target_mhz=args.target_mhz, wrap=args.wrap,
-                       work_dir=directory)
-    return report, described
 
 
 def report_lines(report, chosen) -> list[str]:
