@@ -166,10 +166,12 @@ def require_nextpnr(family: str) -> str:
     return found
 
 
-def _run(command: list[str], cwd: Path, log: Path) -> subprocess.CompletedProcess:
-    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    log.write_text(completed.stdout + completed.stderr)
-    return completed
+def _run(command: list[str], cwd: Path, log: Path) -> tuple[int, str]:
+    """Run *command* in *cwd*, its output going to *log* as it comes (a long run can be watched
+    there with --out); returns the exit status and the output."""
+    with open(log, "w", encoding="utf-8") as handle:
+        status = subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT).returncode
+    return status, log.read_text(encoding="utf-8", errors="replace")
 
 
 def _tail(text: str, lines: int = 20) -> str:
@@ -177,8 +179,9 @@ def _tail(text: str, lines: int = 20) -> str:
 
 
 def read_ports(yosys: str, source: Path, top: str, scratch: Path) -> list[Port]:
-    """The ports of module *top* in *source*, sorted by name (Yosys reads the file as a library
-    of black boxes: ports only, in well under a second even for a whole network).
+    """The ports of module *top*, sorted by name, from *scratch*/``design.v`` (a copy of *source*,
+    which names it in messages). Yosys reads the file as a library of black boxes: ports only,
+    in well under a second even for a whole network.
 
     Raises
     ------
@@ -316,17 +319,15 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
         synth_top, files = WRAPPER_TOP, "design.v wrapper.v"
 
     synth = " ".join((f"synth_{device.family}", "-top", synth_top, *device.synth_options, "-json", "netlist.json"))
-    completed = _run([yosys, "-q", "-p", f"read_verilog -sv {files}; {synth}"], scratch, scratch / "yosys.log")
-    if completed.returncode != 0:
-        raise SsdfaError(f"yosys could not synthesise {top!r} for {device.name}:\n"
-                         f"{_tail(completed.stdout + completed.stderr)}")
+    status, log = _run([yosys, "-q", "-p", f"read_verilog -sv {files}; {synth}"], scratch, scratch / "yosys.log")
+    if status != 0:
+        raise SsdfaError(f"yosys could not synthesise {top!r} for {device.name}:\n{_tail(log)}")
 
     report_file = scratch / "nextpnr-report.json"
     report_file.unlink(missing_ok=True)
     command = [nextpnr, *device.nextpnr_args, "--json", "netlist.json", "--report", report_file.name,
                "--seed", str(seed), "--freq", f"{target_mhz:g}", "--timing-allow-fail"]
-    completed = _run(command, scratch, scratch / "nextpnr.log")
-    log = completed.stdout + completed.stderr
+    status, log = _run(command, scratch, scratch / "nextpnr.log")
     versions = (_version([yosys, "-V"], r"Yosys [\w.+-]+"), _version([nextpnr, "--version"], r"nextpnr-\d[\w.+-]*"))
 
     def result(utilisation: dict, failure: str = "", fmax=None, path=None) -> ImplementReport:
@@ -337,7 +338,7 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
             yosys_version=versions[0], nextpnr_version=versions[1],
         )
 
-    if completed.returncode != 0 or not report_file.is_file():
+    if status != 0 or not report_file.is_file():
         utilisation = _utilisation_from_log(log)
         errors = [line.removeprefix("ERROR:").strip() for line in log.splitlines() if line.startswith("ERROR:")]
         if not utilisation:
