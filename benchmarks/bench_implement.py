@@ -14,8 +14,9 @@ the first digits samples (bit for bit against the model: a run that differs stop
 beside the bit-exact model's own training throughput on this CPU at batch 1 (CPU time,
 single-threaded BLAS), measured in the same run.
 
-A PE takes about a minute per device, a learner several minutes (``--only pe`` or ``--only
-network`` runs one part). Run: ``python benchmarks/bench_implement.py``.
+A PE takes about a minute per device, a learner many minutes (``--only pe`` or ``--only
+network`` runs one part; ``--learner 32:ecp5-45f`` places other learners). Run:
+``python benchmarks/bench_implement.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from ssdfa.cli.implement import network_configs  # noqa: E402
+from ssdfa.errors import SsdfaError  # noqa: E402
 from ssdfa.model.layer_config import load_layer_config  # noqa: E402
 from ssdfa.rtl.devices import device  # noqa: E402
 from ssdfa.rtl.implement import implement  # noqa: E402
@@ -42,6 +44,17 @@ PE_CONFIG = ROOT / "configs" / "ssdfa_64x100_10pe.toml"
 SEED = 1
 PE_DEVICES = ("ice40-up5k", "ecp5-45f")
 LEARNERS = (((32,), "ice40-up5k"), ((100,), "ecp5-45f"))
+
+
+def _learner(text: str) -> tuple[tuple[int, ...], str]:
+    """``HIDDEN:DEVICE``, e.g. ``32:ecp5-45f`` or ``64,32:ecp5-85f``."""
+    hidden, _, name = text.partition(":")
+    try:
+        sizes = tuple(int(part) for part in hidden.split(","))
+        device(name)
+    except (ValueError, SsdfaError):
+        raise argparse.ArgumentTypeError(f"expected HIDDEN:DEVICE such as 32:ecp5-45f, not {text!r}") from None
+    return sizes, name
 
 
 def _cells(report, name: str) -> str:
@@ -119,6 +132,8 @@ def model_samples_per_second(hidden: tuple[int, ...], samples: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("pe", "network"), help="run only the PE rows or only the learners")
+    parser.add_argument("--learner", type=_learner, action="append", metavar="HIDDEN:DEVICE",
+                        help="a learner to place instead of the default ones (repeat for several)")
     parser.add_argument("--samples", type=int, default=200,
                         help="digits samples for the clocks-per-sample and model-speed measurements (default 200)")
     args = parser.parse_args(argv)
@@ -139,7 +154,7 @@ def main(argv=None) -> int:
                 print(_row(label, report, seconds), flush=True)
     learner_reports = []
     if args.only in (None, "network"):
-        for hidden, name in LEARNERS:
+        for hidden, name in args.learner or LEARNERS:
             configs = network_configs("digits", hidden)
             sizes = "-".join(str(s) for s in (configs[0].shape.fan_in, *hidden, configs[-1].shape.neurons))
             label = f"learner {sizes} (PEs {'+'.join(str(c.pes) for c in configs)})"
