@@ -6,7 +6,7 @@ Every row is ``ssdfa implement`` (Yosys 0.23, nextpnr 0.11 from the yowasp wheel
 - the PE of configs/ssdfa_64x100_10pe.toml (fan-in 64, 10 neurons per PE, 16-bit words), learning
   and inference-only (``learning = false``), on ice40-up5k and ecp5-45f;
 - the demo's whole learner, 64-32-10 (PEs 4+2), on ice40-up5k;
-- the paper-sized learner, 64-100-10 (PEs 13+2 by default: at most 8 neurons per PE), on ecp5-45f.
+- the paper-sized learner, 64-100-10 (PEs 20+2: at most 8 neurons per PE), on ecp5-45f.
 
 For the learners it then prints the training throughput on chip, fmax / clocks per training
 sample, where the clocks per sample are measured by training the same RTL under Verilator on

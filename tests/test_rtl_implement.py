@@ -7,6 +7,8 @@ benchmarks/bench_implement.py.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -77,6 +79,21 @@ def tiny_config(tmp_path_factory) -> Path:
     return path
 
 
+TINY_PE_ARGS = ["--top", "neuron_pe", "--device", "ice40-up5k", "--json"]
+
+
+@pytest.fixture(scope="module")
+def tiny_pe_output(require_tool, tiny_config) -> str:
+    """``ssdfa implement --json`` of the tiny PE on the UP5K, run once for the module (seconds each)."""
+    for name in ("yosys", "nextpnr-ice40"):
+        require_tool(name)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["implement", "--config", str(tiny_config), *TINY_PE_ARGS])
+    assert status == 0
+    return out.getvalue()
+
+
 def _run(capsys, argv):
     status = main(argv)
     captured = capsys.readouterr()
@@ -89,9 +106,8 @@ def _implement_json(capsys, argv):
     return json.loads(out)
 
 
-def test_a_tiny_pe_is_placed_and_routed_on_the_up5k_through_the_pin_wrapper(tools, capsys, tiny_config):
-    tools("nextpnr-ice40")
-    report = _implement_json(capsys, ["--config", str(tiny_config), "--top", "neuron_pe", "--device", "ice40-up5k"])
+def test_a_tiny_pe_is_placed_and_routed_on_the_up5k_through_the_pin_wrapper(tiny_pe_output):
+    report = json.loads(tiny_pe_output)
     assert (report["device"], report["top"], report["fits"]) == ("ice40-up5k", "neuron_pe", True)
     # Its ports (two 32-bit host words among them) need more pins than the SG48 package's 39.
     assert report["port_bits"] > report["package_pins"] == 39
@@ -107,13 +123,22 @@ def test_a_tiny_pe_is_placed_and_routed_on_the_up5k_through_the_pin_wrapper(tool
     assert report["configuration"]["layer"]["fan_in"] == 4
 
 
-def test_the_same_inputs_and_seed_give_the_same_report(tools, capsys, tiny_config):
-    tools("nextpnr-ice40")
-    argv = ["implement", "--config", str(tiny_config), "--device", "ice40-up5k", "--seed", "3"]
-    first, second = _run(capsys, argv), _run(capsys, argv)
-    assert first[0] == second[0] == 0, first[2]
-    assert first[1] == second[1]
-    assert "fits" in first[1] and "MHz" in first[1]
+def test_the_same_inputs_and_seed_give_the_same_report(tiny_pe_output, capsys, tiny_config, tmp_path):
+    # A second run, from another directory and with its files kept: the report does not change.
+    status, out, err = _run(capsys, ["implement", "--config", str(tiny_config), *TINY_PE_ARGS,
+                                     "--out", str(tmp_path / "kept")])
+    assert status == 0, err
+    assert out == tiny_pe_output
+    assert (tmp_path / "kept" / "nextpnr-report.json").is_file()
+
+
+def test_the_human_report_says_fit_fmax_and_the_wrapper(tools, capsys, tiny_config):
+    tools("nextpnr-ecp5")
+    status, out, err = _run(capsys, ["implement", "--config", str(tiny_config), "--device", "ecp5-25f",
+                                     "--wrap", "always"])
+    assert status == 0, err
+    assert out.startswith("neuron_pe on ecp5-25f (ECP5 LFE5U-25F speed 6, CABGA381), seed 1: fits")
+    assert "MHz" in out and "TRELLIS_COMB" in out and "implement_wrapper" in out and "pad timing is not" in out
 
 
 def test_an_unknown_device_is_one_line_and_exit_status_2(capsys, tiny_config):
@@ -165,8 +190,8 @@ def test_every_device_places_a_counter_on_its_pins_and_the_pin_table_matches_nex
     report = implement(source, "counter", name, seed=2)
     assert report.fits and report.wrapper is None and report.port_bits == 10
     assert report.fmax_mhz > 50 and report.critical_path.logic_levels > 0
-    io = "SB_IO" if device.family == "ice40" else "TRELLIS_IO"
-    used, available = report.utilisation[io]
+    io_resource = "SB_IO" if device.family == "ice40" else "TRELLIS_IO"
+    used, available = report.utilisation[io_resource]
     assert used == 10
     if device.family == "ice40":
         assert available == device.io_pins  # nextpnr counts the package's pins
