@@ -12,6 +12,7 @@ from ssdfa.errors import SsdfaError
 
 def _tool_checks() -> dict[str, Callable[[], object]]:
     """Each external tool a test may need, and the check that raises SsdfaError when it is missing."""
+    from ssdfa.rtl.implement import require_nextpnr
     from ssdfa.rtl.synth import require_yosys
     from ssdfa.sim.runner import require_simulator
 
@@ -19,6 +20,8 @@ def _tool_checks() -> dict[str, Callable[[], object]]:
         "icarus": lambda: require_simulator("icarus"),
         "verilator": lambda: require_simulator("verilator"),
         "yosys": require_yosys,
+        "nextpnr-ice40": lambda: require_nextpnr("ice40"),
+        "nextpnr-ecp5": lambda: require_nextpnr("ecp5"),
     }
 
 

@@ -1,0 +1,191 @@
+"""``ssdfa implement``: synthesis, place and route of a PE, router, layer or whole network on an FPGA."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+
+from ._argtypes import natural_int
+
+JSON_SCHEMA = 1
+CONFIG_TOPS = ("neuron_pe", "error_router", "ssdfa_layer")
+
+DESCRIPTION = """\
+Generate the Verilog of one top of a layer configuration (--config, --top) or of a whole SSDFA
+network (--network, with the shape options of `ssdfa cosim --network`), synthesise it with Yosys
+and place and route it with nextpnr (the yowasp-nextpnr wheels) on --device. Prints the
+utilisation of every resource (used / available), whether it fits, fmax after routing and the
+critical path. A top with more port bits than the package has pins is placed through a
+generated pin wrapper (docs/implement.md says what it leaves out of timing). A design that does
+not fit is a result (exit 0); bad input or a missing tool is one line and exit 2. The same
+inputs and --seed give the same report."""
+
+
+def _device(text: str) -> str:
+    from ssdfa.errors import SsdfaError
+    from ssdfa.rtl.devices import device
+
+    try:
+        return device(text).name
+    except SsdfaError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _frequency(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frequency in MHz, not {text!r}") from None
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a frequency in (0, 1000] MHz, not {text!r}")
+    return value
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.replace("+", ",").split(","))
+    except ValueError:
+        values = ()
+    if not values or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, not {text!r}")
+    return values
+
+
+def register(subparsers) -> None:
+    from ssdfa.rtl.devices import DEVICES
+
+    parser = subparsers.add_parser(
+        "implement", help="synthesise, place and route a PE, layer or network on an FPGA (fmax, utilisation)",
+        description=DESCRIPTION,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="CONFIG.toml", help="layer configuration file (with --top)")
+    source.add_argument("--network", action="store_true", help="the whole SSDFA learner (docs/network.md)")
+    parser.add_argument("--top", choices=CONFIG_TOPS, default="neuron_pe",
+                        help="with --config: the top to implement (default neuron_pe)")
+    parser.add_argument("--device", required=True, type=_device, metavar="DEVICE",
+                        help=f"one of {', '.join(DEVICES)}")
+    parser.add_argument("--seed", type=natural_int, default=1, metavar="K", help="nextpnr's seed (default 1)")
+    parser.add_argument("--target-mhz", type=_frequency, default=50.0, metavar="F",
+                        help="clock frequency that placement and routing aim at (default 50); fmax is measured")
+    parser.add_argument("--wrap", choices=("auto", "always", "never"), default="auto",
+                        help="pin wrapper: when the port bits outnumber the pins (auto, default), always, or never "
+                             "(one pin per port bit: such a top then does not fit)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="keep the Verilog, netlist, logs and nextpnr's report in DIR (default: a temporary "
+                             "directory, removed)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    group = parser.add_argument_group("network shape (--network; as ssdfa cosim --network)")
+    group.add_argument("--dataset", default="digits", help="sets the input width (default digits: 64)")
+    group.add_argument("--data-dir", metavar="DIR", help="directory of the dataset's files (not needed for digits)")
+    group.add_argument("--hidden", type=_sizes, default=(32,), metavar="N[,N...]",
+                       help="hidden layer sizes (default 32)")
+    group.add_argument("--pes", type=_sizes, metavar="P[,P...]",
+                       help="PEs per layer with weights (default: at most 8 neurons per PE)")
+    group.add_argument("--activation", default="relu", help="hidden activation: relu, hardtanh, tanh (default relu)")
+    parser.set_defaults(func=run)
+
+
+def network_configs(dataset: str, hidden, *, pes=None, activation: str = "relu", data_dir=None):
+    """The layer configurations of the network ``ssdfa cosim --network`` would build with these
+    shape options (the model's default arithmetic)."""
+    from ssdfa.model.datasets import load_dataset
+    from ssdfa.model.neuron_ops import Activation, ArithmeticConfig
+    from ssdfa.rtl.network import default_pes, network_layer_configs
+
+    data = load_dataset(dataset, data_dir)
+    sizes = (data.num_features, *hidden, data.num_classes)
+    return network_layer_configs(sizes, ArithmeticConfig(), pes=pes or default_pes(sizes),
+                                 activation=Activation.parse(activation))
+
+
+def _design(args):
+    """What the arguments ask for, checked before any tool runs: (configuration(s), JSON description)."""
+    from ssdfa.errors import SsdfaError
+
+    if args.network:
+        if args.top != "neuron_pe":
+            raise SsdfaError("--top applies to --config; --network implements the whole network")
+        configs = network_configs(args.dataset, args.hidden, pes=args.pes, activation=args.activation,
+                                  data_dir=args.data_dir)
+        sizes = [configs[0].shape.fan_in] + [c.shape.neurons for c in configs]
+        return configs, {"network": {"sizes": sizes, "pes": [c.pes for c in configs],
+                                     "activation": configs[0].activation.value}}
+    from ssdfa.model.layer_config import load_layer_config
+
+    config = load_layer_config(args.config)
+    if args.top == "error_router" and not config.learning:
+        raise SsdfaError(f"configuration {args.config!r} has no error_router "
+                         "(an inference-only layer routes no errors)")
+    return config, {"configuration": config.to_dict()}
+
+
+def _verilog(args, design, directory):
+    """Write the design's Verilog into *directory*: (path, top module)."""
+    if args.network:
+        from ssdfa.rtl.network import NETWORK_TOP, generate_network
+
+        return generate_network(design, directory), NETWORK_TOP
+    from ssdfa.rtl.verilog import generate
+
+    (path,) = generate(design, directory, tops=[args.top])
+    return path, args.top
+
+
+def run(args) -> int:
+    from ssdfa.rtl.devices import device
+    from ssdfa.rtl.implement import implement, require_nextpnr
+    from ssdfa.rtl.synth import require_yosys
+
+    chosen = device(args.device)
+    design, described = _design(args)
+    require_yosys()
+    require_nextpnr(chosen.family)  # before seconds of elaboration
+
+    def place(directory):
+        path, top = _verilog(args, design, directory)
+        return implement(path, top, chosen, seed=args.seed, target_mhz=args.target_mhz, wrap=args.wrap,
+                         work_dir=directory)
+
+    if args.out:
+        report = place(args.out)
+    else:
+        with tempfile.TemporaryDirectory(prefix="ssdfa-implement-") as scratch:
+            report = place(scratch)
+    if args.json:
+        print(json.dumps({"schema": JSON_SCHEMA, **report.to_json(), **described}, sort_keys=True))
+        return 0
+    for line in report_lines(report, chosen):
+        print(line)
+    return 0
+
+
+def report_lines(report, chosen) -> list[str]:
+    """The human-readable report."""
+    verdict = "fits" if report.fits else f"DOES NOT FIT: {report.failure}"
+    lines = [f"{report.top} on {report.device} ({chosen.part}, {chosen.package}), seed {report.seed}: {verdict}"]
+    if report.fits:
+        fmax = "no clock" if report.fmax_mhz is None else f"{report.fmax_mhz:.2f} MHz"
+        lines.append(f"  fmax {fmax} (placement and routing aimed at {report.target_mhz:g} MHz)")
+    path = report.critical_path
+    if path is not None:
+        lines.append(f"  critical path {path.ns:.2f} ns, {path.logic_levels} logic levels: {path.start} -> {path.end}")
+    lines.append("  utilisation (used / available):")
+    for name, (used, available) in report.utilisation.items():
+        if used or name == chosen.logic_resource:
+            share = f"{100 * used / available:.1f}%" if available else "-"
+            lines.append(f"    {name:<16} {used:>7} / {available:<7} {share:>7}")
+    unused = sum(1 for name, (used, _) in report.utilisation.items() if not used and name != chosen.logic_resource)
+    if unused:
+        lines.append(f"    ({unused} other resource types unused; --json lists them)")
+    if report.wrapper is not None:
+        w = report.wrapper
+        lines.append(f"  pins: {report.port_bits} port bits, {report.package_pins} in the package: placed through "
+                     f"implement_wrapper ({w.input_bits} input bits shifted in, {w.output_bits} output bits captured "
+                     f"and shifted out, {w.pins} pins); paths through its registers are in timing, pad timing is not")
+    else:
+        lines.append(f"  pins: {report.port_bits} port bits, one pin each ({report.package_pins} in the package); "
+                     f"pad timing is not constrained")
+    lines.append(f"  tools: {report.yosys_version}, {report.nextpnr_version}")
+    return lines
