@@ -91,22 +91,26 @@ def build_board(board: Board, configs, out_dir, *, out=print) -> BuildReport:
     sizes = (core.inputs, *(c.shape.neurons for c in configs))
     started = time.perf_counter()
     overrides = {"nextpnr_opts": f"--seed {NEXTPNR_SEED}"}
+    if family == "ice40":
+        overrides["synth_opts"] = "-dsp"  # the UP5K's eight multipliers, not LUTs
     plan = platform.prepare(BoardTop(core), name=BUILD_NAME, **overrides)
     plan.extract(str(out_dir))
+    bitstream = out_dir / f"{BUILD_NAME}.bin" if family == "ice40" else out_dir / f"{BUILD_NAME}.bit"
+    bitstream.unlink(missing_ok=True)  # a failed build must not leave an older bitstream looking current
     tool_log = out_dir / "tools.log"
     out(f"{board.name}: {'-'.join(map(str, sizes))} learner elaborated; Yosys, nextpnr and the packer running "
         f"(output in {tool_log})")
     with open(tool_log, "w") as handle:
         done = subprocess.run(["sh", f"build_{BUILD_NAME}.sh"], cwd=out_dir, stdout=handle, stderr=subprocess.STDOUT,
                               env={**os.environ, **env})
-    if done.returncode != 0:
-        tail = [line for line in tool_log.read_text(errors="replace").splitlines() if line.strip()][-1:]
-        raise SsdfaError(f"the {board.name} build failed (exit {done.returncode}) in {out_dir}: "
-                         f"{tail[0] if tail else 'no output'}")
     log = out_dir / f"{BUILD_NAME}.tim"
     text = log.read_text(errors="replace") if log.is_file() else ""
     fmax, utilisation = parse_nextpnr_log(text)
-    bitstream = out_dir / f"{BUILD_NAME}.bin" if family == "ice40" else out_dir / f"{BUILD_NAME}.bit"
-    digest = hashlib.sha256(bitstream.read_bytes()).hexdigest() if bitstream.is_file() else None
+    overfull = any(used > available for used, available in utilisation.values())
+    if done.returncode != 0 and not overfull:  # a design that does not fit is a result, not an error
+        tail = [line for line in tool_log.read_text(errors="replace").splitlines() if line.strip()][-1:]
+        raise SsdfaError(f"the {board.name} build failed (exit {done.returncode}) in {out_dir}: "
+                         f"{tail[0] if tail else 'no output'}")
+    digest = hashlib.sha256(bitstream.read_bytes()).hexdigest() if bitstream.is_file() and not done.returncode else None
     return BuildReport(board.name, "-".join(map(str, sizes)), tuple(c.pes for c in configs), board.clock_hz / 1e6,
                        fmax, utilisation, str(bitstream) if digest else None, digest, time.perf_counter() - started)

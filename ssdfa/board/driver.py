@@ -34,9 +34,26 @@ class Progress:
 
     phase: str = "load"  # load, train, test, readback
     next_sample: int = 0
-    seq: int | None = None
+    #: [SEQ, command, payload as hex] of the request the link lost, sent again first on resume.
+    pending: list | None = None
+    counters: dict | None = None
     train_predictions: list = field(default_factory=list)
     test_predictions: list = field(default_factory=list)
+
+    def resend_pending(self, link: Link) -> None:
+        """Send the lost request again with its SEQ: the bridge carries it out if it never got
+        it, or answers from its record if it did; either way its reply is taken here once."""
+        if self.pending is None:
+            return
+        seq, command, payload = self.pending[0], self.pending[1], bytes.fromhex(self.pending[2])
+        answer = link.request(frames.Command(command), payload, seq=seq)
+        predictions = self.train_predictions if self.phase == "train" else self.test_predictions
+        if command == frames.Command.SAMPLE and self.phase in ("train", "test"):
+            predictions += list(answer)
+            self.next_sample += 1
+        elif command == frames.Command.PREDICTIONS and self.phase in ("train", "test"):
+            predictions += list(answer)
+        self.pending = None
 
     def save(self, path) -> None:
         path = Path(path)
@@ -109,10 +126,8 @@ def stream_samples(link: Link, x_raw, labels, *, mode: int, feature_bytes: int, 
         progress.phase, progress.next_sample = phase, 0
         predictions.clear()
     for index in range(progress.next_sample, count):
-        progress.seq = link.next_seq
         predictions += list(link.sample(_sample_payload(x_raw[index], feature_bytes), int(labels[index])))
         progress.next_sample = index + 1
-    progress.seq = link.next_seq
     deadline = time.monotonic() + max(30.0, 10 * link.timeout)
     while len(predictions) < count:
         got = list(link.predictions())
@@ -196,25 +211,29 @@ def train_on_board(link: Link, model, pes, x_train, y_train, x_test, y_test, *, 
         lines.append(line)
         out(line)
 
-    hello = link.hello()
+    hello = link.hello()  # numbering goes on after the board's last SEQ
     feature_bytes = -(-driver.arithmetic.activation.word // 8)
     if (hello.inputs, hello.classes, hello.feature_bytes) != (sizes[0], sizes[-1], feature_bytes):
         raise LinkError(f"{link.transport.name}: the board's learner has {hello.inputs} inputs, {hello.classes} "
                         f"classes and {hello.feature_bytes}-byte features, not {sizes[0]}, {sizes[-1]} and "
                         f"{feature_bytes}")
-    identifier, version = link.read(regs.REG_ID)[0], link.read(regs.REG_VERSION)[0]
-    layers = (version & regs.VERSION_LAYERS_MASK) >> regs.VERSION_LAYERS_SHIFT
-    if identifier != regs.IDENTIFIER or layers != len(configs):
-        raise LinkError(f"{link.transport.name}: ID 0x{identifier:08X}, {layers} layers: not this learner")
+    if progress.pending is None:  # a resumed run's first numbered request is its lost one
+        identifier, version = link.read(regs.REG_ID)[0], link.read(regs.REG_VERSION)[0]
+        layers = (version & regs.VERSION_LAYERS_MASK) >> regs.VERSION_LAYERS_SHIFT
+        if identifier != regs.IDENTIFIER or layers != len(configs):
+            raise LinkError(f"{link.transport.name}: ID 0x{identifier:08X}, {layers} layers: not this learner")
     say(f"board {board.name} over {link.transport.name}: learner {'-'.join(map(str, sizes))} "
         f"(PEs {'+'.join(map(str, pes))}), {'resuming at ' + progress.phase + ' sample ' + str(progress.next_sample) if resumed else 'loading its state'}")
     try:
+        progress.resend_pending(link)
         if progress.phase == "load":
             load_state(link, driver.load_writes(state) + [driver.clear_counters_write()])
         if progress.phase in ("load", "train"):
             stream_samples(link, x_train[order], y_train[order], mode=MODE["train"], feature_bytes=feature_bytes,
                            progress=progress, phase="train", predictions=progress.train_predictions)
-        counters = driver.decode_counters(read_words(link, driver.counter_reads()))
+        if progress.counters is None:  # read once: the test run adds to the cycles counter
+            progress.counters = driver.decode_counters(read_words(link, driver.counter_reads()))
+        counters = progress.counters
         if len(y_test) and progress.phase in ("train", "test"):
             stream_samples(link, x_test, y_test, mode=MODE["infer"], feature_bytes=feature_bytes, progress=progress,
                            phase="test", predictions=progress.test_predictions)
@@ -222,6 +241,9 @@ def train_on_board(link: Link, model, pes, x_train, y_train, x_test, y_test, *, 
         weights = driver.decode_weights(read_words(link, driver.weight_reads()))
     except LinkError as error:
         if progress_file is not None:
+            if link.pending is not None:
+                seq, command, payload = link.pending
+                progress.pending = [seq, command, payload.hex()]
             progress.save(progress_file)
             raise LinkError(f"{error} (resume from sample {progress.next_sample} of {progress.phase} with "
                             f"--resume {progress_file})") from None

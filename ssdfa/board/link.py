@@ -87,6 +87,9 @@ class Link:
         self.retries = retries
         self.next_seq = next_seq
         self.retransmissions = 0
+        #: (SEQ, command, payload) of the request in flight, kept when the link fails: a resumed
+        #: run sends it again first (``resend``), so that the bridge answers it from its record.
+        self.pending = None
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -125,6 +128,8 @@ class Link:
                 raise LinkError("the link has no sequence number yet: say HELLO first")
             seq = self.next_seq
         frame = frames.encode_request(seq, command, payload)
+        if command != Command.HELLO:
+            self.pending = (seq, int(command), bytes(payload))
         problem = "no reply"
         for attempt in range(self.retries + 1):
             if attempt:
@@ -144,13 +149,14 @@ class Link:
                 continue
             if command != Command.HELLO:
                 self.next_seq = (seq + 1) & 0xFF
+                self.pending = None
             return reply
         raise LinkError(f"{self.transport.name}: {Command(command).name} request SEQ {seq} failed after "
                         f"{self.retries + 1} attempts: {problem}")
 
-    def request(self, command: Command, payload: bytes = b"") -> bytes:
+    def request(self, command: Command, payload: bytes = b"", *, seq: int | None = None) -> bytes:
         """``exchange``, then a LinkError unless the status is OK; returns the reply's payload."""
-        reply = self.exchange(command, payload)
+        reply = self.exchange(command, payload, seq=seq)
         if reply.status != Status.OK:
             name = Status(reply.status).name if reply.status in tuple(Status) else str(reply.status)
             raise LinkError(f"{self.transport.name}: the board refused {Command(command).name} "

@@ -161,8 +161,6 @@ def run_train(args: argparse.Namespace) -> int:
     model = FixedNetwork(spec, ArithmeticConfig(seed=args.seed))
     configs = network_layer_configs(sizes, model.config, pes=pes, activation=spec.activation)
     stack, link = _link(args, configs, board)
-    if progress is not None:
-        link.next_seq = progress.seq
     with stack:
         run = train_on_board(link, model, pes, model.quantize_inputs(dataset.x_train), dataset.y_train,
                              model.quantize_inputs(dataset.x_test), dataset.y_test, board=board, fmax_mhz=args.fmax,
