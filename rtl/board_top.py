@@ -4,6 +4,7 @@ design runs from the board's oscillator (no PLL), with a power-on reset of its o
 from __future__ import annotations
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, ResetSignal, Signal
+from amaranth.lib import io
 
 from .board_core import BoardCore
 from .building_blocks import equals
@@ -33,7 +34,7 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        clock = platform.request(platform.default_clk, 0)
+        m.submodules.clock_buffer = clock = io.Buffer("i", platform.request(platform.default_clk, 0, dir="-"))
         m.domains.sync = ClockDomain("sync")
         m.domains.power_on = ClockDomain("power_on", reset_less=True)
         m.d.comb += [ClockSignal("sync").eq(clock.i), ClockSignal("power_on").eq(clock.i)]
@@ -43,6 +44,8 @@ class BoardTop(Elaboratable):
         m.d.comb += ResetSignal("sync").eq(~equals(countdown, 0))
 
         m.submodules.core = core = self.core
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.uart_rx.eq(uart.rx.i), uart.tx.o.eq(core.uart_tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.uart_rx.eq(rx.i), tx.o.eq(core.uart_tx)]
         return m
