@@ -157,10 +157,8 @@ class SimulatedBoard:
                 self.sim_result = run_cocotb([core, top], TOPLEVEL, TB_MODULE, simulator=self.simulator,
                                              extra_env=env, build_args=VERILATOR_BUILD_ARGS,
                                              build_root=self.build_root)
-            except BaseException as error:  # reported to the host thread, which is waiting on the socket
+            except BaseException as error:  # noqa: BLE001 - reported by the host thread, which waits on the socket
                 self._error = error
-            finally:
-                listener.close() if self.transport is None else None
 
         self._thread = threading.Thread(target=simulate, name="board-simulation", daemon=True)
         started = time.perf_counter()

