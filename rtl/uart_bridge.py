@@ -30,7 +30,7 @@ from .crc16 import crc16_next
 
 __all__ = ["UARTBridge"]
 
-_OKAY, _SLVERR, _DECERR = 0, 2, 3
+_DECERR = regs.RESP_DECERR
 #: The bridge's states, in the order a request goes through them.
 _STATES = (
     'SYNC', 'SEQ', 'COMMAND', 'LENGTH', 'PAYLOAD', 'CRC_HI', 'CRC_LO', 'DISPATCH', 'READ_ADDRESS',
@@ -154,7 +154,7 @@ class UARTBridge(wiring.Component):
         ]
 
         def bus_status(response):
-            return Mux(response == _DECERR, int(frames.Status.BUS_DECERR), int(frames.Status.BUS_SLVERR))
+            return Mux(equals(response, _DECERR), int(frames.Status.BUS_DECERR), int(frames.Status.BUS_SLVERR))
 
         def reply_immediately(status, payload_length=0):
             m.d.sync += [replay.eq(0), immediate_seq.eq(seq), immediate_status.eq(int(status)),

@@ -9,7 +9,6 @@ with the same ``write``/``read`` as the serial port's, so the host driver cannot
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import socket
 import tempfile
