@@ -22,6 +22,7 @@ from ssdfa.model.layer_config import LayerConfig
 
 from . import register_map as regs
 from .building_blocks import equals
+from .counters import counter_names
 from .network import NetworkMode, NetworkSpace, SSDFANetwork
 
 __all__ = ["AXILearner", "AXI_LEARNER_TOP", "generate_axi_learner"]
@@ -73,17 +74,20 @@ class AXILearner(wiring.Component):
 
     def __init__(self, *, layers: Sequence[LayerConfig], initial_state=None):
         self._MustUse__silence = True  # a refused instance is not an unused design
-        self._network = SSDFANetwork(layers=layers, initial_state=initial_state)
+        configs = tuple(layers)
+        if configs and all(isinstance(c, LayerConfig) for c in configs):
+            # Checked before the network is built: a refused map costs no elaboration.
+            limits = (
+                ("layers", len(configs), _field("VERSION", "LAYERS").width),
+                ("PEs in a layer", max(c.pes for c in configs), _field("SELECT", "PE").width),
+                ("classes", configs[-1].shape.neurons, _field("VERSION", "CLASSES").width),
+                ("counters", len(counter_names(len(configs))), _field("VERSION", "COUNTERS").width),
+            )
+            for what, count, bits in limits:
+                if count >= 1 << bits:
+                    raise SsdfaError(f"the register map holds at most {(1 << bits) - 1} {what}, not {count}")
+        self._network = SSDFANetwork(layers=configs, initial_state=initial_state)
         network = self._network
-        limits = (
-            ("layers", len(network.configs), _field("SELECT", "LAYER").width),
-            ("PEs in a layer", max(network.pes), _field("SELECT", "PE").width),
-            ("classes", network.layer_sizes[-1], _field("VERSION", "CLASSES").width),
-            ("counters", len(network.counter_names), _field("VERSION", "COUNTERS").width),
-        )
-        for what, count, bits in limits:
-            if count >= 1 << bits:
-                raise SsdfaError(f"the register map holds at most {(1 << bits) - 1} {what}, not {count}")
         if network.arithmetic.activation.word > regs.STREAM_WIDTH:
             raise SsdfaError(f"an activation word of {network.arithmetic.activation.word} bits does not fit "
                              f"the {regs.STREAM_WIDTH}-bit stream")
@@ -225,13 +229,13 @@ class AXILearner(wiring.Component):
                     m.d.sync += bresp.eq(_SLVERR)
                 with m.Elif(is_register(waddr, "CONTROL")):
                     start = wdata[_field("CONTROL", "START").lsb]
+                    infer = wdata[_field("CONTROL", "MODE").lsb]
                     with m.If(start & busy):
                         m.d.sync += bresp.eq(_SLVERR)
                     with m.Elif(start):
                         m.d.sync += [
                             run_valid.eq(1),
-                            network.run.payload.mode.eq(
-                                Mux(wdata[_field("CONTROL", "MODE").lsb], NetworkMode.INFER.value, NetworkMode.TRAIN.value)),
+                            network.run.payload.mode.eq(Mux(infer, NetworkMode.INFER.value, NetworkMode.TRAIN.value)),
                             network.run.payload.samples.eq(samples),
                             run_samples.eq(samples),
                             predictions.eq(0),

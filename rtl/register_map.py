@@ -36,6 +36,7 @@ __all__ = [
     "SAMPLE_WORD_FIELDS",
     "PREDICTION_WORD_FIELDS",
     "register",
+    "constants",
     "markdown_tables",
     "c_header",
     "python_module",
@@ -185,7 +186,8 @@ def markdown_tables() -> str:
     lines = [f"<!-- {_GENERATED} -->", "", "# AXILearner register map (version "
              f"{MAP_VERSION})", "",
              f"AXI4-Lite, {DATA_WIDTH}-bit data, {ADDR_WIDTH}-bit byte addresses; every register is one "
-             "32-bit word (write with all four strobes). See [bus.md](bus.md) for the protocol.", "",
+             "32-bit word (write with all four strobes). See [bus.md](bus.md) for the protocol. Access "
+             "`*`: the access reaches the learner, so it answers SLVERR while a run is active.", "",
              "| offset | register | access | reset | meaning |", "| --- | --- | --- | --- | --- |"]
     for reg in REGISTERS:
         reset = "-" if reg.reset is None else f"0x{reg.reset:X}"
@@ -210,7 +212,7 @@ def markdown_tables() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _constants() -> list[tuple[str, int, str]]:
+def constants() -> list[tuple[str, int, str]]:
     """(NAME, value, comment) for every constant the C and Python copies carry."""
     rows = [
         ("MAP_VERSION", MAP_VERSION, "register map version"),
@@ -239,7 +241,7 @@ def _constants() -> list[tuple[str, int, str]]:
 def c_header() -> str:
     """drivers/ssdfa_learner_regs.h."""
     lines = [f"/* {_GENERATED}. */", "#ifndef SSDFA_LEARNER_REGS_H", "#define SSDFA_LEARNER_REGS_H", ""]
-    for name, value, comment in _constants():
+    for name, value, comment in constants():
         text = f"#define SSDFA_{name} 0x{value:X}u"
         lines.append(f"{text:<56} /* {comment} */" if comment else text)
     lines += ["", "#endif /* SSDFA_LEARNER_REGS_H */"]
@@ -248,12 +250,13 @@ def c_header() -> str:
 
 def python_module() -> str:
     """ssdfa/learner_regs.py."""
-    lines = [f'"""AXILearner register map constants ({_GENERATED}).', "",
+    lines = ['"""AXILearner register map constants (docs/bus.md, docs/bus-registers.md).', "",
+             f"{_GENERATED[0].upper()}{_GENERATED[1:]}.",
              "Standard library only: hosts and the cocotb testbench import it as it is.", '"""', ""]
-    for name, value, comment in _constants():
+    for name, value, comment in constants():
         lines.append(f"{name} = 0x{value:X}" + (f"  # {comment}" if comment else ""))
     lines += ["", "#: Register byte offsets by name.",
-              "REGISTERS = {" + ", ".join(f'"{r.name}": 0x{r.offset:X}' for r in REGISTERS) + "}",
+              "REGISTERS = {", *(f'    "{r.name}": 0x{r.offset:X},' for r in REGISTERS), "}",
               "#: Registers a write may change (the others answer SLVERR to writes).",
               "WRITABLE = (" + ", ".join(f'"{r.name}"' for r in REGISTERS if r.access != "RO") + ",)",
               "#: Registers a read may return (CONTROL is write-only and reads as 0).",

@@ -48,6 +48,7 @@ __all__ = [
     "BusReport",
     "run_bus_training",
     "bus_training_check",
+    "run_bus_from_args",
 ]
 
 TOPLEVEL = "axi_learner_top"
@@ -332,19 +333,23 @@ def first_register_mismatch(configs, version_word: int, accesses, answers) -> st
 
 def busy_probes(configs: Sequence[LayerConfig], seed: int, count: int) -> list:
     """Learner accesses to make while a run is active, each of which must answer SLVERR and
-    change nothing: DATA writes of weights (random words), DATA reads, counter reads, a second
-    START; with STATUS reads between them, which answer OKAY."""
+    change nothing: DATA writes (random words, to whatever SELECT names; after a load and a
+    counter clear that is the COUNTER space, so a write that landed would clear the counters),
+    DATA reads, counter reads, a second START; each kind once when ``count`` allows, then a
+    seeded mix with STATUS reads, which answer OKAY with BUSY."""
     rng = random.Random(seed)
     counters = len(NetworkDriver(configs).counter_names)
-    probes = [["r", regs.REG_STATUS]]
-    for _ in range(count):
-        probes.append(rng.choice([
-            ["w", regs.REG_DATA, rng.getrandbits(32), 4],
-            ["r", regs.REG_DATA],
-            ["r", regs.COUNTER_WINDOW + 4 * rng.randrange(counters)],
-            ["w", regs.REG_CONTROL, regs.CONTROL_START_MASK, 4],
-            ["r", regs.REG_STATUS],
-        ]))
+
+    def learner_accesses() -> list:
+        return [["w", regs.REG_DATA, rng.getrandbits(32), 4], ["r", regs.REG_DATA],
+                ["r", regs.COUNTER_WINDOW + 4 * rng.randrange(counters)],
+                ["w", regs.REG_CONTROL, regs.CONTROL_START_MASK, 4]]
+
+    first = learner_accesses()
+    rng.shuffle(first)  # each kind once (when count allows), in a seeded order
+    probes = [["r", regs.REG_STATUS]] + first[:count]
+    for _ in range(count - len(first)):
+        probes.append(rng.choice(learner_accesses() + [["r", regs.REG_STATUS]]))
     return probes
 
 
@@ -385,6 +390,7 @@ class BusJob:
     simulator: str = "verilator"
     pause: dict | None = None
     probes: int = 8
+    activation: str = "relu"
     connectivity: str = "balanced"
     feedback_gain: float = 8.0
     work_dir: str | None = None
@@ -428,10 +434,18 @@ def run_bus_training(job: BusJob, *, out: Callable[[str], None] = print) -> BusR
     if job.train_limit is not None or job.test_limit is not None:
         dataset = limit_samples(dataset, job.train_limit, test=job.test_limit)
     sizes = (dataset.num_features, *job.hidden, dataset.num_classes)
-    spec = NetworkSpec(sizes, algorithm=Algorithm.SSDFA, seed=job.seed, balanced=job.connectivity == "balanced",
-                       feedback_gain=job.feedback_gain)
+    from ssdfa.model.neuron_ops import Activation
+
+    try:
+        spec = NetworkSpec(sizes, algorithm=Algorithm.SSDFA, activation=Activation.parse(job.activation), seed=job.seed,
+                           balanced=job.connectivity == "balanced", feedback_gain=job.feedback_gain)
+    except ValueError as exc:
+        raise SsdfaError(str(exc)) from None
     model = FixedNetwork(spec, ArithmeticConfig(seed=job.seed))
-    return bus_training_check(model, job.pes, model.quantize_inputs(dataset.x_train), dataset.y_train,
+    pes = job.pes
+    if pes is not None and len(pes) != len(sizes) - 1:
+        raise SsdfaError(f"expected {len(sizes) - 1} PE counts (one per layer with weights), not {len(pes)}: {pes}")
+    return bus_training_check(model, pes, model.quantize_inputs(dataset.x_train), dataset.y_train,
                               model.quantize_inputs(dataset.x_test), dataset.y_test, simulator=job.simulator,
                               pause=job.pause, probes=job.probes, work_dir=job.work_dir, out=out)
 
@@ -572,3 +586,23 @@ def bus_training_check(model, pes, x_train, y_train, x_test, y_test, *, simulato
     say(f"wall time: {total_seconds:.1f} s; {'PASS' if report.passed else 'FAIL'}: the learner behind the bus "
         f"{'matches' if report.passed else 'does not match'} the model bit for bit")
     return report
+
+
+def run_bus_from_args(args) -> int:
+    """``ssdfa cosim --network --bus axi ...``: one digits epoch through the bus against the model;
+    exit status 0 when bit-exact, 1 otherwise."""
+    from .network_cosim import job_from_args
+
+    network = job_from_args(args)  # the --network options, checked as for the direct run
+    refused = {"--dataset": network.dataset != "digits", "--epochs": network.epochs != 1,
+               "--load-weights": network.load_weights is not None, "--save-weights": network.save_weights is not None,
+               "--data-dir": network.data_dir is not None, "--waves": network.waves}
+    for option, given in refused.items():
+        if given:
+            raise SsdfaError(f"{option} is not supported with --bus axi (one epoch of the embedded digits data)")
+    stall = getattr(args, "stall", 0) or 0
+    pause = {"seed": network.seed, "axil": stall / 256, "source": stall / 256, "sink": stall / 256} if stall else None
+    job = BusJob(hidden=network.hidden, pes=network.pes, seed=network.seed, train_limit=network.train_limit,
+                 test_limit=network.test_limit, simulator=network.simulator, pause=pause, activation=network.activation,
+                 connectivity=network.connectivity, feedback_gain=network.feedback_gain, work_dir=network.work_dir)
+    return run_bus_training(job).exit_status

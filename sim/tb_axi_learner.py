@@ -15,7 +15,8 @@ against the register model and the reference model. Steps:
 - ``{"op": "read", "name", "reads": [[layer, pe, space, addr], ...]}``: learner reads, the
   counters through the counter window;
 - ``{"op": "run", "name", "mode", "packets": [[word, ...], ...], "probes": [...], "max_cycles"}``:
-  start a run, stream the packets (F features and the label, TLAST on the label) and collect
+  start a run, stream the packets (normally one per sample: F features and the label, TLAST
+  on the label; ``samples`` gives the run's length when they are framed otherwise) and collect
   the predictions; the last packet is held back until the ``probes`` (raw accesses, made
   while the run is certainly active) have been answered.
 
@@ -136,9 +137,10 @@ class LearnerBus:
         return words
 
     async def run(self, step: dict, bad: list) -> dict:
-        packets = step["packets"]
+        packets = step["packets"]  # stream packets, TLAST on each one's last word
+        samples = int(step.get("samples", len(packets)))
         start = regs.CONTROL_START_MASK | (int(step["mode"]) << regs.CONTROL_MODE_SHIFT)
-        for register, value in ((regs.REG_SAMPLES, len(packets)), (regs.REG_CONTROL, start)):
+        for register, value in ((regs.REG_SAMPLES, samples), (regs.REG_CONTROL, start)):
             response = await self.write(register, value)
             if response != regs.RESP_OKAY:
                 bad.append([register, response])

@@ -63,6 +63,10 @@ def register(subparsers) -> None:
                         help="let the top make its own clock instead of cocotb (faster: no callback per edge)")
     parser.add_argument("--quick-build", action="store_true",
                         help="Verilator: compile the model without optimisation (faster build, slower run)")
+    parser.add_argument("--bus", choices=("axi",),
+                        help="--network: train through the standard-bus wrapper (AXI4-Lite, AXI4-Stream) with "
+                             "cocotbext-axi's bus models; --stall L pauses every channel with chance L/256 "
+                             "(docs/bus.md)")
     parser.add_argument("--work-dir", type=Path, metavar="DIR",
                         help="keep the harness files (stimulus, expected values, results) in DIR")
     from ssdfa.sim.network_cosim import add_network_arguments
@@ -95,6 +99,14 @@ def _check_sizes(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_sizes(args)
+    if args.bus and not args.network:
+        from ssdfa.errors import SsdfaError
+
+        raise SsdfaError(f"--bus {args.bus} applies to --network")
+    if args.network and args.bus:
+        from ssdfa.sim.axi_cosim import run_bus_from_args
+
+        return run_bus_from_args(args)
     if args.network:
         from ssdfa.sim.network_cosim import run_from_args
 

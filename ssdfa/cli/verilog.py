@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                              "memories start with")
     parser.add_argument("--pes", metavar="P[,P...]",
                         help="--network: PEs per layer (default: at most 8 neurons per PE)")
+    parser.add_argument("--bus", choices=("axi",),
+                        help="--network: write the network behind its AXI4-Lite and AXI4-Stream wrapper "
+                             "(ssdfa_axi_learner.v, docs/bus.md)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (created if needed)")
     parser.add_argument(
         "--top",
@@ -43,7 +46,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.network:
         return _run_network(args)
-    for option in ("weights", "pes"):
+    for option in ("weights", "pes", "bus"):
         if getattr(args, option) is not None:
             raise SsdfaError(f"--{option} applies to --network, not to a layer configuration")
     from ssdfa.model.layer_config import load_layer_config
@@ -78,10 +81,12 @@ def _run_network(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SsdfaError(f"--out {args.out}: cannot create the directory: {exc.strerror or exc}") from None
+    from ssdfa.rtl.axi_learner import generate_axi_learner
     from ssdfa.rtl.network import generate_network
 
+    generate = generate_axi_learner if args.bus == "axi" else generate_network
     try:
-        print(generate_network(configs, out, initial_state=state))
+        print(generate(configs, out, initial_state=state))
     except OSError as exc:
         raise SsdfaError(f"--out {args.out}: cannot write the Verilog: {exc.strerror or exc}") from None
     return 0
