@@ -135,3 +135,21 @@ def test_bridge_answers_bad_length_and_bad_command_and_unknown_registers(require
         first = link.exchange(Command.READ, bytes([0, regs.REG_DATA, 2]), seq=seq)
         again = link.exchange(Command.READ, bytes([0, regs.REG_DATA, 2]), seq=seq)
         assert first == again and link.read(regs.REG_ADDRESS) == [2]
+
+
+@pytest.mark.slow
+def test_board_eval_runs_saved_weights_with_the_models_predictions(require_tool, tmp_path, capsys):
+    require_tool("verilator")
+    import json
+
+    from ssdfa.cli import main
+
+    weights = tmp_path / "digits.npz"
+    assert main(["train", "--dataset", "digits", "--hidden", "10", "--fixed", "--epochs", "1", "--seed", "3",
+                 "--save", str(weights), "--json"]) == 0
+    capsys.readouterr()
+    status = main(["board", "eval", str(weights), "--board", "icebreaker", "--sim", "verilator", "--pes", "2,2",
+                   "--limit", "8", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and report["identical"] and report["samples"] == 8
+    assert report["accuracy"] == report["model_accuracy"]
