@@ -269,9 +269,12 @@ def train_on_board(link: Link, model, pes, x_train, y_train, x_test, y_test, *, 
     elif len(y_test):
         say(f"predictions: all {len(y_train):,} training-time and {len(y_test):,} test predictions identical; "
             f"test accuracy {accuracy:.4f} (model {reference.test_accuracy:.4f})")
-    if counters["train_samples"] != len(y_train):
-        bit_exact = False
-        say(f"MISMATCH counter train_samples = {counters['train_samples']}, expected {len(y_train)}")
+    expected_counts = {"train_samples": len(y_train),
+                       "train_correct": int(np.sum(reference.train_predictions[0] == y_train[order]))}
+    for name, expected in expected_counts.items():
+        if counters[name] != expected:
+            bit_exact = False
+            say(f"MISMATCH counter {name} = {counters[name]}, expected {expected}")
     from ssdfa.rtl.network import schedule_minimum
 
     # The cycles counter counts every clock of the run, also those spent waiting for the UART;
