@@ -187,6 +187,16 @@ ROWS: list[tuple[list[str], str]] = [
     (["report", "{tmp}/missing.db", "--out", "{tmp}/r", "--neurons-per-pe", "0"], "--neurons-per-pe must be"),
     (["report", "{tmp}/missing.db", "--out", "{tmp}/r", "--set", "network.epochs=1"], "--set applies to --spec"),
     (["report", "{tmp}/missing.db", "--out", "{tmp}/r", "--spec", "{binary}"], "is not UTF-8 text"),
+    # -- board ---------------------------------------------------------------------------------
+    (["board", "train", "--board", "nope", "--sim", "verilator"], "invalid choice: 'nope'"),
+    (["board", "train", "--board", "icebreaker", "--sim", "verilator", "--epochs", "2"], "one epoch, not --epochs 2"),
+    (["board", "train", "--board", "icebreaker", "--sim", "verilator", "--resume", "{file}"],
+     "--resume needs a board that kept its state"),
+    (["board", "train", "--board", "icebreaker", "--port", "{tmp}/ttyNONE"], "cannot open serial port {tmp}/ttyNONE"),
+    (["board", "train", "--board", "icebreaker", "--port", "{tmp}/ttyNONE", "--resume", "{tmp}/none.json"],
+     "cannot resume from {tmp}/none.json"),
+    (["board", "build", "--board", "ulx3s", "--out", "{file}"], "--out {file} is a file, not a directory"),
+    (["board", "eval", "{file}", "--board", "icebreaker", "--sim", "verilator"], "{file}"),
 ]
 
 

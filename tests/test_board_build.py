@@ -1,0 +1,51 @@
+"""``ssdfa board build`` without running the tools: the build plans of both boards, and the
+reading of nextpnr's report (the tools run in docs/board.md §5, minutes each)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ssdfa.board.boards import BOARDS, board
+from ssdfa.board.build import parse_nextpnr_log
+
+NEXTPNR_LOG = """\
+Info: Device utilisation:
+Info: 	         ICESTORM_LC:   20018/   5280   379%
+Info: 	        ICESTORM_RAM:      13/     30    43%
+Info: 	               SB_IO:       3/     39     7%
+Info: Max frequency for clock 'clk12_0__io': 20.50 MHz (PASS at 12.00 MHz)
+Info: Max frequency for clock 'clk12_0__io': 19.25 MHz (PASS at 12.00 MHz)
+"""
+
+
+def test_nextpnr_report_gives_the_last_fmax_and_every_resource():
+    fmax, utilisation = parse_nextpnr_log(NEXTPNR_LOG)
+    assert fmax == 19.25
+    assert utilisation == {"ICESTORM_LC": (20018, 5280), "ICESTORM_RAM": (13, 30), "SB_IO": (3, 39)}
+    assert parse_nextpnr_log("nothing") == (None, {})
+
+
+def test_unknown_board_is_refused_by_name():
+    from ssdfa.errors import SsdfaError
+
+    with pytest.raises(SsdfaError, match="unknown board 'de10'; expected one of icebreaker, ulx3s"):
+        board("de10")
+
+
+@pytest.mark.parametrize("name, constraint, clock", [("icebreaker", "pcf", "set_frequency clk12_0__io 12.0"),
+                                                      ("ulx3s", "lpf", 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ')])
+def test_board_top_plan_constrains_the_oscillator_and_places_the_uart(name, constraint, clock):
+    from ssdfa.model.neuron_ops import ArithmeticConfig
+    from ssdfa.rtl.board_core import BoardCore
+    from ssdfa.rtl.board_top import BoardTop
+    from ssdfa.rtl.network import network_layer_configs
+
+    target = BOARDS[name]
+    configs = network_layer_configs((64, 10, 10), ArithmeticConfig(seed=0), pes=(1, 1))
+    plan = target.platform_instance().prepare(BoardTop(BoardCore(layers=configs, clocks_per_bit=target.clocks_per_bit)),
+                                              name="top")
+    text = plan.files[f"top.{constraint}"]
+    text = text.decode() if isinstance(text, bytes) else text
+    assert clock in text
+    assert "uart_0__rx__io" in text and "uart_0__tx__io" in text
+    assert target.clocks_per_bit == round(target.clock_hz / 115_200)
