@@ -103,10 +103,16 @@ def network_configs(dataset: str, hidden, *, pes=None, activation: str = "relu",
 def _design(args):
     """What the arguments ask for, checked before any tool runs: (configuration(s), JSON description)."""
     from ssdfa.errors import SsdfaError
+    from ssdfa.model.memory_budget import require_memory, training_bytes
+    from ssdfa.user_files import output_directory
 
+    if args.out:
+        output_directory(args.out, "--out", create=False)
     if args.network:
         if args.top != "neuron_pe":
             raise SsdfaError("--top applies to --config; --network implements the whole network")
+        # The input and class counts are known once the data are read; one and two are a floor.
+        require_memory(training_bytes([1, *args.hidden, 2]), f"--hidden {','.join(map(str, args.hidden))}")
         configs = network_configs(args.dataset, args.hidden, pes=args.pes, activation=args.activation,
                                   data_dir=args.data_dir)
         sizes = [configs[0].shape.fan_in] + [c.shape.neurons for c in configs]
