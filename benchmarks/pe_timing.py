@@ -12,7 +12,8 @@ output bit, and no logic between them and the PE). The wrapper's cells are count
 utilisation nextpnr prints; ``--synth-only`` prints Yosys's cell counts of the bare PE.
 
 Run: ``python benchmarks/pe_timing.py [--config FILE] [--device ice40-up5k|ecp5-45f] [--inference]``.
-Each device takes about a minute per PE on two cores.
+Each device takes about a minute per PE on two cores. ``--network 64,100,10 [--pes 10,1]`` places
+the whole learner (``SSDFANetwork``) with the file's arithmetic instead, in the same wrapper.
 """
 
 
@@ -76,10 +77,20 @@ class PinWrapper(wiring.Component):
         return m
 
 
-def wrapped_verilog(config_path: Path, learning: bool | None) -> str:
-    pe = NeuronPE(config=load_layer_config(config_path), learning=learning)
-    top = PinWrapper(pe)
-    return verilog.convert(top, name="pe_timing_top", emit_src=False)
+def wrapped_verilog(config_path: Path, learning: bool | None, network: str | None = None,
+                    pes: str | None = None) -> str:
+    config = load_layer_config(config_path)
+    if network:
+        # The whole learner with the file's arithmetic, e.g. 64,100,10 (``--network``).
+        from ssdfa.rtl.network import SSDFANetwork, network_layer_configs
+
+        sizes = [int(v) for v in network.split(",")]
+        counts = [int(v) for v in pes.split(",")] if pes else None
+        inner = SSDFANetwork(layers=network_layer_configs(sizes, config.arithmetic, pes=counts,
+                                                           activation=config.activation))
+    else:
+        inner = NeuronPE(config=config, learning=learning)
+    return verilog.convert(PinWrapper(inner), name="pe_timing_top", emit_src=False)
 
 
 def run(command: list[str], cwd: Path) -> str:
@@ -90,11 +101,16 @@ def run(command: list[str], cwd: Path) -> str:
     return output
 
 
-def place_and_route(source: str, device: str, scratch: Path) -> dict:
+def place_and_route(source: str, device: str, scratch: Path, freq: float | None = None) -> dict:
     synth, nextpnr, options, target = DEVICES[device]
+    target = freq or target
+    tool = shutil.which(nextpnr) or str(Path(sys.executable).parent / nextpnr)
+    if not Path(tool).exists():
+        sys.exit(f"{nextpnr} is not installed; install it with: pip install {nextpnr}")
+    if shutil.which("yosys") is None:
+        sys.exit("yosys is not installed; install it with: apt-get install -y yosys")
     (scratch / "top.v").write_text(source)
     run(["yosys", "-q", "-p", f"read_verilog -sv top.v; {synth} -top pe_timing_top -json top.json"], scratch)
-    tool = shutil.which(nextpnr) or str(Path(sys.executable).parent / nextpnr)
     output = run([tool, *options, "--json", "top.json", "--seed", "1", "--freq", str(target),
                   "--timing-allow-fail", "--report", "report.json"], scratch)
     (scratch / "nextpnr.log").write_text(output)
@@ -110,16 +126,19 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=sorted(DEVICES), action="append",
                         help="repeat for several (default: both)")
     parser.add_argument("--inference", action="store_true", help="the inference-only PE")
+    parser.add_argument("--network", metavar="SIZES", help="the whole network instead, e.g. 64,100,10")
+    parser.add_argument("--pes", metavar="P,P", help="with --network: PEs per layer (default_pes otherwise)")
+    parser.add_argument("--freq", type=float, help="nextpnr's target in MHz (default: the PE's goal per device)")
     parser.add_argument("--keep", type=Path, help="keep the netlists and nextpnr's log (critical path) here")
     args = parser.parse_args(argv)
-    source = wrapped_verilog(args.config, False if args.inference else None)
+    source = wrapped_verilog(args.config, False if args.inference else None, args.network, args.pes)
     for device in args.device or sorted(DEVICES, reverse=True):
         if args.keep:
             (args.keep / device).mkdir(parents=True, exist_ok=True)
-            result = place_and_route(source, device, args.keep / device)
+            result = place_and_route(source, device, args.keep / device, args.freq)
         else:
             with tempfile.TemporaryDirectory(prefix="ssdfa-pnr-") as scratch:
-                result = place_and_route(source, device, Path(scratch))
+                result = place_and_route(source, device, Path(scratch), args.freq)
         print(json.dumps(result), flush=True)
     return 0
 

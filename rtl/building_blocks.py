@@ -12,7 +12,8 @@ from amaranth.utils import ceil_log2
 
 from ssdfa.model.arithmetic import STOCH_BITS, FixedFormat, Overflow, Rounding
 
-__all__ = ["register", "wire", "share", "equals", "select", "index_width", "extend", "hw_cast", "hw_round", "hw_saturate"]
+__all__ = ["register", "wire", "share", "equals", "select", "index_width", "extend", "hw_cast", "hw_round",
+           "hw_saturate"]
 
 
 # ------------------------------------------------------------------------------------------

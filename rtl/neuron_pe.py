@@ -36,6 +36,11 @@ from .signatures import (
 
 __all__ = ["NeuronPE", "PhaseCycles", "phase_cycles"]
 
+#: Yosys's attribute for a memory whose reads never meet a write to the same word in the same
+#: clock: no read-during-write logic is built behind its read port (a LUT level after the block
+#: RAM on ECP5, whose clock-to-out already takes most of a clock).
+NO_RW_CHECK = {"no_rw_check": 1}
+
 #: Cycles from a command transfer to the next possible one, beyond the per-item work.
 #: Stages A (issue), B (read), O (operands), M (multiply), D, E (accumulate), R (round),
 #: S (saturate), C (output).
@@ -164,9 +169,9 @@ class NeuronPE(wiring.Component):
         x.valid          1    1    1    1    0    0
         x.ready          0    1    0    1    0    0
         A: read          W00  W10  W01  W11  W02  W12
-        E: sum                                    acc0 acc1 acc0 acc1 y0   y1   (y_k: the exact sum, bias included)
+        E: sum                                    acc0 acc1 acc0 acc1 y0   y1   (y_k: exact sum)
         C: y.valid                                                                   1    1
-        y.payload                                                                    y0,a0 y1,a1   (f'_k stored on transfer)
+        y.payload                                                                    y0,a0 y1,a1  (f'_k stored)
 
     ERROR (§6.1, §6.2; §5.3 step 1), ``K s + 8`` clocks, one ``e`` word per clock, ``e.ready``
     high until the last word is taken. Each word goes down the pipeline as a product ``b e``;
@@ -246,7 +251,10 @@ class NeuronPE(wiring.Component):
             members["e"] = In(stream.Signature(format_shape(a.error)))
         super().__init__(members)
         # Built here, as a memory-backed component does, so that a testbench can reach it.
-        self._weight_memory = Memory(shape=format_shape(a.weight), depth=depth, init=[])
+        # The phases never read a weight in the clock it is written (UPDATE reads each weight
+        # nine clocks before it writes it back), so synthesis needs no read-during-write logic
+        # behind the block RAM (``no_rw_check``; docs/rtl.md §1.3 for the host port).
+        self._weight_memory = Memory(shape=format_shape(a.weight), depth=depth, init=[], attrs=NO_RW_CHECK)
         self._MustUse__silence = False
 
     # -- read-only parameters -----------------------------------------------------------------
@@ -351,12 +359,14 @@ class NeuronPE(wiring.Component):
         in_error = in_phase.get(Command.ERROR, C(0, 1))
 
         # The pipeline (docs/rtl.md §1.4): one item per clock, every stage one register deep.
-        #   A issue    counters, weight address, weight and bank reads
-        #   B read     block-RAM and bank words arrive; the multiplier's operands are registered
+        #   A issue    counters, weight address, block-RAM read (ERROR: takes an error word)
+        #   B read     the block RAM's word is registered as it is; delta and feedback banks read
+        #   O operands the multiplier's operands are registered
         #   M multiply the product is registered
-        #   D          FORWARD: accumulate; UPDATE/ERROR: LFSR draw (ERROR: sum of a neuron's words)
+        #   D, E       FORWARD: accumulate (low half, high half and write-back);
+        #              UPDATE/ERROR: LFSR draw in D (ERROR: a neuron's words summed; f' in E)
         #   R round    the cast's rounding (y, step, delta)
-        #   S saturate the cast's overflow; ERROR writes the delta, FORWARD registers y
+        #   S saturate the cast's overflow; ERROR writes the delta
         #   C / U      FORWARD: (y, a) on the stream; UPDATE: subtract the step from the weight
         #   V          UPDATE: saturate the new weight and write it back
         # A stage's registers are named after it (`m_x` feeds the multiplier in stage M).
@@ -423,7 +433,8 @@ class NeuronPE(wiring.Component):
         # `neuron_end`: the item that completes a neuron: the bias (FORWARD, UPDATE) or the
         # neuron's last error word (ERROR). `first`: j = 0, or t = 0. `last`: the phase's last item.
         b_valid, b_valid_next = register(m, 1, "b_valid")
-        b_first, b_neuron_end, b_last = (Signal(name=f"b_{n}", reset_less=True) for n in ("first", "neuron_end", "last"))
+        b_first, b_neuron_end, b_last = (Signal(name=f"b_{n}", reset_less=True)
+                                         for n in ("first", "neuron_end", "last"))
         b_k = Signal(k_shape, reset_less=True)
         b_addr = Signal(addr_shape, reset_less=True)
         b_x = Signal(x_op_shape, reset_less=True)
@@ -786,7 +797,8 @@ class _Bank:
     def __init__(self, m: Module, name: str, shape, count: int, *, init: int = 0, reset: bool = True,
                  transparent: bool = False):
         self.count = count
-        self.memory = Memory(shape=shape, depth=max(2, count), init=[])  # no zero-bit address
+        # no zero-bit address; without `transparent` no word is read in the clock of its write
+        self.memory = Memory(shape=shape, depth=max(2, count), init=[], attrs=None if transparent else NO_RW_CHECK)
         m.submodules[name] = self.memory
         self.write = self.memory.write_port()
         self.read = self.memory.read_port(transparent_for=(self.write,) if transparent else ())
