@@ -12,7 +12,8 @@ from amaranth.utils import ceil_log2
 
 from ssdfa.model.arithmetic import STOCH_BITS, FixedFormat, Overflow, Rounding
 
-__all__ = ["register", "wire", "share", "equals", "select", "index_width", "hw_cast"]
+__all__ = ["register", "wire", "share", "equals", "select", "index_width", "extend", "hw_cast", "hw_round",
+           "hw_saturate"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ def index_width(count: int) -> int:
 # ------------------------------------------------------------------------------------------
 
 
-def _extend(value, width: int):
+def extend(value, width: int):
     """``value`` sign- or zero-extended to at least ``width`` bits, keeping its signedness."""
     value = Value.cast(value)
     extra = width - len(value)
@@ -112,15 +113,25 @@ def hw_cast(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, overflo
 
     ``draw`` is the 16-bit LFSR draw for STOCH (§2.1). Returns a value of ``format_shape(fmt)``.
     Given the module ``m``, intermediate values used more than once become signals named after
-    ``name`` (the same logic, written once: a smaller and faster simulation model).
+    ``name`` (the same logic, written once: a smaller and faster simulation model). It is
+    ``hw_saturate(hw_round(...))``; a pipeline puts a register between the two.
     """
+    rounded = hw_round(value, frac_bits, fmt, rounding, draw, m=m, name=name)
+    return hw_saturate(rounded, fmt, overflow, m=m, name=name)
+
+
+def hw_round(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, draw=None,
+             *, m: Module | None = None, name: str = "cast"):
+    """The rounding half of ``hw_cast`` (§2): ``value`` with ``frac_bits`` fraction bits, rounded
+    to ``fmt.frac_bits`` fraction bits and not yet brought into the format's range (its word is
+    as wide as it needs to be; ``hw_saturate`` finishes the cast)."""
     value = share(m, value, f"{name}_in")
     dropped = frac_bits - fmt.frac_bits
     if dropped <= 0:
         rounded = value.shift_left(-dropped)
     else:
         # Two spare bits above the dropped ones keep every slice below well defined.
-        value = share(m, _extend(value, dropped + 2), f"{name}_wide")
+        value = share(m, extend(value, dropped + 2), f"{name}_wide")
         if rounding is Rounding.TRN:
             rounded = value.shift_right(dropped)
         elif rounding is Rounding.TRN_ZERO:
@@ -149,21 +160,39 @@ def hw_cast(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, overflo
             rounded = (value + offset).shift_right(dropped)
         else:
             raise ValueError(f"unknown rounding mode {rounding!r}")
-    return _overflow(share(m, rounded, f"{name}_rounded"), fmt, overflow, m=m, name=name)
+    return share(m, rounded, f"{name}_rounded")
+
+
+def hw_saturate(value, fmt: FixedFormat, overflow: Overflow, *, m: Module | None = None, name: str = "cast"):
+    """The overflow half of ``hw_cast`` (§3): an integer already at ``fmt.frac_bits`` fraction
+    bits into ``fmt``'s word: WRAP keeps the low bits, SAT clamps to the format's range."""
+    return _overflow(value, fmt, overflow, m=m, name=name)
 
 
 def _overflow(value, fmt: FixedFormat, overflow: Overflow, *, m: Module | None = None, name: str = "cast"):
     """§3: WRAP keeps the low ``word`` bits; SAT clamps to the format's range."""
-    value = share(m, _extend(value, fmt.word), f"{name}_rounded")
+    value = share(m, extend(value, fmt.word), f"{name}_rounded")
     shape = value.shape()
     if overflow is Overflow.SAT:
         low = -(1 << (shape.width - 1)) if shape.signed else 0
         high = (1 << (shape.width - 1)) - 1 if shape.signed else (1 << shape.width) - 1
-        # Compare only where the value can be out of range (no constant-result comparisons).
+        # Test only where the value can be out of range (no constant-result tests). The
+        # format's range is its word's, so out of range means: bits at and above the format's
+        # sign bit (or above its word, unsigned) that are not all copies of the value's sign.
+        # These are reductions of a few bits, not comparisons along a carry chain, and both
+        # read the unclamped value, side by side: the clamp to the minimum cannot undo the
+        # clamp to the maximum (min <= max).
+        negative = value[-1] if shape.signed else C(0, 1)
+        upper = value[fmt.word - 1 if fmt.signed else fmt.word:]
+        clamped = value
         if high > fmt.max_raw:
-            value = share(m, Mux(value > fmt.max_raw, fmt.max_raw, value), f"{name}_below_max")
+            above = share(m, ~negative & upper.any(), f"{name}_above_max")
+            clamped = share(m, Mux(above, fmt.max_raw, value), f"{name}_below_max")
         if low < fmt.min_raw:
-            value = Mux(value < fmt.min_raw, fmt.min_raw, value)
+            below = negative & ~upper.all() if fmt.signed else negative
+            below = share(m, below, f"{name}_below_min")
+            clamped = Mux(below, fmt.min_raw, clamped)
+        value = clamped
     elif overflow is not Overflow.WRAP:
         raise ValueError(f"unknown overflow mode {overflow!r}")
     bits = value[: fmt.word]

@@ -19,7 +19,7 @@ from ssdfa.model.neuron_ops import Activation
 
 from .error_router import ErrorRouter
 from .building_blocks import equals, index_width, register, select
-from .neuron_pe import NeuronPE, phase_cycles
+from .neuron_pe import FORWARD_LATENCY, UPDATE_LATENCY, NeuronPE, phase_cycles
 from .signatures import ActivationLayout, Command, HostPortSignature, Space, format_shape
 
 __all__ = ["SSDFALayer", "LayerCommand", "LayerSpace", "LayerHostSignature", "LayerCycles", "layer_cycles"]
@@ -92,15 +92,15 @@ class LayerCycles(NamedTuple):
     activations taken). ``done`` and the next command's transfer share a clock, so these are
     also the periods of back-to-back commands."""
 
-    forward: int  #: K (N + 1) + 4
-    error: int  #: K s + 2
-    update: int  #: K (N + 1) + 3
-    sample: int  #: 2 K (N + 1) + K s + 7
+    forward: int  #: K (N + 1) + 10
+    error: int  #: K s + 9
+    update: int  #: K (N + 1) + 11
+    sample: int  #: 2 K (N + 1) + K s + 28
 
     @property
     def useful_macs_per_pe(self) -> int:
         """One SAMPLE's forward MACs (bias included) plus weight updates on one PE: 2 K (N + 1)."""
-        return self.forward + self.update - 7
+        return self.forward + self.update - (FORWARD_LATENCY + UPDATE_LATENCY + 2)
 
 
 def layer_cycles(*, fan_in: int, neurons_per_pe: int, connections: int = 1) -> LayerCycles:
@@ -169,8 +169,8 @@ class SSDFALayer(wiring.Component):
         done                                                                    ^
         clock     0    1               1+Fw          1+Fw+E         1+Fw+E+U
 
-    with ``Fw = K(F+1) + 3``, ``E = Ks + 1``, ``U = K(F+1) + 2`` (the PE's phase lengths), so one
-    sample takes ``2K(F+1) + Ks + 7`` clocks (``layer_cycles``). Python can therefore run whole
+    with ``Fw = K(F+1) + 9``, ``E = Ks + 8``, ``U = K(F+1) + 10`` (the PE's phase lengths), so one
+    sample takes ``2K(F+1) + Ks + 28`` clocks (``layer_cycles``). Python can therefore run whole
     samples by holding ``cmd`` at SAMPLE and feeding ``x`` and ``e`` from memories.
 
     Parameters

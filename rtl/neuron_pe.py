@@ -23,7 +23,7 @@ from ssdfa.model.arithmetic import (
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation, tanh_table
 
-from .building_blocks import equals, hw_cast, register, share, wire
+from .building_blocks import equals, extend, hw_cast, hw_round, hw_saturate, register, share, wire
 from .signatures import (
     ActivationLayout,
     Command,
@@ -36,23 +36,34 @@ from .signatures import (
 
 __all__ = ["NeuronPE", "PhaseCycles", "phase_cycles"]
 
+#: Yosys's attribute for a memory whose reads never meet a write to the same word in the same
+#: clock: no read-during-write logic is built behind its read port (a LUT level after the block
+#: RAM on ECP5, whose clock-to-out already takes most of a clock).
+NO_RW_CHECK = {"no_rw_check": 1}
+
 #: Cycles from a command transfer to the next possible one, beyond the per-item work.
-FORWARD_LATENCY = 3  #: command -> issue (1), weight read (1), cast/activation register (1)
-ERROR_LATENCY = 1  #: command -> first error word
-UPDATE_LATENCY = 2  #: command -> issue (1), read-modify-write (1)
+#: Stages A (issue), B (read), O (operands), M (multiply), D, E (accumulate), R (round),
+#: S (saturate), C (output).
+FORWARD_LATENCY = 9
+#: Stages A (take), B (read), O, M (b e), D (sum, draw), E, R (f' product, round), S (saturate,
+#: delta written).
+ERROR_LATENCY = 8
+#: Stages A, B, O, M (delta x), D (draw), E, R (round), S (saturate), U (subtract), V (saturate,
+#: write back).
+UPDATE_LATENCY = 10
 
 
 class PhaseCycles(NamedTuple):
     """Clock cycles of each phase, from a command transfer to the next possible command transfer,
     with every stream valid/ready whenever the PE wants it (no stalls)."""
 
-    forward: int  #: K (N + 1) + 3
-    error: int  #: K s + 1 (K + 1 for an output layer, s = 1)
-    update: int  #: K (N + 1) + 2
+    forward: int  #: K (N + 1) + 9
+    error: int  #: K s + 8 (K + 8 for an output layer, s = 1)
+    update: int  #: K (N + 1) + 10
 
     @property
     def per_sample(self) -> int:
-        """One training sample: 2 K (N + 1) + K s + 6."""
+        """One training sample: 2 K (N + 1) + K s + 27."""
         return self.forward + self.error + self.update
 
 
@@ -84,9 +95,10 @@ class NeuronPE(wiring.Component):
 
     Storage: a weight memory of ``(N + 1) K`` words (``amaranth.lib.memory.Memory``; neuron k's
     row at ``k (N + 1)``, bias last), and per neuron: ``s`` feedback constants ``b``, a 32-bit
-    LFSR (§5; only when ``update_rounding`` is STOCH), the stored derivative ``f'`` (§4.3; one bit for relu/hardtanh, ``f_a + 1`` bits
-    for tanh), the delta, and a forward accumulator, each quantity in a small bank of K words
-    that behaves as K registers, reset included (see ``_Bank``). tanh is a ROM built from the
+    LFSR (§5; only when ``update_rounding`` is STOCH), the stored derivative ``f'`` (§4.3; one
+    bit for relu/hardtanh, ``f_a + 1`` bits for tanh), the delta, and a forward accumulator,
+    each quantity in a small memory of K words with a synchronous read port (block RAM or LUT
+    RAM on an FPGA) that behaves as K registers, reset included (see ``_Bank``). tanh is a ROM built from the
     model's ``tanh_table`` (§4.2). All formats and modes are elaboration parameters.
 
     Loop order is input-major: input ``x_j`` is held on the ``x`` stream for K clocks while the
@@ -119,7 +131,7 @@ class NeuronPE(wiring.Component):
     host : In(HostSignature(addr_width, data_width))
         Addressed load / read back of weights, feedback constants, LFSR states, deltas and
         derivatives (see ``Space``); use only while idle. Reads return data one cycle after
-        ``r_en``.
+        ``r_en``; a write lands one clock after ``w_en`` (docs/rtl.md §1.3).
     weight_memory : Memory
         The weight memory itself (for testbenches that preload or inspect it).
     x : In(stream.Signature(format_shape(activation format)))
@@ -132,7 +144,7 @@ class NeuronPE(wiring.Component):
     e : In(stream.Signature(format_shape(error format)))  (learning only)
         ERROR inputs: ``K s`` words in the order neuron ``k = 0 .. K-1``, and within a neuron
         its connections ``t = 0 .. s-1`` (the router's index table order). ``ready`` is high
-        throughout the ERROR phase.
+        from the ERROR phase's first clock until its last word has been taken.
 
     Phases
     ------
@@ -140,49 +152,63 @@ class NeuronPE(wiring.Component):
     the PE wants it. The diagrams show K = 2, N = 2, s = 1 (``Wkj``: neuron k, input j; j = 2 is
     the bias). ``phase_cycles`` gives the lengths.
 
-    FORWARD (§4.1-§4.3), ``K (N + 1) + 3`` clocks. Stage A issues the weight read of ``W[k, j]``
-    in input-major order; stage B multiplies it by ``x_j`` and accumulates (``acc_k`` restarts
-    at ``j = 0``), and for the bias casts the exact sum to ``y`` (``rounding``, ``overflow``);
-    stage C presents ``(y, a = f(y))`` on ``y`` and stores ``f'_k`` when it transfers.
-    ``y_k`` is valid at cycle ``K N + k + 3``. ``y.ready`` low stalls all three stages::
+    Every phase runs through one pipeline of single-register stages, one item (a MAC, an error
+    word or a weight update) entering per clock (docs/rtl.md §1.4 names what each stage does):
+    A issue, B block-RAM read, O operands, M multiply, D and E accumulate (FORWARD) or draw
+    (UPDATE, ERROR), R round, S saturate, then C output (FORWARD) or U subtract and V write
+    back (UPDATE). An item issued in cycle c is in stage B in c + 1, O c + 2, M c + 3, D c + 4,
+    E c + 5, R c + 6, S c + 7, C or U c + 8 and V c + 9.
 
-        cycle       0    1    2    3    4    5    6    7    8    9
+    FORWARD (§4.1-§4.3), ``K (N + 1) + 9`` clocks. Stage A issues the weight read of ``W[k, j]``
+    in input-major order; M multiplies it by ``x_j``, D and E add the product to ``acc_k``
+    (restarting at ``j = 0``); for the bias the exact sum goes on, R and S cast it to ``y``
+    (``rounding``, ``overflow``) and C presents ``(y, a = f(y))`` on ``y`` and stores ``f'_k``
+    when it transfers. ``y_k`` is valid at cycle ``K N + k + 9``. ``y.ready`` low stalls
+    every stage::
+
+        cycle       0    1    2    3    4    5    6    7    8    9    10   11   12   13   14   15
         cmd.valid   1
-        busy        0    1    1    1    1    1    1    1    1    0
+        busy        0    1    1    1    1    1    1    1    1    1    1    1    1    1    1    0
         x.payload        x0   x0   x1   x1
         x.valid          1    1    1    1    0    0
         x.ready          0    1    0    1    0    0
         A: read          W00  W10  W01  W11  W02  W12
-        B: MAC                acc0 acc1 acc0 acc1 y0   y1
-        C: y.valid                                  1    1
+        E: sum                                    acc0 acc1 acc0 acc1 y0   y1   (y_k: exact sum)
+        C: y.valid                                                                   1    1
+        y.payload                                                                    y0,a0 y1,a1  (f'_k stored)
 
-    ERROR (§6.1, §6.2; §5.3 step 1), ``K s + 1`` clocks, one ``e`` word per clock. With the
-    last word of neuron k, in the same clock, ``delta_k = cast((sum_t b_kt e_kt) f'_k,
-    f_b + f_e + f_f', delta format, update_rounding, overflow)``, drawing once from neuron k's
-    LFSR when STOCH. An output layer (identity, s = 1) stores ``delta_k = e_k``: no cast, no
-    draw::
+    ERROR (§6.1, §6.2; §5.3 step 1), ``K s + 8`` clocks, one ``e`` word per clock, ``e.ready``
+    high until the last word is taken. Each word goes down the pipeline as a product ``b e``;
+    a neuron's ``s`` products are summed exactly in D, which also draws once from the neuron's
+    LFSR (STOCH) with its last word; E multiplies by ``f'_k`` and R and S cast
+    ``delta_k = cast((sum_t b_kt e_kt) f'_k, f_b + f_e + f_f', delta format, update_rounding,
+    overflow)``, written at the end of S. An output layer (identity, s = 1) stores
+    ``delta_k = e_k``: no cast, no draw::
 
-        cycle       0    1    2    3
+        cycle       0    1    2    3    4    5    6    7    8    9    10
         cmd.valid   1
-        busy        0    1    1    0
-        e.ready          1    1
+        busy        0    1    1    1    1    1    1    1    1    1    0
+        e.ready          1    1    0
         e.payload        e0   e1
-        delta_k               d0   d1      (written at the edge that ends its last word)
+        delta_k                                             d0   d1   (written at the edge ending the clock)
 
-    UPDATE (§7; §5.3 step 2), ``K (N + 1) + 2`` clocks, ``x`` streamed again as in FORWARD.
-    One clock after the read of ``W[k, j]`` the PE writes ``cast(W - cast(delta_k x_j,
-    f_d + f_x + shift, weight format, update_rounding, overflow), TRN, overflow)``, drawing
-    from neuron k's LFSR when STOCH; a neuron's draws thus follow its delta draw in address
-    order, bias last::
+    UPDATE (§7; §5.3 step 2), ``K (N + 1) + 10`` clocks, ``x`` streamed again as in FORWARD.
+    Nine clocks after the read of ``W[k, j]`` the PE writes ``cast(W - cast(delta_k x_j,
+    f_d + f_x + shift, weight format, update_rounding, overflow), TRN, overflow)``: M
+    multiplies, D draws from neuron k's LFSR when STOCH, R rounds, S saturates, U subtracts, V
+    saturates and writes. A neuron's draws thus follow its delta draw in address order, bias
+    last::
 
-        cycle       0    1    2    3    4    5    6    7    8
+        cycle       0    1    2    3    4    5    6    7    8    9    10   11   12   13   14   15   16
         cmd.valid   1
-        busy        0    1    1    1    1    1    1    1    0
+        busy        0    1    1    1    1    1    1    1    1    1    1    1    1    1    1    1    0
+        x.payload        x0   x0   x1   x1
         x.ready          0    1    0    1    0    0
         A: read          W00  W10  W01  W11  W02  W12
-        B: write              W00' W10' W01' W11' W02' W12'
+        D: draw                              n0   n1   n0   n1   n0   n1   (STOCH only)
+        V: write                                                      W00' W10' W01' W11' W02' W12'
 
-    One training sample is therefore ``2 K (N + 1) + K s + 6`` clocks.
+    One training sample is therefore ``2 K (N + 1) + K s + 27`` clocks.
 
     Raises
     ------
@@ -232,7 +258,10 @@ class NeuronPE(wiring.Component):
         init = [] if weight_init is None else [int(w) for w in weight_init]
         if len(init) > depth or any(not a.weight.min_raw <= w <= a.weight.max_raw for w in init):
             raise ValueError(f"weight_init must be at most {depth} raw values of the weight format {a.weight}")
-        self._weight_memory = Memory(shape=format_shape(a.weight), depth=depth, init=init)
+        # The phases never read a weight in the clock it is written (UPDATE reads each weight
+        # nine clocks before it writes it back), so synthesis needs no read-during-write logic
+        # behind the block RAM (``no_rw_check``; docs/rtl.md §1.3 for the host port).
+        self._weight_memory = Memory(shape=format_shape(a.weight), depth=depth, init=init, attrs=NO_RW_CHECK)
         self._MustUse__silence = False
 
     # -- read-only parameters -----------------------------------------------------------------
@@ -290,15 +319,19 @@ class NeuronPE(wiring.Component):
         f_fprime = a.fprime_frac(act)
         fprime_shape = unsigned(a.fprime_word(act))
         depth = self.weight_depth
+        k_shape = range(max(K, 2))
+        addr_shape = range(max(depth, K * S, 2))  # weight address, or feedback word in ERROR
 
         # -- storage ------------------------------------------------------------------------
         m.submodules.weights = weights = self._weight_memory
         w_rd = weights.read_port()
         w_wr = weights.write_port()
-        # Per-neuron words live in small memories (one write port, one asynchronous read port),
-        # not in K registers each: a simulator then updates one word per clock instead of
-        # evaluating K multiplexers and K next-state functions (see ``_Bank``).
-        accs = _Bank(m, "accs", format_shape(a.accumulator_format(N)), K, reset=False)
+        # Per-neuron words live in small memories with a synchronous read port (block RAM, LUT
+        # RAM), not in K registers each (see ``_Bank``). A bank that a stage reads and writes
+        # back for the same neuron (accumulators, LFSR states) is read one stage ahead, through a
+        # port transparent to the write, so that back-to-back items of one neuron (K = 1) see
+        # each other's results.
+        accs = _Bank(m, "accs", format_shape(a.accumulator_format(N)), K, reset=False, transparent=True)
         banks = {}
         if learning:
             fprimes = banks[Space.DERIVATIVE] = _Bank(m, "fprimes", fprime_shape, K)
@@ -307,45 +340,65 @@ class NeuronPE(wiring.Component):
                 # Word k s + t holds b[k, t].
                 feedback = banks[Space.FEEDBACK] = _Bank(m, "feedback", format_shape(a.feedback), K * S)
             if stoch:
-                lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1)
+                lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1, transparent=True)
 
         # -- control state --------------------------------------------------------------------
         # The registers with a reset are written through their `_next` signal (``register``).
         running, running_next = register(m, 1, "running")
-        phase = Signal(Command, reset_less=True)  # read only together with `running`
         idle = wire(m, ~running, "idle")
         accept = wire(m, self.cmd.valid & idle, "accept")  # a command transfers
         m.d.comb += [self.busy.eq(running), self.cmd.ready.eq(idle)]
         with m.If(accept):
-            m.d.sync += phase.eq(self.cmd.payload)
             if learning:
                 # The fourth code of the 2-bit command is no phase: accepted and ignored.
                 m.d.comb += running_next.eq(Value.cast(self.cmd.payload) != 3)
             else:
                 m.d.comb += running_next.eq(equals(self.cmd.payload, Command.FORWARD))
-        in_forward = wire(m, running & equals(phase, Command.FORWARD), "in_forward")
-        in_update = wire(m, running & equals(phase, Command.UPDATE), "in_update") if learning else C(0, 1)
-        in_error = wire(m, running & equals(phase, Command.ERROR), "in_error") if learning else C(0, 1)
+        # The phase, decoded into one register each, high exactly while `running` and in it:
+        # every stage reads these, and a register is the shortest path there is.
+        in_phase = {}
+        for command in (Command.FORWARD, Command.ERROR, Command.UPDATE) if learning else (Command.FORWARD,):
+            flag, flag_next = register(m, 1, f"in_{command.name.lower()}")
+            in_phase[command] = flag
+            m.d.comb += flag_next.eq(running_next & Mux(accept, equals(self.cmd.payload, command), flag))
+        in_forward = in_phase[Command.FORWARD]
+        in_update = in_phase.get(Command.UPDATE, C(0, 1))
+        in_error = in_phase.get(Command.ERROR, C(0, 1))
+
+        # The pipeline (docs/rtl.md §1.4): one item per clock, every stage one register deep.
+        #   A issue    counters, weight address, block-RAM read (ERROR: takes an error word)
+        #   B read     the block RAM's word is registered as it is; delta and feedback banks read
+        #   O operands the multiplier's operands are registered
+        #   M multiply the product is registered
+        #   D, E       FORWARD: accumulate (low half, high half and write-back);
+        #              UPDATE/ERROR: LFSR draw in D (ERROR: a neuron's words summed; f' in E)
+        #   R round    the cast's rounding (y, step, delta)
+        #   S saturate the cast's overflow; ERROR writes the delta
+        #   C / U      FORWARD: (y, a) on the stream; UPDATE: subtract the step from the weight
+        #   V          UPDATE: saturate the new weight and write it back
+        # A stage's registers are named after it (`m_x` feeds the multiplier in stage M).
+        # Forward stalls as a whole while an output waits for y.ready; nothing else stalls.
+        c_valid, c_valid_next = register(m, 1, "c_valid")
+        stall = wire(m, c_valid & ~self.y.ready, "stall")
+        advance = wire(m, ~stall, "advance")
 
         # -- stage A: issue (j, k) in input-major order, weight address k (N + 1) + j ----------
         a_active, a_active_next = register(m, 1, "a_active")
         # Counters and pipeline words that only matter while their stage is valid need no
         # reset (their stage's valid bit has one); fewer reset terms make a faster simulation.
         a_j = Signal(range(N + 1), reset_less=True)
-        a_k = Signal(range(max(K, 2)), reset_less=True)
-        a_addr = Signal(range(max(depth, 2)), reset_less=True)
+        a_k = Signal(k_shape, reset_less=True)
+        a_addr = Signal(addr_shape, reset_less=True)
         a_bias = wire(m, equals(a_j, N), "a_bias")
         a_last_k = wire(m, equals(a_k, K - 1), "a_last_k")
-        # Forward stalls as a whole while an output waits for y.ready.
-        c_valid, c_valid_next = register(m, 1, "c_valid")
-        stall = wire(m, c_valid & ~self.y.ready, "stall")
-        issue = wire(m, a_active & ~stall & (a_bias | self.x.valid), "issue")
-        m.d.comb += self.x.ready.eq(a_active & ~stall & ~a_bias & a_last_k)
+        issue = wire(m, a_active & ~in_error & advance & (a_bias | self.x.valid), "issue")
+        m.d.comb += self.x.ready.eq(a_active & ~in_error & advance & ~a_bias & a_last_k)
         with m.If(accept):
             m.d.comb += a_active_next.eq(equals(self.cmd.payload, Command.FORWARD))
             m.d.sync += [a_j.eq(0), a_k.eq(0), a_addr.eq(0)]
             if learning:
-                with m.If(equals(self.cmd.payload, Command.UPDATE)):
+                # ERROR keeps `a_active` for as long as it takes error words.
+                with m.If(equals(self.cmd.payload, Command.UPDATE) | equals(self.cmd.payload, Command.ERROR)):
                     m.d.comb += a_active_next.eq(1)
         with m.If(issue):
             with m.If(a_last_k):
@@ -355,54 +408,254 @@ class NeuronPE(wiring.Component):
             with m.Else():
                 m.d.sync += [a_k.eq(a_k + 1), a_addr.eq(a_addr + (N + 1))]
 
+        # ERROR's counters: neuron e_k, connection e_t, feedback word e_addr = k s + t.
+        if learning:
+            e_k = Signal(k_shape, reset_less=True)
+            e_t = Signal(range(max(S, 2)), reset_less=True)
+            e_addr = Signal(range(max(K * S, 2)), reset_less=True)
+            e_last_t = wire(m, equals(e_t, S - 1), "e_last_t")
+            e_last = wire(m, e_last_t & equals(e_k, K - 1), "e_last")
+            m.d.comb += self.e.ready.eq(in_error & a_active)
+            e_take = wire(m, in_error & a_active & self.e.valid, "e_take")
+            with m.If(accept):
+                m.d.sync += [e_k.eq(0), e_t.eq(0), e_addr.eq(0)]
+            with m.If(e_take):
+                m.d.sync += e_addr.eq(e_addr + 1)
+                with m.If(e_last_t):
+                    m.d.sync += [e_t.eq(0), e_k.eq(e_k + 1)]
+                    with m.If(e_last):
+                        m.d.comb += a_active_next.eq(0)
+                with m.Else():
+                    m.d.sync += e_t.eq(e_t + 1)
+        else:
+            e_take = C(0, 1)
+
         # The bias input is exactly 1: raw 2^f_x, one bit wider than x (§4.1, §7).
         x_op_shape = signed(act_fmt.word + 1) if act_fmt.signed else unsigned(act_fmt.word + 1)
+        if learning:
+            # ERROR multiplies b e on the same multiplier: its second operand is the error word.
+            x_op_shape = _union_shape(x_op_shape, format_shape(a.error))
+
+        # -- A -> B ----------------------------------------------------------------------------
+        # `neuron_end`: the item that completes a neuron: the bias (FORWARD, UPDATE) or the
+        # neuron's last error word (ERROR). `first`: j = 0, or t = 0. `last`: the phase's last item.
         b_valid, b_valid_next = register(m, 1, "b_valid")
-        b_bias, b_first, b_last = (Signal(reset_less=True) for _ in range(3))
-        b_k = Signal(range(max(K, 2)), reset_less=True)
-        b_addr = Signal(range(max(depth, 2)), reset_less=True)
+        b_first, b_neuron_end, b_last = (Signal(name=f"b_{n}", reset_less=True)
+                                         for n in ("first", "neuron_end", "last"))
+        b_k = Signal(k_shape, reset_less=True)
+        b_addr = Signal(addr_shape, reset_less=True)
         b_x = Signal(x_op_shape, reset_less=True)
-        with m.If(~stall):
-            m.d.comb += b_valid_next.eq(issue)
+        with m.If(advance):
+            m.d.comb += b_valid_next.eq(issue | e_take)
             m.d.sync += [
-                b_bias.eq(a_bias),
                 b_first.eq(equals(a_j, 0)),
+                b_neuron_end.eq(a_bias),
                 b_last.eq(a_bias & a_last_k),
                 b_k.eq(a_k),
                 b_addr.eq(a_addr),
                 b_x.eq(Mux(a_bias, 1 << act_fmt.frac_bits, self.x.payload)),
             ]
+            if learning:
+                with m.If(in_error):
+                    m.d.sync += [
+                        b_first.eq(equals(e_t, 0)),
+                        b_neuron_end.eq(e_last_t),
+                        b_last.eq(e_last),
+                        b_k.eq(e_k),
+                        b_addr.eq(e_addr),
+                        b_x.eq(self.e.payload),
+                    ]
         m.d.comb += [
             w_rd.addr.eq(Mux(idle, self.host.addr, a_addr)),
-            w_rd.en.eq(Mux(idle, self.host.r_en, ~stall)),
+            w_rd.en.eq(Mux(idle, self.host.r_en, advance)),
         ]
 
-        # -- stage B: multiply (shared by the forward MAC and the weight step) ----------------
-        if learning:
-            # The deltas are read by UPDATE (neuron b_k) and written by ERROR (neuron e_k).
-            delta_sel = deltas.data
-            mul_shape = _union_shape(w_shape, delta_sel.shape())
-            mul_a = Signal(mul_shape)
-            m.d.comb += mul_a.eq(Mux(in_update, delta_sel, w_rd.data))
-        else:
-            mul_a = w_rd.data
-        product = wire(m, mul_a * b_x, "product")  # exact: W x (frac f_w + f_x) or delta x (frac f_d + f_x)
-        acc_sum = wire(m, accs.data + product, "acc_sum")
-        b_mac = wire(m, in_forward & b_valid & ~stall, "b_mac")
-        accs.connect(m, read_addr=b_k, write_addr=b_k, write_data=Mux(b_first, product, acc_sum),
-                     write_en=b_mac & ~b_bias)
-        # §4.1: one cast of the exact sum, bias included.
-        y_next = wire(m, hw_cast(acc_sum, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt, a.rounding,
-                                 a.overflow, m=m, name="y_cast"), "y_next")
+        def follow(prefix, source, valid):
+            """The stage after ``source``: its valid bit (next value ``valid``) and its copies of
+            the item's k, address and flags, loaded while the pipeline advances."""
+            stage = {}
+            for name, value in source.items():
+                stage[name] = Signal.like(value, name=f"{prefix}_{name}", reset_less=True)
+                with m.If(advance):
+                    m.d.sync += stage[name].eq(value)
+            v, v_next = register(m, 1, f"{prefix}_valid")
+            with m.If(advance):
+                m.d.comb += v_next.eq(valid)
+            return v, stage
 
-        # -- stage C: activation and the output stream ----------------------------------------
+        # -- stage B: the block RAM's word arrives and is registered as it is ------------------
+        # (its clock-to-out gets a stage of its own; nothing else sits in front of `o_weight`)
+        o_weight = Signal(w_shape, name="o_weight", reset_less=True)
+        o_x = Signal(x_op_shape, name="o_x", reset_less=True)
+        with m.If(advance):
+            m.d.sync += [o_weight.eq(w_rd.data), o_x.eq(b_x)]
+        b_item = {"k": b_k, "addr": b_addr, "first": b_first, "neuron_end": b_neuron_end, "last": b_last}
+        o_valid, o_item = follow("o", b_item, b_valid)
+
+        # -- stage O: the multiplier's operands, registered ------------------------------------
+        # FORWARD W x, UPDATE delta x, ERROR b e (the delta and feedback banks are read in B).
+        if learning:
+            mul_a_shapes = [w_shape, format_shape(delta_fmt)]
+            if not output_layer:
+                mul_a_shapes.append(format_shape(a.feedback))
+            m_a = Signal(_union_shape(*mul_a_shapes), name="m_a", reset_less=True)
+            if output_layer:
+                b_factor = C(1, 2)  # the error word times 1 is the delta (§6.2)
+            else:
+                b_factor = feedback.data
+            operand = Mux(in_update, deltas.data, Mux(in_error, b_factor, o_weight))
+        else:
+            m_a = Signal(w_shape, name="m_a", reset_less=True)
+            operand = o_weight
+        m_x = Signal(x_op_shape, name="m_x", reset_less=True)
+        m_weight = Signal(w_shape, name="m_weight", reset_less=True)  # UPDATE: the old weight
+        with m.If(advance):
+            m.d.sync += [m_a.eq(operand), m_x.eq(o_x)]
+            if learning:
+                m.d.sync += m_weight.eq(o_weight)
+        m_valid, m_item = follow("m", o_item, o_valid)
+
+        # -- stage M: multiply -----------------------------------------------------------------
+        product = wire(m, m_a * m_x, "product")  # exact: W x, delta x or b e
+        d_product = Signal(product.shape(), name="d_product", reset_less=True)
+        d_weight = Signal(w_shape, name="d_weight", reset_less=True)
+        with m.If(advance):
+            m.d.sync += [d_product.eq(product), d_weight.eq(m_weight)]
+        d_valid, d_item = follow("d", m_item, m_valid)
+
+        # -- stages D and E: accumulate (FORWARD) -----------------------------------------------
+        # acc_k (read in M through the transparent port) + W x, the first input replacing it.
+        # With K >= 2 a neuron's next MAC is at least two clocks later, so the sum takes two
+        # stages, the low half in D (with its carry) and the high half in E, which writes it
+        # back: no carry chain longer than half the accumulator. With K = 1 the whole sum is in
+        # D, which writes it back for the next clock's MAC of the same neuron.
+        acc_shape = accs.data.shape()
+        sum_width = max(acc_shape.width, d_product.shape().width) + 1
+        acc_in = wire(m, Mux(d_item["first"], 0, accs.data), "acc_in")
+        d_mac = wire(m, in_forward & d_valid & advance & ~d_item["neuron_end"], "d_mac")
+        e_valid, e_item = follow("e", d_item, d_valid)
+        if K == 1:
+            acc_sum = wire(m, acc_in + d_product, "acc_sum")
+            e_exact_sum = Signal(acc_sum.shape(), name="e_exact_sum", reset_less=True)
+            with m.If(advance):
+                m.d.sync += e_exact_sum.eq(acc_sum)
+            accs.connect(m, read_addr=m_item["k"], read_en=advance, write_addr=d_item["k"],
+                         write_data=acc_sum, write_en=d_mac)
+            exact_sum = e_exact_sum
+        else:
+            half = sum_width // 2
+            acc_wide = wire(m, extend(acc_in, sum_width), "acc_wide")
+            product_wide = wire(m, extend(d_product, sum_width), "product_wide")
+            acc_low = wire(m, acc_wide[:half] + product_wide[:half], "acc_low")  # with its carry out
+            e_low = Signal(half + 1, name="e_acc_low", reset_less=True)
+            e_acc_high = Signal(sum_width - half, name="e_acc_high", reset_less=True)
+            e_product_high = Signal(sum_width - half, name="e_product_high", reset_less=True)
+            with m.If(advance):
+                m.d.sync += [e_low.eq(acc_low), e_acc_high.eq(acc_wide[half:]),
+                             e_product_high.eq(product_wide[half:])]
+            acc_high = wire(m, (e_acc_high + e_product_high + e_low[half])[: sum_width - half], "acc_high")
+            acc_sum = wire(m, Cat(e_low[:half], acc_high).as_signed(), "acc_sum")
+            e_mac = wire(m, in_forward & e_valid & advance & ~e_item["neuron_end"], "e_mac")
+            accs.connect(m, read_addr=m_item["k"], read_en=advance, write_addr=e_item["k"],
+                         write_data=acc_sum, write_en=e_mac)
+            exact_sum = acc_sum
+        # Past E go the bias (FORWARD: the exact sum, §4.1), every weight (UPDATE) and a
+        # neuron's last error word (ERROR: its delta).
+        keep = e_item["neuron_end"] | in_update
+        r_valid, r_item = follow("r", e_item, e_valid & keep)
+        r_exact_y = Signal(exact_sum.shape(), name="r_exact_y", reset_less=True)
+        with m.If(advance):
+            m.d.sync += r_exact_y.eq(exact_sum)
+
+        draw = None
+        if stoch:
+            # -- stage D: LFSR draw, 16 steps (§5.1) in a few word operations (``lfsr_draw``) --
+            # With K >= 2 the state is read in O and registered in M, so the loop from a
+            # state to the next is one register and the draw; with K = 1 it is read in M.
+            if K == 1:
+                lfsr_read_k, lfsr_sel = m_item["k"], lfsrs.data
+            else:
+                lfsr_read_k = o_item["k"]
+                lfsr_sel = Signal(LFSR_WIDTH, name="d_lfsr_state", reset_less=True)
+                with m.If(advance):
+                    m.d.sync += lfsr_sel.eq(lfsrs.data)
+            lfsr_next = wire(m, lfsr_draw(m, lfsr_sel), "lfsr_next")
+            # §5.3: the delta draw (hidden layers only), then one per weight in address order.
+            lfsr_advance = d_valid & (in_update | (C(0, 1) if output_layer else in_error & d_item["neuron_end"]))
+            lfsr_advance = wire(m, lfsr_advance, "lfsr_advance")
+            e_draw = Signal(STOCH_BITS, name="e_draw", reset_less=True)
+            r_draw = Signal(STOCH_BITS, name="r_draw", reset_less=True)
+            with m.If(advance):
+                m.d.sync += [e_draw.eq(lfsr_next[:STOCH_BITS]), r_draw.eq(e_draw)]
+            draw = r_draw
+
+        if learning:
+            if S > 1:
+                # SDFA: a neuron's s products summed exactly first (§6.1).
+                partial = Signal(format_shape(_exact_sum_format(a.feedback, a.error, S)), name="partial",
+                                 reset_less=True)
+                received = wire(m, Mux(d_item["first"], d_product, partial + d_product), "received")
+                with m.If(in_error & d_valid):
+                    m.d.sync += partial.eq(received)
+                value_shape = _union_shape(d_product.shape(), received.shape())
+                d_value = Mux(in_error, received, d_product)
+            else:
+                value_shape = d_product.shape()
+                d_value = d_product
+            # UPDATE: delta x; ERROR: sum_t b e (hidden) or e (output).
+            e_product = Signal(value_shape, name="e_product", reset_less=True)
+            e_weight = Signal(w_shape, name="e_weight", reset_less=True)
+            with m.If(advance):
+                m.d.sync += [e_product.eq(d_value), e_weight.eq(d_weight)]
+            # -- stage E, ERROR: times the stored f' (§6.1; read in D) ------------------------
+            if output_layer:
+                e_value = e_product
+            else:
+                fprime_sel = fprimes.data
+                if act is Activation.TANH:
+                    delta_product = wire(m, e_product * fprime_sel, "delta_product")
+                else:
+                    delta_product = wire(m, Mux(fprime_sel[0], e_product, 0), "delta_product")
+                e_value = Mux(in_error, delta_product, e_product)
+            # UPDATE: delta x; ERROR: (sum_t b e) f' (hidden) or e (output).
+            r_product = Signal(_union_shape(e_value.shape()), name="r_product", reset_less=True)
+            with m.If(advance):
+                m.d.sync += r_product.eq(e_value)
+
+        # -- stage R: round --------------------------------------------------------------------
+        s_valid, s_item = follow("s", r_item, r_valid)
+        y_rounded = hw_round(r_exact_y, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt, a.rounding, m=m,
+                             name="y_cast")
+        s_y_rounded = Signal(y_rounded.shape(), name="s_y_rounded", reset_less=True)
+        with m.If(advance):
+            m.d.sync += s_y_rounded.eq(y_rounded)
+        if learning:
+            step_rounded = hw_round(r_product, delta_fmt.frac_bits + act_fmt.frac_bits + a.shift, w_fmt,
+                                    a.update_rounding, draw, m=m, name="step_cast")
+            s_step_rounded = Signal(step_rounded.shape(), name="s_step_rounded", reset_less=True)
+            if output_layer:
+                delta_rounded = r_product
+            else:
+                delta_rounded = hw_round(r_product, a.feedback.frac_bits + a.error.frac_bits + f_fprime,
+                                         a.delta, a.update_rounding, draw, m=m, name="delta_cast")
+            s_delta_rounded = Signal(delta_rounded.shape(), name="s_delta_rounded", reset_less=True)
+            r_weight = Signal(w_shape, name="r_weight", reset_less=True)
+            s_weight = Signal(w_shape, name="s_weight", reset_less=True)
+            with m.If(advance):
+                m.d.sync += [s_step_rounded.eq(step_rounded), s_delta_rounded.eq(delta_rounded),
+                             r_weight.eq(e_weight), s_weight.eq(r_weight)]
+
+        # -- stage S: saturate -----------------------------------------------------------------
+        y_next = wire(m, hw_saturate(s_y_rounded, act_fmt, a.overflow, m=m, name="y_cast"), "y_next")
+
+        # -- stage C: activation and the output stream (FORWARD) -------------------------------
         # y.payload means something only while y.valid (a tanh ROM's output is not reset either).
-        c_y = Signal(act_shape, reset_less=True)
-        c_k = Signal(range(max(K, 2)), reset_less=True)
-        c_last = Signal(reset_less=True)
-        with m.If(~stall):
-            m.d.comb += c_valid_next.eq(b_mac & b_bias)
-            m.d.sync += [c_y.eq(y_next), c_k.eq(b_k), c_last.eq(b_last)]
+        c_y = Signal(act_shape, name="c_y", reset_less=True)
+        c_k = Signal(k_shape, name="c_k", reset_less=True)
+        c_last = Signal(name="c_last", reset_less=True)
+        with m.If(advance):
+            m.d.comb += c_valid_next.eq(s_valid & in_forward)
+            m.d.sync += [c_y.eq(y_next), c_k.eq(s_item["k"]), c_last.eq(s_item["last"])]
         if act is Activation.TANH:
             table = [int(v) for v in tanh_table(act_fmt)]
             m.submodules.tanh_rom = rom = Memory(shape=act_shape, depth=len(table), init=table)
@@ -410,7 +663,7 @@ class NeuronPE(wiring.Component):
             # Entry index = y - min: flip the sign bit of a signed raw value (§4.2).
             m.d.comb += [
                 rom_rd.addr.eq(Cat(y_next[:-1], ~y_next[-1]) if act_fmt.signed else y_next),
-                rom_rd.en.eq(~stall),
+                rom_rd.en.eq(advance),
             ]
             c_a = rom_rd.data
         else:
@@ -422,132 +675,110 @@ class NeuronPE(wiring.Component):
         if learning:
             fprime_next = wire(m, _derivative(m, c_y, c_a, act_fmt, act), "fprime_next")
 
-        # -- LFSR: one draw = 16 steps (§5.1), in a few word operations (``lfsr_draw``) -------
-        draw = None
         if learning:
-            e_k = Signal(range(max(K, 2)), reset_less=True)
-        if stoch:
-            lfsr_k = wire(m, Mux(in_error, e_k, b_k), "lfsr_k")
-            lfsr_sel = lfsrs.data
-            lfsr_next = wire(m, lfsr_draw(m, lfsr_sel), "lfsr_next")
-            draw = lfsr_next[:STOCH_BITS]
-            lfsr_advance = Signal()
-
-        if learning:
-            # -- UPDATE write-back (§7) ---------------------------------------------------------
-            step = wire(m, hw_cast(
-                product,
-                delta_fmt.frac_bits + act_fmt.frac_bits + a.shift,
-                w_fmt,
-                a.update_rounding,
-                a.overflow,
-                draw,
-                m=m,
-                name="step_cast",
-            ), "step")
-            w_new = wire(m, hw_cast(w_rd.data - step, w_fmt.frac_bits, w_fmt, Rounding.TRN, a.overflow,
-                                    m=m, name="w_cast"), "w_new")
-            b_write = wire(m, in_update & b_valid, "b_write")
-            with m.If(b_write & b_last):
+            # -- ERROR (§6.1, §6.2): the delta is written in stage S ---------------------------
+            if output_layer:
+                delta_next = wire(m, s_delta_rounded[: delta_fmt.word], "delta_next")
+                if delta_fmt.signed:
+                    delta_next = delta_next.as_signed()
+            else:
+                delta_next = wire(m, hw_saturate(s_delta_rounded, a.delta, a.overflow, m=m, name="delta_cast"),
+                                  "delta_next")
+            # Registered in R, so that no phase decoding sits in front of the bank's write.
+            s_delta_valid, s_delta_valid_next = register(m, 1, "s_delta_valid")
+            with m.If(advance):
+                m.d.comb += s_delta_valid_next.eq(r_valid & in_error)
+            delta_write = wire(m, s_delta_valid, "delta_write")
+            with m.If(delta_write & s_item["last"]):
                 m.d.comb += running_next.eq(0)
 
-            # -- ERROR (§6.1, §6.2) --------------------------------------------------------------
-            e_t = Signal(range(max(S, 2)), reset_less=True)
-            # The feedback word of (e_k, e_t): k s + t, one more per error word.
-            e_addr = Signal(range(max(K * S, 2)), reset_less=True)
-            e_last_t = wire(m, equals(e_t, S - 1), "e_last_t")
-            m.d.comb += self.e.ready.eq(in_error)
-            e_take = wire(m, in_error & self.e.valid, "e_take")
-            with m.If(accept):
-                m.d.sync += [e_k.eq(0), e_t.eq(0), e_addr.eq(0)]
-            with m.If(e_take):
-                m.d.sync += e_addr.eq(e_addr + 1)
-                with m.If(e_last_t):
-                    m.d.sync += [e_t.eq(0), e_k.eq(e_k + 1)]
-                    with m.If(equals(e_k, K - 1)):
-                        m.d.comb += running_next.eq(0)
-                with m.Else():
-                    m.d.sync += e_t.eq(e_t + 1)
-            if output_layer:
-                delta_next = self.e.payload
-            else:
-                b_sel = feedback.data
-                b_term = wire(m, b_sel * self.e.payload, "b_term")
-                if S > 1:
-                    partial = Signal(format_shape(_exact_sum_format(a.feedback, a.error, S)), reset_less=True)
-                    with m.If(e_take):
-                        m.d.sync += partial.eq(Mux(equals(e_t, 0), b_term, partial + b_term))
-                    received = wire(m, Mux(equals(e_t, 0), b_term, partial + b_term), "received")
-                else:
-                    received = b_term
-                fprime_sel = fprimes.data
-                if act is Activation.TANH:
-                    delta_product = received * fprime_sel
-                else:
-                    delta_product = Mux(fprime_sel[0], received, 0)
-                delta_next = wire(m, hw_cast(
-                    delta_product,
-                    a.feedback.frac_bits + a.error.frac_bits + f_fprime,
-                    a.delta,
-                    a.update_rounding,
-                    a.overflow,
-                    draw,
-                    m=m,
-                    name="delta_cast",
-                ), "delta_next")
-            delta_write = wire(m, e_take & e_last_t, "delta_write")
-            if stoch:
-                # §5.3: the delta draw (hidden layers only), then one per weight in address order.
-                m.d.comb += lfsr_advance.eq(b_write | (C(0, 1) if output_layer else delta_write))
+            # -- UPDATE (§7): saturate the step (S), subtract it (U), saturate and write (V) ----
+            step = wire(m, hw_saturate(s_step_rounded, w_fmt, a.overflow, m=m, name="step_cast"), "step")
+            u_valid, u_item = follow("u", s_item, s_valid & in_update)
+            u_step = Signal(w_shape, name="u_step", reset_less=True)
+            u_weight = Signal(w_shape, name="u_weight", reset_less=True)
+            w_diff = wire(m, u_weight - u_step, "w_diff")
+            v_valid, v_item = follow("v", u_item, u_valid)
+            v_w_diff = Signal(w_diff.shape(), name="v_w_diff", reset_less=True)
+            with m.If(advance):
+                m.d.sync += [u_step.eq(step), u_weight.eq(s_weight), v_w_diff.eq(w_diff)]
+            w_new = wire(m, hw_saturate(v_w_diff, w_fmt, a.overflow, m=m, name="w_cast"), "w_new")
+            w_write = wire(m, v_valid, "w_write")  # stage U takes UPDATE's items only
+            with m.If(w_write & v_item["last"]):
+                m.d.comb += running_next.eq(0)
         else:
-            b_write = C(0, 1)
+            w_write = C(0, 1)
             w_new = C(0, 1)
+            v_item = {"addr": C(0, 1)}
 
         # -- host port -------------------------------------------------------------------------
+        # A write is registered here and lands one clock later (its decoding, the address
+        # comparisons and the space, then has a clock of its own); it takes the memory's write
+        # port whatever the phase, since a write issued in the clock of a command transfer
+        # lands in the phase's first clock, when no stage writes yet.
         host = self.host
         host_write = wire(m, host.w_en & idle, "host_write")
-        # Writes beyond the weight memory are ignored (compare only if the address can be there).
-        in_memory = (host.addr < depth) if depth < (1 << len(host.addr)) else C(1, 1)
+        q_addr = Signal(len(host.addr), name="host_q_addr", reset_less=True)
+        q_data = Signal(len(host.w_data), name="host_q_data", reset_less=True)
+        m.d.sync += [q_addr.eq(host.addr), q_data.eq(host.w_data)]
+
+        def host_write_enable(space, count):
+            """The registered write enable of ``space``: a host write to one of its ``count`` words."""
+            # Writes beyond the storage are ignored (compare only if the address can be there).
+            inside = (host.addr < count) if count < (1 << len(host.addr)) else C(1, 1)
+            enable, enable_next = register(m, 1, f"host_write_{space.name.lower()}")
+            m.d.comb += enable_next.eq(host_write & equals(host.space, space) & inside)
+            return enable, inside
+
+        w_host, _ = host_write_enable(Space.WEIGHT, depth)
         m.d.comb += [
-            w_wr.addr.eq(Mux(idle, host.addr, b_addr)),
-            w_wr.data.eq(Mux(idle, host.w_data[: w_fmt.word], w_new)),
-            w_wr.en.eq(Mux(idle, host_write & equals(host.space, Space.WEIGHT) & in_memory, b_write)),
+            w_wr.addr.eq(Mux(w_host, q_addr, v_item["addr"])),
+            w_wr.data.eq(Mux(w_host, q_data[: w_fmt.word], w_new)),
+            w_wr.en.eq(w_host | w_write),
         ]
-        # The banks: the host while idle (writes beyond a bank are ignored), the phases while
-        # running (the phases never write while idle, the host never while running).
+        # The banks: read by the host while idle and by the phases while running; written by
+        # the host's registered write or by the phases (never in the same clock).
+        # Each entry: (read address, write address, write data, write enable).
         if learning:
             functional = {
-                Space.DERIVATIVE: (e_k, c_k, fprime_next, y_done),
-                Space.DELTA: (b_k, e_k, delta_next, delta_write),
+                Space.DERIVATIVE: (d_item["k"], c_k, fprime_next, y_done),  # read in D for E
+                Space.DELTA: (b_k, s_item["k"], delta_next, delta_write),  # read in B for O
             }
             if not output_layer:
-                functional[Space.FEEDBACK] = (e_addr, e_addr, C(0, 1), C(0, 1))
+                functional[Space.FEEDBACK] = (b_addr, b_addr, C(0, 1), C(0, 1))  # read in B for O
             if stoch:
-                functional[Space.LFSR] = (lfsr_k, lfsr_k, lfsr_next, lfsr_advance)
-        host_read = {}
+                functional[Space.LFSR] = (lfsr_read_k, d_item["k"], lfsr_next, lfsr_advance)  # see stage D
+        # A read's word comes straight from the memories' read ports, one clock after r_en,
+        # through a multiplexer whose selects are registered with the read.
+        host_read = host.r_en & idle
+        r_weight, r_weight_next = register(m, 1, "r_weight", init=1)
+        with m.If(host_read):
+            m.d.comb += r_weight_next.eq(equals(host.space, Space.WEIGHT))
+        bank_words = []
         for space, bank in banks.items():
             read_addr, write_addr, write_data, write_en = functional[space]
-            in_bank = (host.addr < bank.count) if bank.count < (1 << len(host.addr)) else C(1, 1)
-            host_addr = host.addr[: len(bank.write.addr)]
+            enable, inside = host_write_enable(space, bank.count)
+            bank_addr = len(bank.write.addr)
             bank.connect(
                 m,
-                read_addr=Mux(idle, host_addr, read_addr),
-                write_addr=Mux(idle, host_addr, write_addr),
-                write_data=Mux(idle, host.w_data[: len(bank.data)], write_data),
-                write_en=Mux(idle, host_write & equals(host.space, space) & in_bank, write_en),
+                read_addr=Mux(idle, host.addr[:bank_addr], read_addr),
+                read_en=Mux(idle, host.r_en, advance),
+                write_addr=Mux(enable, q_addr[:bank_addr], write_addr),
+                write_data=Mux(enable, q_data[: len(bank.data)], write_data),
+                write_en=enable | write_en,
             )
-            host_read[space] = (in_bank, bank.data)
-        r_space, r_space_next = register(m, Shape.cast(Space), "r_space")  # raw Space values
-        # Seen only after a read of another space than WEIGHT (r_space resets to WEIGHT), and
-        # that read sets it: no reset needed.
-        r_word = Signal(len(host.r_data), reset_less=True)
-        with m.If(host.r_en & idle):
-            m.d.comb += r_space_next.eq(host.space)
-            m.d.sync += r_word.eq(0)
-            for space, (in_bank, data) in host_read.items():
-                with m.If(equals(host.space, space) & in_bank):
-                    m.d.sync += r_word.eq(data)
-        m.d.comb += host.r_data.eq(Mux(equals(r_space, Space.WEIGHT), w_rd.data, r_word))
+            # Seen only after a read (a read sets it): no reset needed.
+            selected = Signal(name=f"r_{space.name.lower()}", reset_less=True)
+            with m.If(host_read):
+                m.d.sync += selected.eq(equals(host.space, space) & inside)
+            word = Signal(len(host.r_data), name=f"r_{space.name.lower()}_word")
+            m.d.comb += word.eq(bank.data)  # sign-extended for a signed format
+            bank_words.append(Mux(selected, word, 0))
+        r_word = C(0, len(host.r_data))
+        for word in bank_words:
+            r_word = r_word | word
+        r_word = wire(m, r_word, "r_word")
+        m.d.comb += host.r_data.eq(Mux(r_weight, w_rd.data, r_word))
         return m
 
 
@@ -559,33 +790,45 @@ class NeuronPE(wiring.Component):
 class _Bank:
     """``count`` per-neuron words with the behaviour of ``count`` registers, stored in a memory.
 
-    One write port and one asynchronous read port (``data`` shows word ``read_addr`` in the same
-    clock, a write lands at the clock edge), so a simulator updates one word per write instead of
-    evaluating a next-state function and a multiplexer input for every word on every clock.
+    One write port and one synchronous read port (``data`` shows word ``read_addr`` one clock
+    after a read with ``read_en``, and holds it while ``read_en`` is low; a write lands at the
+    clock edge), so that synthesis can place the bank in block RAM or LUT RAM, and a simulator
+    updates one word per write instead of evaluating a next-state function for every word.
+    With ``transparent`` a read in the clock of a write to the same word returns the new word.
 
     With ``reset`` the bank keeps a register's reset too: a ``loaded`` bit per word, cleared by
     the domain's reset and set by a write, makes a word that was not written since reset read as
     ``init`` (the memory itself is not reset).
     """
 
-    def __init__(self, m: Module, name: str, shape, count: int, *, init: int = 0, reset: bool = True):
+    def __init__(self, m: Module, name: str, shape, count: int, *, init: int = 0, reset: bool = True,
+                 transparent: bool = False):
         self.count = count
-        self.memory = Memory(shape=shape, depth=max(2, count), init=[])  # no zero-bit address
+        # no zero-bit address; without `transparent` no word is read in the clock of its write
+        self.memory = Memory(shape=shape, depth=max(2, count), init=[], attrs=None if transparent else NO_RW_CHECK)
         m.submodules[name] = self.memory
-        self.read = self.memory.read_port(domain="comb")
         self.write = self.memory.write_port()
+        self.read = self.memory.read_port(transparent_for=(self.write,) if transparent else ())
         self.data = Signal(shape, name=f"{name}_data")
         if reset:
             loaded, loaded_next = register(m, count, f"{name}_loaded")
             with m.If(self.write.en):
                 m.d.comb += loaded_next.eq(loaded | (C(1, count) << self.write.addr)[:count])
-            m.d.comb += self.data.eq(Mux((loaded >> self.read.addr)[0], self.read.data, init))
+            was_loaded = (loaded >> self.read.addr)[0]
+            if transparent:
+                was_loaded = was_loaded | (self.write.en & (self.write.addr == self.read.addr))
+            # Whether the word read had been written since reset, registered with the read.
+            read_loaded = Signal(name=f"{name}_read_loaded", reset_less=True)
+            with m.If(self.read.en):
+                m.d.sync += read_loaded.eq(was_loaded)
+            m.d.comb += self.data.eq(Mux(read_loaded, self.read.data, init))
         else:
             m.d.comb += self.data.eq(self.read.data)
 
-    def connect(self, m: Module, *, read_addr, write_addr, write_data, write_en) -> None:
+    def connect(self, m: Module, *, read_addr, read_en, write_addr, write_data, write_en) -> None:
         m.d.comb += [
             self.read.addr.eq(read_addr),
+            self.read.en.eq(read_en),
             self.write.addr.eq(write_addr),
             self.write.data.eq(write_data),
             self.write.en.eq(write_en),

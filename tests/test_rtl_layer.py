@@ -414,7 +414,7 @@ def test_one_sample_takes_the_formula_clocks_and_back_to_back_samples_one_period
     samples = 4
     run = check(config, seed=21, samples=samples, back_to_back=True)
     cycles = layer_cycles(fan_in=4, neurons_per_pe=3, connections=2)
-    assert cycles.sample == 2 * 3 * (4 + 1) + 3 * 2 + 7
+    assert cycles.sample == 2 * 3 * (4 + 1) + 3 * 2 + 28
     # Clocks counted from the one at which the first SAMPLE transferred; each `done` shares its
     # clock with the next SAMPLE's transfer.
     first = run.cmd_clocks[0]

@@ -440,9 +440,9 @@ def test_a_draw_order_mistake_would_be_caught():
 
 def test_cycle_formula():
     cycles = phase_cycles(fan_in=64, neurons_per_pe=10, connections=1)
-    assert cycles == (10 * 65 + 3, 10 + 1, 10 * 65 + 2)
-    assert cycles.per_sample == 2 * 10 * 65 + 10 + 6
-    assert phase_cycles(fan_in=3, neurons_per_pe=2, connections=2).per_sample == 2 * 2 * 4 + 2 * 2 + 6
+    assert cycles == (10 * 65 + 9, 10 + 8, 10 * 65 + 10)
+    assert cycles.per_sample == 2 * 10 * 65 + 10 + 27
+    assert phase_cycles(fan_in=3, neurons_per_pe=2, connections=2).per_sample == 2 * 2 * 4 + 2 * 2 + 27
     with pytest.raises(ValueError, match="fan_in must be a positive integer, not 0"):
         phase_cycles(fan_in=0, neurons_per_pe=1)
 
