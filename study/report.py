@@ -406,7 +406,10 @@ def _sparsity_section(groups: list[Group], out_dir: Path, report: ReportResult, 
     ok = {_settings_key(g) for g in groups}
     finished, lost = feedback(groups), [g for g in feedback(diverged_groups) if _settings_key(g) not in ok]
     records = [r for g in finished + lost for r in g.records]
-    context = varying_settings(records, exclude=("seed", *_RANK_AXES))
+    # Formats and modes that are only None in float cells are told apart by ``precision``:
+    # left out, they would fill the panel titles.
+    context = [f for f in varying_settings(records, exclude=("seed", *_RANK_AXES)) if f not in _FIXED_ONLY
+               or len({r.settings[f] for r in records if r.settings[f] is not None}) > 1]
 
     def line(group: Group) -> tuple:
         return tuple(group.settings[f] for f in context) + (group.settings["rank"],)
