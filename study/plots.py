@@ -18,7 +18,7 @@ from ssdfa.user_files import write_atomically
 from .chance import chance_accuracy, chance_threshold
 from .records import Group
 
-__all__ = ["plot_width", "plot_area", "plot_rank", "plot_angles", "subject", "PNG_METADATA"]
+__all__ = ["plot_width", "plot_area", "plot_rank", "plot_sparsity", "plot_angles", "subject", "PNG_METADATA"]
 
 #: No version or date in the PNG, so that the same data gives the same bytes.
 PNG_METADATA = {"Software": None}
@@ -261,6 +261,48 @@ def plot_rank(groups: Sequence[Group], context_fields: Sequence[str], path: Path
             ax.set_xlabel("rank of B")
             ax.legend(fontsize=7)
     figure.suptitle(f"Accuracy and alignment against the rank of B\n{subject(groups)}", fontsize=9)
+    return _save(plt, figure, path)
+
+
+def plot_sparsity(groups: Sequence[Group], context_fields: Sequence[str], path: Path,
+                  diverged: Sequence[Group] = ()):
+    """Accuracy (top) and angle (bottom) against the sparsity of B, one line per rank (paper
+    Fig. 6); bars span one standard deviation over seeds either side, as in the paper.
+    Configurations whose every seed diverged are red crosses at 0% on the accuracy axis."""
+    plt = _pyplot()
+    panels = _panels(groups, context_fields)
+    lost = _panels(diverged, context_fields)
+    titles = list(panels) + [t for t in lost if t not in panels]
+    figure, axes = plt.subplots(2, len(titles), figsize=(5.0 * len(titles), 6.4), squeeze=False)
+    for column, title in enumerate(titles):
+        top, bottom = axes[0][column], axes[1][column]
+        lines: dict[int, list[Group]] = {}
+        for group in panels.get(title, []):
+            lines.setdefault(group.settings["rank"], []).append(group)
+        for index, rank in enumerate(sorted(lines)):
+            line = sorted(lines[rank], key=lambda g: g.settings["sparsity"])
+            style = {"capsize": 3, "marker": "o", "markersize": 4, "linewidth": 1.2, "color": f"C{index % 10}",
+                     "label": f"rank {rank}"}
+            stats = [g.summary("test_accuracy") for g in line]
+            top.errorbar([g.settings["sparsity"] * 100 for g in line], [s[0] * 100 for s in stats],
+                         yerr=[s[1] * 100 for s in stats], **style)
+            angles = [(g.settings["sparsity"] * 100, g.summary("angle")) for g in line if g.summary("angle") is not None]
+            if angles:
+                bottom.errorbar([x for x, _ in angles], [s[0] for _, s in angles], yerr=[s[1] for _, s in angles],
+                                **style)
+        crosses = lost.get(title, [])
+        if crosses:
+            top.plot([g.settings["sparsity"] * 100 for g in crosses], [0] * len(crosses), "x", color="red",
+                     markersize=8, markeredgewidth=2, label="every seed diverged", clip_on=False)
+        top.set_title(title, fontsize=8)
+        top.set_ylabel("test accuracy (%)")
+        top.set_ylim(0, 100)
+        bottom.set_ylabel("angle between B and W (degrees)")
+        for ax in (top, bottom):
+            ax.set_xlabel("sparsity of B (%)")
+            ax.legend(fontsize=7)
+    if groups:
+        figure.suptitle(f"Accuracy and alignment against the sparsity of B\n{subject(groups)}", fontsize=9)
     return _save(plt, figure, path)
 
 

@@ -11,6 +11,9 @@ Files written to the output folder (a figure only when the database holds cells 
   needs Yosys and the synthesis command.
 - ``rank-sparsity.png``: accuracy and angle against the rank of B grouped by sparsity (the
   paper's Figures 5 and 6), when the database holds cells of more than one rank.
+- ``accuracy-vs-sparsity.png``: accuracy and angle against the sparsity of B, one line per rank
+  (the paper's Figure 6, ranks 5 and 10 when the database holds them), when it holds cells of
+  more than one sparsity at one rank.
 - ``angles-over-training.png``: eq. 14's angle and the update's angle to BP's gradient against
   the epoch, one line per configuration (the paper's Figure 4), when cells recorded them.
 
@@ -50,7 +53,7 @@ __all__ = ["write_report", "ReportResult", "REPORT_FILES"]
 
 REPORT_FILES = (
     "cells.csv", "summary.csv", "accuracy-vs-width.png", "accuracy-vs-area.png", "area.csv",
-    "rank-sparsity.png", "angles-over-training.png", "report.md",
+    "rank-sparsity.png", "accuracy-vs-sparsity.png", "angles-over-training.png", "report.md",
 )
 
 _WIDTH_AXES = ("word", "rounding", "update_rounding", *(f for f in SETTING_COLUMNS if f.startswith("format_")))
@@ -102,6 +105,7 @@ def write_report(db_path, out_dir, *, area: AreaEstimator | None = None, keys: s
     sections.append(_width_section(groups, out_dir, report, diverged_groups))
     sections.append(_area_section(groups, out_dir, report, area if area is not None else AreaEstimator()))
     sections.append(_rank_section(groups, out_dir, report))
+    sections.append(_sparsity_section(groups, out_dir, report, diverged_groups))
     sections.append(_angle_section(groups + diverged_groups, out_dir, report))
     if diverged:
         sections.append(_diverged_section(diverged, shown))
@@ -399,3 +403,60 @@ def _rank_section(groups: list[Group], out_dir: Path, report: ReportResult) -> s
         })
     return ("## Accuracy and angle against rank, by sparsity (paper Figures 5 and 6)\n\n"
             "![accuracy and angle against rank](rank-sparsity.png)\n\n" + _markdown(table))
+
+
+#: The ranks of the paper's Figure 6, drawn when the database holds them.
+_FIGURE6_RANKS = (5, 10)
+
+
+def _sparsity_section(groups: list[Group], out_dir: Path, report: ReportResult, diverged_groups: list[Group]) -> str:
+    """The paper's Figure 6: accuracy and angle against sparsity at ranks 5 and 10 (or, without
+    those, at every rank that has more than one sparsity)."""
+    from .plots import plot_sparsity
+
+    def feedback(candidates: list[Group]) -> list[Group]:
+        return [g for g in candidates if g.settings["algorithm"] != "bp" and g.settings["sparsity"] is not None]
+
+    ok = {_settings_key(g) for g in groups}
+    finished, lost = feedback(groups), [g for g in feedback(diverged_groups) if _settings_key(g) not in ok]
+    records = [r for g in finished + lost for r in g.records]
+    # Formats and modes that are only None in float cells are told apart by ``precision``:
+    # left out, they would fill the panel titles.
+    context = [f for f in varying_settings(records, exclude=("seed", *_RANK_AXES)) if f not in _FIXED_ONLY
+               or len({r.settings[f] for r in records if r.settings[f] is not None}) > 1]
+
+    def line(group: Group) -> tuple:
+        return tuple(group.settings[f] for f in context) + (group.settings["rank"],)
+
+    sparsities: dict[tuple, set] = {}
+    for group in finished + lost:
+        sparsities.setdefault(line(group), set()).add(group.settings["sparsity"])
+    lines = {key for key, values in sparsities.items() if len(values) > 1}
+    preferred = {key for key in lines if key[-1] in _FIGURE6_RANKS}
+    lines = preferred or lines
+    finished = [g for g in finished if line(g) in lines]
+    lost = [g for g in lost if line(g) in lines]
+    if not finished and not lost:
+        report.notes.append("accuracy-vs-sparsity.png skipped: the database has no feedback cells that differ "
+                            "only in sparsity")
+        return ""
+    path = out_dir / "accuracy-vs-sparsity.png"
+    plot_sparsity(finished, context, path, diverged=lost)
+    report.files.append(path)
+    diverged_seeds = {_settings_key(g): g.seeds for g in feedback(diverged_groups)}
+    table = []
+    for group in sorted(finished + lost, key=lambda g: tuple(str(g.settings[f]) for f in context)
+                        + (g.settings["rank"], g.settings["sparsity"])):
+        stats = group.summary("test_accuracy") if _settings_key(group) in ok else None
+        angle = group.summary("angle") if _settings_key(group) in ok else None
+        table.append({
+            **{f: group.settings[f] for f in context}, "rank": group.settings["rank"],
+            "sparsity %": _fixed(group.settings["sparsity"] * 100, 0), "s": group.settings["connections"],
+            "seeds": group.seeds if stats else 0, "diverged": diverged_seeds.get(_settings_key(group), 0),
+            "accuracy mean %": _fixed(stats[0] * 100, 2) if stats else "diverged",
+            "accuracy std": _fixed(stats[1] * 100, 2) if stats else "",
+            "angle mean": _fixed(angle[0], 1) if angle else "", "angle std": _fixed(angle[1], 1) if angle else "",
+        })
+    return ("## Accuracy and angle against sparsity, by rank (paper Figure 6)\n\n"
+            "Bars: one standard deviation over seeds either side.\n\n"
+            "![accuracy and angle against sparsity](accuracy-vs-sparsity.png)\n\n" + _markdown(table))

@@ -76,8 +76,10 @@ def test_report_writes_tables_and_all_four_figures(reports):
     out = root / "a"
     names = sorted(p.name for p in result.files)
     assert names == sorted(["cells.csv", "summary.csv", "accuracy-vs-width.png", "accuracy-vs-area.png",
-                            "area.csv", "rank-sparsity.png", "angles-over-training.png", "report.md"])
-    for name in ("accuracy-vs-width.png", "accuracy-vs-area.png", "rank-sparsity.png", "angles-over-training.png"):
+                            "area.csv", "rank-sparsity.png", "accuracy-vs-sparsity.png", "angles-over-training.png",
+                            "report.md"])
+    for name in ("accuracy-vs-width.png", "accuracy-vs-area.png", "rank-sparsity.png", "accuracy-vs-sparsity.png",
+                 "angles-over-training.png"):
         assert (out / name).read_bytes().startswith(PNG_SIGNATURE)
     with (out / "cells.csv").open() as handle:
         cells = list(csv.DictReader(handle))
@@ -85,6 +87,7 @@ def test_report_writes_tables_and_all_four_figures(reports):
         assert len(cells) == len(db.rows())
     report = (out / "report.md").read_text()
     assert "## Accuracy against word width" in report and "(paper Figures 5 and 6)" in report
+    assert "(paper Figure 6)" in report
     assert "## Angles over training (paper Figure 4)" in report
     assert result.notes == []
 
@@ -300,3 +303,51 @@ def test_diverged_cells_are_reported_as_diverged_without_accuracy(tmp_path):
         cells = [row for row in csv.DictReader(handle) if row["status"] == "diverged"]
     assert len(cells) == 2 and all(row["test_accuracy"] == "" for row in cells)
     assert (tmp_path / "out" / "accuracy-vs-width.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_sparsity_figure_names_dataset_and_network_and_has_the_angle_axis(tmp_path, monkeypatch):
+    """Figure 6: one line per rank (5 and 10 of the ranks 2, 5, 10), accuracy above the angle,
+    the panel titled with the dataset and the network."""
+    from ssdfa.study import plots
+
+    drawn = []
+    original = plots._save
+
+    def capture(plt, figure, path):
+        if path.name == "accuracy-vs-sparsity.png":
+            drawn.append([(ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), ax.get_legend_handles_labels()[1])
+                          for ax in figure.axes])
+        original(plt, figure, path)
+
+    monkeypatch.setattr(plots, "_save", capture)
+    fill(tmp_path / "rank.db", RANK)
+    result = write_report(tmp_path / "rank.db", tmp_path / "out", area=AreaEstimator(disabled=True))
+    assert tmp_path / "out" / "accuracy-vs-sparsity.png" in result.files
+    [(accuracy, angle)] = drawn
+    assert "digits" in accuracy[0] and "20" in accuracy[0]  # the dataset and the hidden layer
+    assert accuracy[1:3] == ("sparsity of B (%)", "test accuracy (%)")
+    assert angle[1:3] == ("sparsity of B (%)", "angle between B and W (degrees)")
+    assert accuracy[3] == angle[3] == ["rank 5", "rank 10"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    section = report.split("(paper Figure 6)")[1]
+    assert "| 5 | 80 | 2 |" in section and "| 10 | 90 | 1 |" in section and "| 2 |" not in section.split("|---|")[0]
+
+
+def test_sparsity_figure_shows_diverged_configurations_as_diverged(tmp_path):
+    """A sparsity whose every seed diverged has no accuracy in the Figure 6 table."""
+    path = tmp_path / "diverged.db"
+    message = "layer 0 weights are pinned at the bounds; lower the learning rate"
+    with ResultsDatabase.create_or_open(path) as db:
+        for cell in spec_from_dict(RANK).cells:
+            if cell.config["connections"] == 1:
+                result = {"divergence": {"criterion": "pinned", "epoch": 1, "layer": 0, "message": message},
+                          "epoch_alignment_angles": [[85.0]], "epoch_update_angles": [[60.0]],
+                          "num_classes": 10, "num_features": 64}
+            else:
+                result = fake_result(cell.config)
+            db.record(cell, result, None, 1.0, "test")
+    write_report(path, tmp_path / "out", area=AreaEstimator(disabled=True))
+    assert (tmp_path / "out" / "accuracy-vs-sparsity.png").read_bytes().startswith(PNG_SIGNATURE)
+    section = (tmp_path / "out" / "report.md").read_text().split("(paper Figure 6)")[1].split("##")[0]
+    [row] = [line for line in section.splitlines() if line.startswith("| 10 | 90 |")]
+    assert row.split("|")[3:7] == [" 1 ", " 0 ", " 2 ", " diverged "]
