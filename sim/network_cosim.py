@@ -630,7 +630,8 @@ def run_network_cosim(job: NetworkJob, *, out: Callable[[str], None] = print) ->
 
     # -- the model --------------------------------------------------------------------------
     reference = model_reference(model, x_train, y_train, x_test, y_test, orders)
-    say(f"model: trained and tested in {reference.seconds:.1f} s; test accuracy {reference.test_accuracy:.4f}")
+    tested = f"test accuracy {reference.test_accuracy:.4f}" if len(y_test) else "no test samples"
+    say(f"model: trained and tested in {reference.seconds:.1f} s; {tested}")
 
     # -- the RTL ----------------------------------------------------------------------------
     runs = [RunRequest(f"epoch {e + 1}", "train", x_train[order], y_train[order]) for e, order in enumerate(orders)]
@@ -707,7 +708,7 @@ def run_network_cosim(job: NetworkJob, *, out: Callable[[str], None] = print) ->
     useful = sum(counters[f"layer{l}.forward_macs"] + counters[f"layer{l}.update_macs"] for l in range(len(configs)))
     utilisation = useful / (sum(pes) * cycles)
     say(f"clocks per training sample: {per_sample:.1f} measured, {minimum} analytical minimum of the "
-        f"forward-then-update schedule ({excess:+.1%}; {'within' if excess <= 0.10 else 'NOT within'} 10%)")
+        f"forward-then-update schedule ({excess:+.1%}; {'within' if abs(excess) <= 0.10 else 'NOT within'} 10%)")
     say(f"  minimum = forward {' + '.join(str(k * (c.shape.fan_in + 1)) for k, c in zip(ks, configs))} "
         f"(layer after layer) + update max({', '.join(str(k * (c.shape.fan_in + 1)) for k, c in zip(ks, configs))}) "
         f"(all layers at once)")
