@@ -392,7 +392,8 @@ class BusJob:
     probes: int = 8
     activation: str = "relu"
     connectivity: str = "balanced"
-    feedback_gain: float = 8.0
+    feedback_gain: float | None = None  # None: the rule of model.defaults, as ssdfa train
+    shift: int | None = None  # None: the same rule
     work_dir: str | None = None
 
 
@@ -436,12 +437,18 @@ def run_bus_training(job: BusJob, *, out: Callable[[str], None] = print) -> BusR
     sizes = (dataset.num_features, *job.hidden, dataset.num_classes)
     from ssdfa.model.neuron_ops import Activation
 
+    from ssdfa.model.defaults import default_hyperparameters
+
+    # The defaults of `ssdfa train` and `cosim --network`: the rule's gain and shift for this fan-in.
+    rule = default_hyperparameters(sizes[0], job.hidden, feedback_format=ArithmeticConfig().feedback)
+    gain = rule.feedback_gain if job.feedback_gain is None else job.feedback_gain
+    shift = rule.shift if job.shift is None else job.shift
     try:
         spec = NetworkSpec(sizes, algorithm=Algorithm.SSDFA, activation=Activation.parse(job.activation), seed=job.seed,
-                           balanced=job.connectivity == "balanced", feedback_gain=job.feedback_gain)
+                           balanced=job.connectivity == "balanced", feedback_gain=gain)
     except ValueError as exc:
         raise SsdfaError(str(exc)) from None
-    model = FixedNetwork(spec, ArithmeticConfig(seed=job.seed))
+    model = FixedNetwork(spec, ArithmeticConfig(seed=job.seed, shift=shift))
     pes = job.pes
     if pes is not None and len(pes) != len(sizes) - 1:
         raise SsdfaError(f"expected {len(sizes) - 1} PE counts (one per layer with weights), not {len(pes)}: {pes}")
@@ -604,5 +611,6 @@ def run_bus_from_args(args) -> int:
     pause = {"seed": network.seed, "axil": stall / 256, "source": stall / 256, "sink": stall / 256} if stall else None
     job = BusJob(hidden=network.hidden, pes=network.pes, seed=network.seed, train_limit=network.train_limit,
                  test_limit=network.test_limit, simulator=network.simulator, pause=pause, activation=network.activation,
-                 connectivity=network.connectivity, feedback_gain=network.feedback_gain, work_dir=network.work_dir)
+                 connectivity=network.connectivity, feedback_gain=network.feedback_gain, shift=network.shift,
+                 work_dir=network.work_dir)
     return run_bus_training(job).exit_status

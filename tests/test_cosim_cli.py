@@ -173,7 +173,7 @@ def test_hand_mutated_user_verilog_fails_naming_the_mismatch(capsys, require_too
     require_tool("icarus")
     # The round-to-nearest constant of the y cast one too low: ties round down.
     text = generated_pe.read_text()
-    mutated, count = re.subn(r"(\$signed\(acc_sum\) \+ \$signed\()15'h2000\)", r"\g<1>15'h1fff)", text)
+    mutated, count = re.subn(r"(\$signed\(r_exact_y\) \+ \$signed\()15'h2000\)", r"\g<1>15'h1fff)", text)
     assert count == 1
     path = tmp_path / "neuron_pe.v"
     path.write_text(mutated)
