@@ -349,15 +349,10 @@ def _entry(manifest: dict, key: str, kinds, where: str):
 
 def _read_members(path: Path) -> tuple[dict, dict]:
     """The manifest and the arrays of a weight file (raw; not yet validated)."""
+    from ssdfa.user_files import read_bytes
+
     where = f"weight file {path}"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SsdfaError(f"{where} does not exist") from None
-    except IsADirectoryError:
-        raise SsdfaError(f"{where} is a directory, not a file") from None
-    except OSError as exc:
-        raise SsdfaError(f"cannot read {where}: {exc.strerror or exc}") from None
+    data = read_bytes(path, "weight file")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = archive.namelist()

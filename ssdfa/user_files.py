@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ssdfa.errors import SsdfaError
 
-__all__ = ["read_text", "write_atomically", "output_directory", "os_error_text"]
+__all__ = ["read_bytes", "read_text", "write_atomically", "output_directory", "os_error_text"]
 
 
 def os_error_text(exc: OSError) -> str:
@@ -24,17 +24,24 @@ def os_error_text(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def read_text(path, what: str) -> str:
-    """The UTF-8 text of ``path``; ``what`` names the file's role ('configuration file')."""
+def read_bytes(path, what: str) -> bytes:
+    """The bytes of ``path``; ``what`` names the file's role ('weight file'). A missing or
+    unreadable file, or a directory, is one SsdfaError naming it."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise SsdfaError(f"{what} {path} does not exist") from None
     except IsADirectoryError:
         raise SsdfaError(f"{what} {path} is a directory, not a file") from None
     except OSError as exc:
         raise SsdfaError(f"cannot read {what} {path}: {os_error_text(exc)}") from None
+
+
+def read_text(path, what: str) -> str:
+    """The UTF-8 text of ``path``; ``what`` names the file's role ('configuration file')."""
+    path = Path(path)
+    data = read_bytes(path, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
