@@ -1,7 +1,7 @@
 """Mutation testing of the generated PE: the mutant catalogue is found by tokens and names, with
 stable ids; the directed canonical sets meet the corner cases random data misses; and the
 canonical sets, run through the co-simulation harness, kill every mutant of the PE except the
-few argued below to be equivalent (or, for one, out of reach)."""
+few argued below to be equivalent and the few real ones listed apart, with why the sets miss them."""
 
 from __future__ import annotations
 
