@@ -353,8 +353,8 @@ def _only_low_bits_used(name: str, kept: int, assigns: list) -> bool:
     return bool(uses) and all(match.group(1) is not None and int(match.group(2)) < kept for match in uses)
 
 
-def _sign_extension_mutants(builder: _Builder, assigns: list, widths: dict, not_applicable: list,
-                            equivalent: list) -> None:
+def _sign_extension_mutants(builder: _Builder, assigns: list, widths: dict, reads: dict,
+                            not_applicable: list, equivalent: list) -> None:
     before = len(builder.mutants)
     for assign in assigns:
         for match in _REPEATED.finditer(assign.text, assign.rhs_start):
@@ -367,6 +367,11 @@ def _sign_extension_mutants(builder: _Builder, assigns: list, widths: dict, not_
             copies = match.group(1).count(bit)
             new = "{ " + f"{copies}'h0, {value}" + " }"
             site = f"sign-ext-drop:{_clean(assign.lhs)}:{copies}x{bit.strip()}>0"
+            # A named wire Yosys keeps for a value the logic reads from elsewhere (its declaration
+            # and this assignment are its only occurrences): no bit of it reaches anything.
+            if reads.get(assign.lhs, 0) <= 2:
+                equivalent.append(NotApplicable(site, "equivalent: nothing reads the result"))
+                continue
             width = widths.get(assign.lhs)
             if width is not None and _only_low_bits_used(assign.lhs, width - copies, assigns):
                 equivalent.append(NotApplicable(site, "equivalent: every use of the result drops the extension bits"))
@@ -432,6 +437,10 @@ def enumerate_mutants(verilog: str, kinds=None, config=None) -> MutantSet:
             # An assignment nothing reads (a named alias Yosys keeps) cannot change the design.
             if _is_datapath(assign) and reads.get(assign.lhs, 0) > 2 and literal_value(assign.rhs) is None:
                 _operator_mutants(builder, assign, bounds, equivalent)
+        if "cmp-flip" in chosen and not any(mutant.kind == "cmp-flip" for mutant in builder.mutants):
+            # The pipelined casts test the bits above the kept range (reductions, which the
+            # sat-drop mutants cover) rather than compare with the bounds.
+            not_applicable.append(NotApplicable("cmp-flip", "no datapath comparison (the casts test upper bits)"))
     if "sat-drop" in chosen:
         _saturation_mutants(builder, assigns, not_applicable, unreachable, equivalent)
     if "fprime-stuck" in chosen:
@@ -439,7 +448,7 @@ def enumerate_mutants(verilog: str, kinds=None, config=None) -> MutantSet:
     if "lfsr-tap" in chosen:
         _lfsr_mutants(builder, assigns, widths, not_applicable)
     if "sign-ext-drop" in chosen:
-        _sign_extension_mutants(builder, assigns, widths, not_applicable, equivalent)
+        _sign_extension_mutants(builder, assigns, widths, reads, not_applicable, equivalent)
     kept = [mutant for mutant in builder.mutants if mutant.kind in chosen]
     kept.sort(key=lambda mutant: (mutant.line, list(KINDS).index(mutant.kind)))
     equivalent = [entry for entry in equivalent if entry.id.split(":")[0] in chosen]
