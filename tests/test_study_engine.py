@@ -34,7 +34,8 @@ SCRIPT = textwrap.dedent(
         with open(LOG, "a") as log:
             log.write(f"{RUN} {key} {time.time()}\\n")
         if WAIT_FOR:  # hold this cell until the run named WAIT_FOR has started one
-            deadline = time.monotonic() + 60
+            # Generous: the other run's Dask cluster may take long to start on a loaded machine.
+            deadline = time.monotonic() + 150
             while time.monotonic() < deadline and f"{WAIT_FOR} " not in open(LOG).read():
                 time.sleep(0.05)
         time.sleep(SLEEP)
@@ -126,7 +127,7 @@ def test_two_runs_started_together_on_one_database_run_each_cell_once(tmp_path):
     # The first run holds its first cell until the second has started one, so the two overlap.
     first = start_study(tmp_path, "first", workers=1, stub=True, wait_for="second")
     second = start_study(tmp_path, "second", workers=1, stub=True)
-    outputs = [run.communicate(timeout=180)[0] for run in (first, second)]
+    outputs = [run.communicate(timeout=300)[0] for run in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs
     started = executions(tmp_path)
     keys = [key for _, key, _ in started]
@@ -145,7 +146,7 @@ def test_a_live_run_keeps_the_lease_of_a_cell_that_outlasts_it(tmp_path):
     first = start_study(tmp_path, "first", workers=1, lease_seconds=1, stub=True, wait_for="second", seconds=2.5,
                         overrides=one_seed)
     second = start_study(tmp_path, "second", workers=1, lease_seconds=1, stub=True, seconds=2.5, overrides=one_seed)
-    outputs = [run.communicate(timeout=180)[0] for run in (first, second)]
+    outputs = [run.communicate(timeout=300)[0] for run in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs
     keys = [key for _, key, _ in executions(tmp_path)]
     assert sorted(keys) == sorted(cells), f"cells run more than once: {len(keys)} runs of {len(cells)} cells"
