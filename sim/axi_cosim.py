@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from ssdfa import learner_regs as regs
 from ssdfa.errors import SsdfaError
 from ssdfa.model.layer_config import LayerConfig
 
+from .network_cosim import NetworkReport
 from .network_driver import MODE, NetworkDriver
 
 __all__ = [
@@ -397,15 +398,8 @@ class BusJob:
     work_dir: str | None = None
 
 
-@dataclass
-class BusReport:
-    passed: bool
-    lines: list = field(default_factory=list)
-    figures: dict = field(default_factory=dict)
-
-    @property
-    def exit_status(self) -> int:
-        return 0 if self.passed else 1
+#: A bus run reports like a direct network run: passed, the lines printed, the figures.
+BusReport = NetworkReport
 
 
 def _packets(driver: NetworkDriver, x_raw, labels) -> list:
