@@ -461,10 +461,7 @@ def bus_training_check(model, pes, x_train, y_train, x_test, y_test, *, simulato
     ``x_train``, ``x_test``: raw features (``model.quantize_inputs``). ``traffic``: raw accesses
     (``random_register_traffic``) played first, on the idle learner, and checked against
     ``RegisterModel``."""
-    from ssdfa.model.training import epoch_order
-    from ssdfa.rtl.network import default_pes, network_layer_configs
-
-    from .network_cosim import _first_difference, model_reference
+    from .network_cosim import _first_difference, prepare_epoch
     from .runner import SimulationError
 
     started = time.perf_counter()
@@ -474,16 +471,10 @@ def bus_training_check(model, pes, x_train, y_train, x_test, y_test, *, simulato
         report.lines.append(line)
         out(line)
 
-    spec, config = model.spec, model.config
-    sizes = tuple(spec.layer_sizes)
-    pes = tuple(pes) if pes else default_pes(sizes)
-    configs = network_layer_configs(sizes, config, pes=pes, activation=spec.activation)
-    driver = NetworkDriver(configs)
-    state = driver.state_from_model(model)
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    driver.check_samples(x_train, y_train, "training samples")
-    order = epoch_order(spec.seed, 0, len(y_train))
-    reference = model_reference(model, x_train, y_train, x_test, y_test, [order])
+    spec = model.spec
+    setup = prepare_epoch(model, pes, x_train, y_train, x_test, y_test)
+    sizes, pes, configs, driver, state = setup.sizes, setup.pes, setup.configs, setup.driver, setup.state
+    y_train, y_test, order, reference = setup.y_train, setup.y_test, setup.order, setup.reference
     job_probes = probes
     say(f"network {'-'.join(map(str, sizes))} (PEs {'+'.join(map(str, pes))}), seed {spec.seed}: "
         f"{len(y_train)} training and {len(y_test)} test samples through AXI4-Lite and AXI4-Stream "

@@ -518,6 +518,42 @@ def hardware_costs(counters: dict, configs: Sequence[LayerConfig], samples: int)
     return tuple(layers)
 
 
+@dataclass(frozen=True)
+class EpochSetup:
+    """What a one-epoch check against the model needs, whatever drives the RTL (the host port,
+    the AXI wrapper, the board's UART): the layer configurations, a driver, the model's state
+    to load, and the model's reference run over the epoch's sample order."""
+
+    sizes: tuple
+    pes: tuple
+    configs: tuple
+    driver: object
+    state: object
+    y_train: np.ndarray
+    y_test: np.ndarray
+    order: np.ndarray
+    reference: ModelReference
+
+
+def prepare_epoch(model, pes, x_train, y_train, x_test, y_test) -> EpochSetup:
+    """Configurations for ``model`` on ``pes`` (default: ``default_pes``), its state, and the
+    model's reference epoch (sample order of epoch 0), checking the samples first."""
+    from ssdfa.model.training import epoch_order
+    from ssdfa.rtl.network import default_pes, network_layer_configs
+
+    spec, config = model.spec, model.config
+    sizes = tuple(spec.layer_sizes)
+    pes = tuple(pes) if pes else default_pes(sizes)
+    configs = tuple(network_layer_configs(sizes, config, pes=pes, activation=spec.activation))
+    driver = NetworkDriver(configs)
+    state = driver.state_from_model(model)
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    driver.check_samples(x_train, y_train, "training samples")
+    order = epoch_order(spec.seed, 0, len(y_train))
+    reference = model_reference(model, x_train, y_train, x_test, y_test, [order])
+    return EpochSetup(sizes, pes, configs, driver, state, y_train, y_test, order, reference)
+
+
 @dataclass
 class NetworkReport:
     """The outcome of ``run_network_cosim``: ``passed`` and the lines printed."""

@@ -187,22 +187,13 @@ def train_on_board(link: Link, model, pes, x_train, y_train, x_test, y_test, *, 
     LinkError
         The link failed; ``progress_file`` (if given) then holds where to resume.
     """
-    from ssdfa.model.training import epoch_order
-    from ssdfa.rtl.network import default_pes, network_layer_configs
-    from ssdfa.sim.network_cosim import _first_difference, model_reference
-    from ssdfa.sim.network_driver import MODE, NetworkDriver
+    from ssdfa.sim.network_cosim import _first_difference, prepare_epoch
+    from ssdfa.sim.network_driver import MODE
 
     started = time.perf_counter()
-    spec, config = model.spec, model.config
-    sizes = tuple(spec.layer_sizes)
-    pes = tuple(pes) if pes else default_pes(sizes)
-    configs = network_layer_configs(sizes, config, pes=pes, activation=spec.activation)
-    driver = NetworkDriver(configs)
-    state = driver.state_from_model(model)
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    driver.check_samples(x_train, y_train, "training samples")
-    order = epoch_order(spec.seed, 0, len(y_train))
-    reference = model_reference(model, x_train, y_train, x_test, y_test, [order])
+    setup = prepare_epoch(model, pes, x_train, y_train, x_test, y_test)
+    sizes, pes, configs, driver, state = setup.sizes, setup.pes, setup.configs, setup.driver, setup.state
+    y_train, y_test, order, reference = setup.y_train, setup.y_test, setup.order, setup.reference
     resumed = progress is not None
     progress = progress or Progress()
     lines = []
