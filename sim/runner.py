@@ -271,6 +271,13 @@ def require_simulator(simulator: str) -> None:
     _require_cocotb(simulator)
 
 
+def _cocotb_libs_dir() -> str:
+    """Where cocotb's shared libraries live (the directory a Verilator model links against)."""
+    from cocotb_tools.config import libs_dir
+
+    return str(Path(libs_dir).resolve())
+
+
 @lru_cache(maxsize=None)
 def _require_cocotb(simulator: str) -> None:
     if importlib.util.find_spec("cocotb_tools") is None:
@@ -428,6 +435,9 @@ def build(
         "simulator": simulator,
         "simulator_version": _tool_version(simulator),
         "cocotb": importlib.metadata.version("cocotb"),
+        # A Verilator model links cocotb's VPI library by absolute path (its RUNPATH): a build
+        # made from another environment must not be reused once that environment is gone.
+        "cocotb_libs": _cocotb_libs_dir() if simulator == "verilator" else None,
         "toplevel": toplevel,
         "sources": [[path.name, text] for path, text in zip(paths, texts)],
         "build_args": args,
