@@ -318,7 +318,12 @@ def _toolchain_environment(overrides: Mapping[str, str]) -> Iterator[None]:
     inherited variable would win over the caller's), and finds ``verilator`` on its ``PATH``.
     """
     with _ENV_LOCK:
-        changes = {"PATH": toolchain_path(), **overrides}
+        # A Verilator model links cocotb's VPI library by the absolute path of the environment
+        # that built it (its RUNPATH). A cached build is shared by every environment with the same
+        # cocotb version (part of the build key), so point the loader at this environment's copy:
+        # LD_LIBRARY_PATH is searched before RUNPATH, and a removed environment breaks nothing.
+        library_path = os.pathsep.join(filter(None, [_cocotb_libs_dir(), os.environ.get("LD_LIBRARY_PATH")]))
+        changes = {"PATH": toolchain_path(), "LD_LIBRARY_PATH": library_path, **overrides}
         saved = {name: os.environ.get(name) for name in changes}
         os.environ.update(changes)
         try:
@@ -435,9 +440,6 @@ def build(
         "simulator": simulator,
         "simulator_version": _tool_version(simulator),
         "cocotb": importlib.metadata.version("cocotb"),
-        # A Verilator model links cocotb's VPI library by absolute path (its RUNPATH): a build
-        # made from another environment must not be reused once that environment is gone.
-        "cocotb_libs": _cocotb_libs_dir() if simulator == "verilator" else None,
         "toplevel": toplevel,
         "sources": [[path.name, text] for path, text in zip(paths, texts)],
         "build_args": args,
