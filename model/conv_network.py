@@ -37,7 +37,7 @@ from .conv_ops import (
 )
 from .feedback import build_feedback
 from .float_network import activate, derivative
-from .network import HIDDEN_ACTIVATIONS, Algorithm
+from .network import HIDDEN_ACTIVATIONS, Algorithm, feedback_connections
 from .neuron_ops import (
     Activation,
     ArithmeticConfig,
@@ -187,13 +187,8 @@ class ConvNetSpec:
 
     @property
     def feedback_connections(self) -> int | None:
-        if self.algorithm is Algorithm.BP:
-            return None
-        if self.algorithm is Algorithm.SSDFA:
-            return 1
-        if self.algorithm is Algorithm.DFA:
-            return self.outputs
-        return int(self.connections)
+        """s of the feedback matrices (None for BP), as for fully connected networks."""
+        return feedback_connections(self.algorithm, self.outputs, self.connections)
 
     # -- initial state ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from .arithmetic import layer_seed
 from .feedback import FeedbackMatrix, build_feedback
 from .neuron_ops import Activation
 
-__all__ = ["Algorithm", "NetworkSpec", "connectivity_seed", "HIDDEN_ACTIVATIONS"]
+__all__ = ["Algorithm", "NetworkSpec", "connectivity_seed", "feedback_connections", "HIDDEN_ACTIVATIONS"]
 
 #: Non-linearities a hidden layer may use; the output layer is always the identity (§6.0).
 HIDDEN_ACTIVATIONS = (Activation.RELU, Activation.HARDTANH, Activation.TANH)
@@ -72,6 +72,18 @@ def _check_positive_int(name: str, value) -> int:
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
     return int(value)
 
+
+
+def feedback_connections(algorithm: Algorithm, outputs: int, connections) -> int | None:
+    """s, the output errors each neuron receives: none for BP, 1 for SSDFA, every output for
+    DFA, ``connections`` for SDFA."""
+    if algorithm is Algorithm.BP:
+        return None
+    if algorithm is Algorithm.SSDFA:
+        return 1
+    if algorithm is Algorithm.DFA:
+        return outputs
+    return int(connections)
 
 @dataclass(frozen=True)
 class NetworkSpec:
@@ -180,13 +192,7 @@ class NetworkSpec:
     @property
     def feedback_connections(self) -> int | None:
         """s of the feedback matrices (None for BP)."""
-        if self.algorithm is Algorithm.BP:
-            return None
-        if self.algorithm is Algorithm.SSDFA:
-            return 1
-        if self.algorithm is Algorithm.DFA:
-            return self.outputs
-        return int(self.connections)
+        return feedback_connections(self.algorithm, self.outputs, self.connections)
 
     # -- initial state ------------------------------------------------------------------------
 
