@@ -133,6 +133,10 @@ class ResultsDatabase:
         except (sqlite3.Error, OSError) as exc:
             raise SsdfaError(f"cannot open study database {path}: {exc}") from None
         try:
+            # A file with an SQLite header and nothing in it is one that another run started
+            # together with this one is creating (it switched to WAL, its tables are not yet
+            # committed): join the creation below rather than refuse it as a foreign database.
+            fresh = fresh or _holds_nothing(connection)
             if fresh:
                 connection.execute("PRAGMA journal_mode = WAL")
                 # Runs started together may all find no file: the first to take the write lock
@@ -324,6 +328,13 @@ class _transaction:
 def _is_fresh(path: Path) -> bool:
     """No file, or an empty one: a database to create (unless another run creates it first)."""
     return not path.exists() or (path.is_file() and path.stat().st_size == 0)
+
+
+def _holds_nothing(connection: sqlite3.Connection) -> bool:
+    """An SQLite file without a schema object and without an application id: empty."""
+    (objects,) = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    (application_id,) = connection.execute("PRAGMA application_id").fetchone()
+    return objects == 0 and application_id == 0
 
 
 def _upgrade(connection: sqlite3.Connection) -> None:

@@ -26,6 +26,44 @@ def test_new_database_is_marked_and_in_wal_mode(tmp_path):
     assert dict(connection.execute("SELECT name, value FROM study_schema"))["format"] == "ssdfa-study"
 
 
+def test_a_run_opening_a_database_another_run_is_creating_joins_it(tmp_path):
+    # The other run has switched the new file to WAL (the header is written) and holds the write
+    # lock while it creates the tables: this run must wait for them, not refuse the file.
+    import threading
+
+    from ssdfa.study.database import _CREATE
+
+    path = tmp_path / "s.db"
+    creator = sqlite3.connect(path, isolation_level=None)
+    creator.execute("PRAGMA journal_mode = WAL")
+    creator.execute("BEGIN IMMEDIATE")
+    counts: list = []
+
+    def open_and_count():
+        with ResultsDatabase.create_or_open(path) as db:
+            counts.append(db.count())
+
+    joiner = threading.Thread(target=open_and_count)
+    joiner.start()
+    joiner.join(0.5)
+    assert joiner.is_alive()  # waiting for the write lock, not refusing the file
+    for statement in filter(str.strip, _CREATE.split(";")):
+        creator.execute(statement)
+    creator.execute("COMMIT")
+    joiner.join(30)
+    assert counts == [{"ok": 0, "diverged": 0, "failed": 0}]
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM study_schema").fetchone()[0] == 2
+
+
+def test_an_empty_sqlite_file_becomes_a_study_database(tmp_path):
+    path = tmp_path / "s.db"
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode = WAL")  # writes the header, no table
+    connection.close()
+    ResultsDatabase.create_or_open(path).close()
+    assert sqlite3.connect(path).execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+
+
 def test_another_sqlite_file_is_refused_and_left_unchanged(tmp_path, capsys):
     path = tmp_path / "other.sqlite"
     connection = sqlite3.connect(path)
