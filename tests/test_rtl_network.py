@@ -286,6 +286,32 @@ def test_counters_read_the_cost_model_counts_and_one_error_word_per_neuron_per_s
     assert counters["cycles"] >= count * schedule_minimum(network.configs)
 
 
+def test_the_output_layer_updates_while_the_hidden_layer_works_and_the_minimum_is_a_lower_bound():
+    # W_0 = 20 * 10 = 200 on the hidden PE, W_1 = 20 * 21 = 420 on the output PE: the output
+    # layer's update (420) runs while the hidden layer updates and runs its forward pass (400).
+    sizes, pes = (9, 20, 20), (1, 1)
+    config = ArithmeticConfig(seed=3)
+    model = FixedNetwork(NetworkSpec(sizes, seed=3, weight_gain=4.0, feedback_gain=4.0), config)
+    network = SSDFANetwork(layers=network_layer_configs(sizes, config, pes=pes))
+    driver = NetworkDriver(network.configs)
+    count = 4
+    x, labels = samples_for(model, count, seed=4)
+    result = {}
+
+    async def script(bench, ctx):
+        await bench.write(ctx, driver.load_writes(driver.state_from_model(model)) + [driver.clear_counters_write()])
+        await bench.run(ctx, NetworkMode.TRAIN, count)
+        result["counters"] = driver.decode_counters(await bench.read(ctx, driver.counter_reads()))
+
+    Bench(network, [("train", x, labels)]).simulate(script)
+    per_sample = result["counters"]["cycles"] / count
+    assert schedule_minimum(network.configs) == 2 * 420
+    assert schedule_minimum(network.configs) <= per_sample
+    # Below the forward passes one after the other plus the longest update (200 + 420 + 420):
+    # the output layer's update overlaps the hidden layer's work.
+    assert per_sample < 200 + 420 + 420, per_sample
+
+
 def test_inference_run_predicts_like_the_model_and_changes_no_weight():
     model, network, driver = make_case("relu-stoch")
     x, labels = samples_for(model, 5, seed=4)
