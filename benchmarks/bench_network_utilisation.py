@@ -13,7 +13,8 @@ of the PEs (every count that divides its layer) the table gives:
 - ``bound``: ``rtl.network.utilisation_bound``, the utilisation at that minimum.
 - ``streaming bound`` (one hidden layer only): the same bound for a hidden layer whose PEs
   would finish one neuron every ``F + 1`` clocks (neuron-major forward pass, not built) and an
-  output layer that takes each activation as it comes, with no pipeline latency at all:
+  output layer that takes each activation as it comes, with no pipeline latency and no ERROR
+  clocks:
   ``max(2 W_1, W_0 + F_0 + 1 + (N_0 + 1) K_1, 2 W_0 + (P_0 + 1) K_1)`` clocks per sample, with
   ``W_l = K_l (F_l + 1)``. It is what overlapping the layers further could reach at best while
   keeping the model's batch-1 order.
@@ -32,6 +33,7 @@ import argparse
 import itertools
 import sys
 
+from ssdfa.errors import SsdfaError
 from ssdfa.model.neuron_ops import ArithmeticConfig
 from ssdfa.rtl.network import (
     default_pes,
@@ -79,6 +81,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sizes = (args.inputs, args.hidden, args.outputs)
     arithmetic = ArithmeticConfig()
+    try:  # refuse a bad size or split in one line, before anything runs
+        for pes in [None] + list(args.measure):
+            network_layer_configs(sizes, arithmetic, pes=pes)
+    except SsdfaError as exc:
+        parser.error(str(exc))
     defaults = default_pes(sizes)
     rows = []
     for pes in splits(sizes):
@@ -88,6 +95,8 @@ def main(argv=None) -> int:
         streaming = streaming_minimum(configs)
         rows.append((pes, schedule_minimum(configs), utilisation_bound(configs),
                      streaming, useful_macs(configs) / (sum(pes) * streaming)))
+    if not rows:
+        parser.error(f"no split of {'-'.join(map(str, sizes))} has at most --max-pes {args.max_pes} PEs")
     print(f"network {'-'.join(map(str, sizes))}: {useful_macs(network_layer_configs(sizes, arithmetic)):,} useful "
           f"MACs per training sample; default PEs {'+'.join(map(str, defaults))}")
     print(f"{'PEs':>8} {'minimum':>8} {'bound':>6} {'streaming minimum':>18} {'streaming bound':>16}")
