@@ -294,7 +294,7 @@ def test_the_output_layer_updates_while_the_hidden_layer_works_and_the_minimum_i
     model = FixedNetwork(NetworkSpec(sizes, seed=3, weight_gain=4.0, feedback_gain=4.0), config)
     network = SSDFANetwork(layers=network_layer_configs(sizes, config, pes=pes))
     driver = NetworkDriver(network.configs)
-    count = 4
+    count = 3
     x, labels = samples_for(model, count, seed=4)
     result = {}
 
