@@ -1,5 +1,5 @@
 """SSDFANetwork: the whole learner in RTL. Layers chained forward, one output-error unit, the
-errors broadcast to every layer at once, every layer updating in parallel.
+errors broadcast to every layer at once, every layer updating as soon as its deltas are known.
 
 Section numbers (§) refer to docs/arithmetic.md; docs/network.md has the architecture, the
 schedule and the host interface at more length.
@@ -33,7 +33,10 @@ __all__ = [
     "SSDFANetwork",
     "network_layer_configs",
     "default_pes",
+    "schedule_steps",
     "schedule_minimum",
+    "useful_macs",
+    "utilisation_bound",
     "network_header",
     "initial_state_digest",
     "generate_network",
@@ -187,16 +190,50 @@ def network_layer_configs(
     return tuple(configs)
 
 
+def schedule_steps(layers: Sequence[LayerConfig]) -> tuple[int, ...]:
+    """When each layer's activations of the next sample are complete, in clocks after the
+    output errors of a training sample are known, counting work only (``schedule_minimum``).
+
+    ``A_0 = 2 W_0`` and ``A_l = max(W_l, A_{l-1}) + W_l``, with ``W_l = K_l (F_l + 1)`` the
+    weights per PE of layer l: every layer updates from the errors on (``W_l``), a layer's
+    next FORWARD follows its own UPDATE, and its inputs are the activations of the layer
+    below, which an input-major PE completes only with its last input.
+    """
+    steps = []
+    for config in layers:
+        per_pe = config.neurons_per_pe * (config.shape.fan_in + 1)
+        start = max(per_pe, steps[-1]) if steps else per_pe
+        steps.append(start + per_pe)
+    return tuple(steps)
+
+
 def schedule_minimum(layers: Sequence[LayerConfig]) -> int:
-    """The analytical minimum clocks per training sample of the forward-then-update schedule.
+    """The analytical minimum clocks per training sample of the network's schedule.
 
     Every layer's work spread evenly over its PEs, one MAC or weight update per PE per clock,
-    and nothing else: the forward passes run one layer after the other (a layer needs the
-    previous one's activations), then every layer updates at once, so the slowest update
-    counts: ``sum_l K_l (F_l + 1) + max_l K_l (F_l + 1)``.
+    no pipeline latency. From the clock the output errors of sample t are known, every layer
+    updates at once (``W_l = K_l (F_l + 1)`` clocks), then runs sample t+1's forward pass; the
+    model's order (batch 1, §9) lets no layer read a weight of sample t+1 before its update by
+    sample t, so a layer's FORWARD waits for its own UPDATE. The PEs are input-major: a
+    layer's activations are complete only with its last input, and the next layer consumes
+    them as they leave, ``W_l`` clocks after it has both its inputs and its updated weights.
+    The errors of sample t+1 are known when the output layer's forward pass ends:
+    ``schedule_steps(layers)[-1]``, which is ``2 W_0 + W_1`` for one hidden layer unless the
+    output layer's update is the longer (``W_1 > 2 W_0``: ``2 W_1``).
     """
-    per_layer = [c.neurons_per_pe * (c.shape.fan_in + 1) for c in layers]
-    return sum(per_layer) + max(per_layer)
+    return schedule_steps(layers)[-1]
+
+
+def useful_macs(layers: Sequence[LayerConfig]) -> int:
+    """Useful MACs of one training sample: forward MACs and weight updates, biases included,
+    ``2 sum_l N_l (F_l + 1)`` (the delta products of the ERROR phase are not counted)."""
+    return 2 * sum(c.shape.neurons * (c.shape.fan_in + 1) for c in layers)
+
+
+def utilisation_bound(layers: Sequence[LayerConfig]) -> float:
+    """The highest MAC utilisation the schedule allows: useful MACs per sample over every PE's
+    clocks at the schedule's minimum, ``useful_macs / (sum_l P_l x schedule_minimum)``."""
+    return useful_macs(layers) / (sum(c.pes for c in layers) * schedule_minimum(layers))
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,12 +251,15 @@ class SSDFANetwork(wiring.Component):
     lockstep fork): each hidden neuron receives its one word ``e_j`` (SSDFA, §6.1), each output
     neuron its own error (§6.2). No error travels from layer to layer.
 
-    Schedule of a training sample, per layer: FORWARD as soon as the layer's previous UPDATE
-    has ended (the layer's input stream paces it), then ERROR, which delivers the errors once the
-    router has them; when every layer has finished ERROR, UPDATE starts in every layer on the
-    same clock. A training sample in gives one update of every weight. The next sample's FORWARD
-    of a layer starts as soon as that layer's UPDATE ends. An inference run issues FORWARD only,
-    so the layers pipeline across samples.
+    Schedule: every layer runs on its own, one layer command per sample. In training it is
+    SAMPLE: FORWARD (the layer's input stream paces it), ERROR, which delivers the errors once
+    the router has them, and UPDATE as soon as the layer's deltas are written. The errors reach
+    every router in the same clocks, so every layer updates at once, each from its own stored
+    inputs and deltas; no layer waits for another's backward pass or update. A layer's next
+    FORWARD follows its own UPDATE, so no weight is read for sample t+1 before sample t has
+    updated it (the model's batch-1 order, §9). An inference run issues FORWARD only, so the
+    layers pipeline across samples. ``schedule_minimum`` gives the clocks per training sample
+    that this schedule needs at the least.
 
     Parameters
     ----------
@@ -430,9 +470,6 @@ class SSDFANetwork(wiring.Component):
             self.busy.eq(run_active),
         ]
         issued = [Signal(self._counter_width, name=f"issued{index}") for index in range(count)]
-        # Per layer: FORWARD next, ERROR next, ERROR running, ERROR done (waiting for the others).
-        want_forward, want_error, in_error, error_done = range(4)
-        states = [Signal(2, name=f"sequence{index}") for index in range(count)]
         starting = self.run.valid & self.run.ready
         with m.If(starting):
             m.d.sync += [
@@ -441,30 +478,22 @@ class SSDFANetwork(wiring.Component):
                 target.eq(self.run.payload.samples),
                 predictions.eq(0),
             ]
-            m.d.sync += [i.eq(0) for i in issued] + [s.eq(want_forward) for s in states]
-        every_error_done = Cat(*(s == error_done for s in states)).all()
+            m.d.sync += [i.eq(0) for i in issued]
+        # One command per layer and sample, each layer on its own: SAMPLE in training (FORWARD,
+        # ERROR, which waits for the broadcast errors, then UPDATE at once), FORWARD in
+        # inference. The errors reach every router in the same clocks, so every layer updates
+        # as soon as its own deltas are written, without waiting for another layer.
         quiet = []
-        for layer, state, sent in zip(layers, states, issued):
+        for layer, sent in zip(layers, issued):
             cmd = layer.cmd
-            transfer = cmd.valid & cmd.ready
-            with m.If(equals(state, want_forward)):
-                m.d.comb += [cmd.valid.eq(run_active & (sent < target)), cmd.payload.eq(LayerCommand.FORWARD)]
-                with m.If(transfer):
-                    m.d.sync += [sent.eq(sent + 1), state.eq(Mux(train, want_error, want_forward))]
-            with m.Elif(state == want_error):
-                m.d.comb += [cmd.valid.eq(1), cmd.payload.eq(LayerCommand.ERROR)]
-                with m.If(transfer):
-                    m.d.sync += state.eq(in_error)
-            with m.Elif(state == in_error):
-                # The first `done` after ERROR's transfer is ERROR's own.
-                with m.If(layer.done):
-                    m.d.sync += state.eq(error_done)
+            m.d.comb += cmd.valid.eq(run_active & (sent < target))
+            with m.If(train):
+                m.d.comb += cmd.payload.eq(LayerCommand.SAMPLE)
             with m.Else():
-                # Every layer finished ERROR: UPDATE starts everywhere on this clock.
-                m.d.comb += [cmd.valid.eq(every_error_done), cmd.payload.eq(LayerCommand.UPDATE)]
-                with m.If(transfer):
-                    m.d.sync += state.eq(want_forward)
-            quiet.append(equals(state, want_forward) & (sent == target) & ~layer.busy)
+                m.d.comb += cmd.payload.eq(LayerCommand.FORWARD)
+            with m.If(cmd.valid & cmd.ready):
+                m.d.sync += sent.eq(sent + 1)
+            quiet.append((sent == target) & ~layer.busy)
 
         prediction_taken = self.prediction.valid & self.prediction.ready
         with m.If(prediction_taken):

@@ -4,7 +4,8 @@ Small networks train a few samples one at a time; after every sample the host po
 every weight, delta, stored derivative and LFSR state, and the streams between the layers are
 watched: every activation, every output error and every prediction must be the model's
 (``FixedNetwork.train_step(..., trace=True)``). The counters must read the cost model's counts
-per sample, every layer's UPDATE must start on the same clock, an inference run must predict
+per sample, every layer must take the errors in the same clocks and start its UPDATE as soon as
+its own deltas are written, an inference run must predict
 like ``FixedNetwork.predict`` and change nothing, and the host driver must refuse bad inputs
 before anything is simulated.
 """
@@ -22,7 +23,7 @@ from ssdfa.model.arithmetic import FixedFormat, Overflow, Rounding
 from ssdfa.model.fixed_network import FixedNetwork
 from ssdfa.model.network import NetworkSpec
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig, output_error
-from ssdfa.rtl.layer import LayerCommand
+from ssdfa.rtl.signatures import Command
 from ssdfa.rtl.network import (
     NetworkMode,
     SSDFANetwork,
@@ -30,6 +31,8 @@ from ssdfa.rtl.network import (
     generate_network,
     network_layer_configs,
     schedule_minimum,
+    schedule_steps,
+    utilisation_bound,
 )
 from ssdfa.rtl.output_error import OutputErrorUnit
 from ssdfa.sim.network_driver import NetworkDriver, NetworkState
@@ -53,7 +56,10 @@ class Bench:
         self.activations = [[] for _ in network.layers]  # per layer: (y, a) in stream order
         self.errors = []
         self.predictions = []
-        self.update_clocks = [[] for _ in network.layers]
+        self.update_clocks = [[] for _ in network.layers]  # PE 0 takes UPDATE
+        self.error_clocks = [[] for _ in network.layers]  # PE 0 takes ERROR
+        self.idle_clocks = [set() for _ in network.layers]  # PE 0 is idle
+        self.router_clocks = [[] for _ in network.layers]  # the layer takes an error word
         self.clock = 0
 
     async def write(self, ctx, writes):
@@ -111,8 +117,9 @@ class Bench:
             unit = net.output_error
             signals = [unit.e.valid, unit.e.ready, unit.e.payload, net.prediction.valid, net.prediction.payload]
             for layer in net.layers:
-                signals += [layer.y.valid, layer.y.ready, layer.y.payload, layer.cmd.valid, layer.cmd.ready,
-                            layer.cmd.payload]
+                pe = layer.pes[0]
+                signals += [layer.y.valid, layer.y.ready, layer.y.payload, pe.cmd.valid, pe.cmd.ready,
+                            pe.cmd.payload, pe.busy, layer.e.valid, layer.e.ready]
             async for values in ctx.tick().sample(*signals):
                 values = values[2:]
                 e_valid, e_ready, e_payload, p_valid, p_payload = values[:5]
@@ -121,11 +128,18 @@ class Bench:
                 if p_valid:
                     self.predictions.append((p_payload.index, p_payload.correct))
                 for index in range(len(net.layers)):
-                    y_valid, y_ready, y_payload, c_valid, c_ready, c_payload = values[5 + 6 * index:11 + 6 * index]
+                    (y_valid, y_ready, y_payload, c_valid, c_ready, c_payload, busy, l_e_valid,
+                     l_e_ready) = values[5 + 9 * index:14 + 9 * index]
                     if y_valid and y_ready:
                         self.activations[index].append((y_payload.y, y_payload.a))
-                    if c_valid and c_ready and c_payload == LayerCommand.UPDATE:
+                    if c_valid and c_ready and c_payload == Command.UPDATE:
                         self.update_clocks[index].append(self.clock)
+                    if c_valid and c_ready and c_payload == Command.ERROR:
+                        self.error_clocks[index].append(self.clock)
+                    if not busy:
+                        self.idle_clocks[index].add(self.clock)
+                    if l_e_valid and l_e_ready:
+                        self.router_clocks[index].append(self.clock)
                 self.clock += 1
 
         async def testbench(ctx):
@@ -218,7 +232,7 @@ def test_every_activation_error_delta_weight_and_lfsr_state_matches_the_model(ca
                 np.testing.assert_array_equal(hw["lfsr_states"][layer], following, err_msg=f"{where} LFSR states")
 
 
-def test_update_starts_on_the_same_clock_in_every_layer_after_the_errors_are_delivered():
+def test_every_layer_takes_the_errors_together_and_updates_as_soon_as_its_deltas_are_written():
     model, network, driver = make_case("two-hidden-hardtanh")
     x, labels = samples_for(model, 3, seed=2)
 
@@ -228,8 +242,15 @@ def test_update_starts_on_the_same_clock_in_every_layer_after_the_errors_are_del
 
     bench = Bench(network, [("train", x, labels)])
     bench.simulate(script)
-    assert len(bench.update_clocks[0]) == 3
-    assert all(clocks == bench.update_clocks[0] for clocks in bench.update_clocks), bench.update_clocks
+    outputs = network.configs[-1].shape.neurons
+    assert len(bench.router_clocks[0]) == 3 * outputs
+    assert all(clocks == bench.router_clocks[0] for clocks in bench.router_clocks), bench.router_clocks
+    for index in range(len(network.layers)):
+        assert len(bench.error_clocks[index]) == len(bench.update_clocks[index]) == 3
+        for error, update in zip(bench.error_clocks[index], bench.update_clocks[index]):
+            # PE 0 takes UPDATE on the first clock it is idle after ERROR: no layer waits for another.
+            first_idle = min(c for c in bench.idle_clocks[index] if c > error)
+            assert update == first_idle, (index, error, update, first_idle)
 
 
 def test_counters_read_the_cost_model_counts_and_one_error_word_per_neuron_per_sample():
@@ -263,6 +284,32 @@ def test_counters_read_the_cost_model_counts_and_one_error_word_per_neuron_per_s
         assert (hw.forward, hw.backward) == (cost.forward, cost.backward)
     # Every clock of the run is counted: at least the schedule's minimum per sample.
     assert counters["cycles"] >= count * schedule_minimum(network.configs)
+
+
+def test_the_output_layer_updates_while_the_hidden_layer_works_and_the_minimum_is_a_lower_bound():
+    # W_0 = 20 * 10 = 200 on the hidden PE, W_1 = 20 * 21 = 420 on the output PE: the output
+    # layer's update (420) runs while the hidden layer updates and runs its forward pass (400).
+    sizes, pes = (9, 20, 20), (1, 1)
+    config = ArithmeticConfig(seed=3)
+    model = FixedNetwork(NetworkSpec(sizes, seed=3, weight_gain=4.0, feedback_gain=4.0), config)
+    network = SSDFANetwork(layers=network_layer_configs(sizes, config, pes=pes))
+    driver = NetworkDriver(network.configs)
+    count = 3
+    x, labels = samples_for(model, count, seed=4)
+    result = {}
+
+    async def script(bench, ctx):
+        await bench.write(ctx, driver.load_writes(driver.state_from_model(model)) + [driver.clear_counters_write()])
+        await bench.run(ctx, NetworkMode.TRAIN, count)
+        result["counters"] = driver.decode_counters(await bench.read(ctx, driver.counter_reads()))
+
+    Bench(network, [("train", x, labels)]).simulate(script)
+    per_sample = result["counters"]["cycles"] / count
+    assert schedule_minimum(network.configs) == 2 * 420
+    assert schedule_minimum(network.configs) <= per_sample
+    # Below the forward passes one after the other plus the longest update (200 + 420 + 420):
+    # the output layer's update overlaps the hidden layer's work.
+    assert per_sample < 200 + 420 + 420, per_sample
 
 
 def test_inference_run_predicts_like_the_model_and_changes_no_weight():
@@ -442,8 +489,22 @@ def test_network_refuses_layers_that_do_not_chain_or_are_not_ssdfa():
 def test_default_pes_and_the_schedule_minimum_of_the_digits_network():
     assert default_pes((64, 32, 10)) == (4, 2)
     configs = network_layer_configs((64, 32, 10), ArithmeticConfig())
-    # forward 8 * 65 + 5 * 33, then both layers update at once: max(520, 165)
-    assert schedule_minimum(configs) == 520 + 165 + 520
+    # From the errors: layer 0 updates (8 * 65) and runs the next forward pass (8 * 65); layer 1
+    # has updated (5 * 33) long before, and its forward pass ends 5 * 33 after layer 0's.
+    assert schedule_steps(configs) == (520 + 520, 520 + 520 + 165)
+    assert schedule_minimum(configs) == 1205
+    assert utilisation_bound(configs) == pytest.approx(2 * 2410 / (6 * 1205))
+
+
+def test_the_schedule_minimum_counts_an_output_layer_update_that_overlaps_the_hidden_forward_pass():
+    # 64-100-10 on 20 + 2 PEs: layer 1's update (5 * 101) ends before layer 0's update and
+    # forward pass (2 * 5 * 65); the old "forward after forward, then the longest update" said 1335.
+    configs = network_layer_configs((64, 100, 10), ArithmeticConfig(), pes=(20, 2))
+    assert schedule_minimum(configs) == 650 + 505
+    # An output layer whose update (10 * 21) outlasts the hidden layer's update and forward pass
+    # (2 * 9): its own forward pass waits for its update, not for its inputs.
+    configs = network_layer_configs((8, 20, 10), ArithmeticConfig(), pes=(20, 1))
+    assert schedule_steps(configs) == (2 * 9, 2 * 10 * 21)
 
 
 def test_generated_verilog_is_byte_identical_independent_of_the_seed_and_the_one_simulated(tmp_path):
