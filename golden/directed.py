@@ -43,6 +43,10 @@ NEURONS_PER_ROUND = 8
 #: Values changed per sample at most (each round solves or sets one more).
 ROUNDS = 5
 
+#: Half-width of the window a first error is swept over when two errors are solved together
+#: (the STOCH carry edge of a delta, when one error word is narrower than the residue).
+_SWEEP = 2048
+
 #: Corner cases that decide whether a fault is seen at all count more than their variants
 #: (the sign of a tie, the parity of its floor): one below a tie (a rounding constant one too
 #: high), the values beyond each bound (a missing clamp), the STOCH carry edge (a rounding
@@ -304,8 +308,8 @@ def _edge_errors(layer: _Layer, i: int, e0, outputs: list, derivative: int, offs
             if second == first or b2 % 2 == 0:
                 continue
             rest = exact - b1 * int(e0[first]) - b2 * int(e0[second])
-            sweep = np.arange(max(e_fmt.min_raw, int(e0[first]) - 2048), min(e_fmt.max_raw, int(e0[first]) + 2048) + 1,
-                              dtype=np.int64)
+            sweep = np.arange(max(e_fmt.min_raw, int(e0[first]) - _SWEEP),
+                              min(e_fmt.max_raw, int(e0[first]) + _SWEEP) + 1, dtype=np.int64)
             residue = (wanted - rest - b1 * sweep) % modulus * pow(b2, -1, modulus) % modulus
             second_values = residue + np.round((int(e0[second]) - residue) / modulus).astype(np.int64) * modulus
             usable = np.flatnonzero((second_values >= e_fmt.min_raw) & (second_values <= e_fmt.max_raw))
