@@ -10,6 +10,13 @@ pre-activation, delta or weight step on a target residue, or set to the extremes
 quantity into saturation. It keeps the candidate that meets the most corner cases not met
 yet (``corner_cases``), and plays it through the model to go on from the state it leaves.
 
+Under STOCH the rounding offset is an LFSR draw, the same for every candidate of a sample
+(the draws depend on the sample's position only), so the search can also aim at the *carry
+edge*: the exact value plus the draw's offset with every dropped bit set, where an offset one
+too high (a padding constant off by one in the hardware's ``{draw, 0...}``) carries into the
+kept bits. Random data lands there with probability 2^-d per value (d dropped bits: 2^-18 for
+the SDFA tanh set's delta), so without aiming no set meets it.
+
 Only the stimulus changes: the expected values still come from ``simulate_layer`` alone (the
 model's bit-exact path). Corner cases are recognised on exact integer values (the residue of
 the dropped bits, the value against the format's range), so nothing here rounds.
@@ -21,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from ssdfa.model.arithmetic import FixedFormat, LfsrBank, Rounding, layer_seed
+from ssdfa.model.arithmetic import STOCH_BITS, FixedFormat, LfsrBank, Rounding, layer_seed, stochastic_offsets
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation, dense_feedback, feedback_delta, forward, output_error, weight_update
 
@@ -36,10 +43,15 @@ NEURONS_PER_ROUND = 8
 #: Values changed per sample at most (each round solves or sets one more).
 ROUNDS = 5
 
+#: Half-width of the window a first error is swept over when two errors are solved together
+#: (the STOCH carry edge of a delta, when one error word is narrower than the residue).
+_SWEEP = 2048
+
 #: Corner cases that decide whether a fault is seen at all count more than their variants
 #: (the sign of a tie, the parity of its floor): one below a tie (a rounding constant one too
-#: high), the values beyond each bound (a missing clamp) and the activation's kinks.
-_DECISIVE = {"tie", "tie-1", "above-max", "below-min"}
+#: high), the values beyond each bound (a missing clamp), the STOCH carry edge (a rounding
+#: offset one too high) and the activation's kinks.
+_DECISIVE = {"tie", "tie-1", "above-max", "below-min", "stoch-edge"}
 
 
 def _weight(case: tuple) -> int:
@@ -90,6 +102,39 @@ def _residue_cases(cast: _Cast, exact: np.ndarray) -> set:
         if mask.any():
             found.add((cast.name, *case))
     return found
+
+
+def _stochastic_cases(cast: _Cast, exact: np.ndarray, draws) -> set:
+    """The STOCH carry edge: ``exact`` plus its draw's offset has every dropped bit set, so an
+    offset one higher would carry into the kept LSB (where a clamp would not hide it).
+
+    Only for casts dropping more than ``STOCH_BITS`` bits: there the offset is the draw
+    followed by constant zero bits (``{draw, 0...}`` in the hardware), a constant a fault can
+    change; with fewer dropped bits every offset bit is a draw bit."""
+    dropped = cast.dropped
+    if draws is None or dropped <= STOCH_BITS:
+        return set()
+    total = exact + stochastic_offsets(draws, dropped)
+    edge = (total & ((1 << dropped) - 1)) == (1 << dropped) - 1
+    if cast.saturates:
+        floor = total >> dropped
+        edge &= (floor >= cast.fmt.min_raw) & (floor < cast.fmt.max_raw)
+    return {(cast.name, "stoch-edge")} if np.any(edge) else set()
+
+
+def _edge_residue(coefficient: int, offset: int, dropped: int):
+    """(r, bits) such that ``coefficient v + offset`` has its ``dropped`` low bits all set exactly
+    when ``v = r (mod 2^bits)``; None when no v gives it (coefficient 0, or a power of two in it
+    that the target's low bits do not share)."""
+    if coefficient == 0 or dropped <= STOCH_BITS:  # see _stochastic_cases
+        return None
+    zeros = (abs(coefficient) & -abs(coefficient)).bit_length() - 1
+    target = (-1 - offset) % (1 << dropped)
+    if zeros >= dropped or target % (1 << zeros):
+        return None
+    bits = dropped - zeros
+    odd = coefficient >> zeros
+    return (target >> zeros) * pow(odd, -1, 1 << bits) % (1 << bits), bits
 
 
 def _range_cases(cast: _Cast, exact: np.ndarray) -> set:
@@ -180,11 +225,13 @@ def _evaluate(layer: _Layer, weights, x, e, target, draws):
     else:
         exact_delta = (layer.feedback @ e) * result.derivative[0]
         found |= _residue_cases(layer.delta, exact_delta) | _range_cases(layer.delta, exact_delta)
+        found |= _stochastic_cases(layer.delta, exact_delta, None if draws[0] is None else draws[0][0])
         found |= {("f'=", "0" if v == 0 else "set") for v in result.derivative[0]}
         delta = feedback_delta(e[None, :], result.derivative, layer.feedback, a, layer.act, draws[0])
     inputs = np.append(x, 1 << a.activation.frac_bits)
     exact_step = delta[0][:, None] * inputs[None, :]
     found |= _residue_cases(layer.step, exact_step) | _range_cases(layer.step, exact_step)
+    found |= _stochastic_cases(layer.step, exact_step, draws[1])
     updated = weight_update(weights, delta, layer.delta_frac, x_row, a, draws[1])
     # The weight cast only handles overflow: the unclamped new weight is w - step, and the step
     # is at most one LSB from its exact value, so the exact difference tells which side.
@@ -230,8 +277,53 @@ def _chosen_neurons(neurons: int, turn: int) -> list:
     return [(start + k) % neurons for k in range(NEURONS_PER_ROUND)]
 
 
-def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess, turn: int) -> list:
-    """(x, e) rows to try: the drawn ones first, then one value solved or set per candidate."""
+def _edge_errors(layer: _Layer, i: int, e0, outputs: list, derivative: int, offset: int) -> list:
+    """Error rows that put neuron i's delta product ``(sum_k b_ik e_k) f'_i`` plus its draw's
+    offset on the STOCH carry edge (``_stochastic_cases``): one error solved, or, when the
+    error format is narrower than the residue to hit, two (the first swept over a window
+    around its drawn value, the second solved)."""
+    solution = _edge_residue(derivative, offset, layer.delta.dropped)
+    if solution is None:
+        return []
+    wanted, bits = solution  # the received sum's residue
+    e_fmt = layer.a.error
+    feedback = layer.feedback[i]
+    exact = int(feedback @ e0)
+    rows = []
+    for k in outputs:
+        solved = _solve(int(feedback[k]), (wanted - exact) % (1 << bits), bits)
+        value = None if solved is None else _near(int(e0[k]) + solved, 1 << bits, e_fmt, int(e0[k]))
+        if value is not None:
+            e = e0.copy()
+            e[k] = value
+            rows.append(e)
+    if rows:
+        return rows
+    modulus = 1 << bits
+    if bits > 31:  # keeps the sweep's products in int64 (the error words are at most 24 bits)
+        return []
+    for first in outputs:
+        for second in outputs:
+            b1, b2 = int(feedback[first]), int(feedback[second])
+            if second == first or b2 % 2 == 0:
+                continue
+            rest = exact - b1 * int(e0[first]) - b2 * int(e0[second])
+            sweep = np.arange(max(e_fmt.min_raw, int(e0[first]) - _SWEEP),
+                              min(e_fmt.max_raw, int(e0[first]) + _SWEEP) + 1, dtype=np.int64)
+            residue = (wanted - rest - b1 * sweep) % modulus * pow(b2, -1, modulus) % modulus
+            second_values = residue + np.round((int(e0[second]) - residue) / modulus).astype(np.int64) * modulus
+            usable = np.flatnonzero((second_values >= e_fmt.min_raw) & (second_values <= e_fmt.max_raw))
+            if usable.size:
+                pick = usable[np.argmin(np.abs(sweep[usable] - int(e0[first])))]
+                e = e0.copy()
+                e[first], e[second] = sweep[pick], second_values[pick]
+                return [e]
+    return []
+
+
+def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess, turn: int, draws=(None, None)) -> list:
+    """(x, e) rows to try: the drawn ones first, then one value solved or set per candidate
+    (or two, for the STOCH carry edge of a delta). ``draws`` are the sample's LFSR draws."""
     a = layer.a
     fan_in = layer.fan_in
     x_fmt, e_fmt = a.activation, a.error
@@ -290,8 +382,16 @@ def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess, tur
                     x = x0.copy()
                     x[free_x] = x_fmt.max_raw if x_sign > 0 else x_fmt.min_raw
                     found.append((x, e))
+        if draws[0] is not None:
+            # The delta's STOCH carry edge: f' and the draw stay fixed while only errors change.
+            derivative = forward(weights, x0[None, :], a, layer.act).derivative[0]
+            offsets = stochastic_offsets(draws[0][0], layer.delta.dropped) if layer.delta.dropped >= 1 else None
+            for i in neurons if offsets is not None else []:
+                outputs = [k for k in np.flatnonzero(feedback[i]) if k in free_e]
+                found.extend((x0, e) for e in _edge_errors(layer, i, e0, outputs, int(derivative[i]), int(offsets[i])))
     # Weight steps: delta_i x_j on a tie, with the delta of the drawn sample.
     bits = layer.step.dropped
+    step_offsets = stochastic_offsets(draws[1], bits) if draws[1] is not None and bits >= 1 else None
     for i in neurons:
         delta = delta_guess[i]
         for j in free_x[:2]:
@@ -299,6 +399,10 @@ def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess, tur
                 k = _solve(int(delta), wanted % (1 << bits), bits) if bits >= 1 else None
                 if k is not None:
                     with_x(j, _near(k, 1 << bits, x_fmt, int(x0[j])))
+            if step_offsets is not None:  # the step's STOCH carry edge, with the drawn delta
+                solution = _edge_residue(int(delta), int(step_offsets[i, j]), bits)
+                if solution is not None:
+                    with_x(j, _near(solution[0], 1 << solution[1], x_fmt, int(x0[j])))
     return found
 
 
@@ -352,7 +456,7 @@ def direct_stimulus(config: LayerConfig, stimulus, protected_inputs: int = 0, pr
             delta_guess = _delta_of(layer, weights, base_x, base_e, target, draws)
             improved = False
             for x, e in _candidates(layer, weights, base_x, base_e, free_x, free_e, delta_guess,
-                                       sample * ROUNDS + round_)[1:]:
+                                       sample * ROUNDS + round_, draws)[1:]:
                 found = _evaluate(layer, weights, x, e, target, draws)[0]
                 if _gain(found, met) > _gain(best_found, met):
                     best, best_found, improved = (x, e), found, True

@@ -39,7 +39,8 @@ __all__ = [
 
 #: Recorded in every manifest. Bump ``version`` whenever ``draw_stimulus`` draws differently:
 #: the committed canonical sets must then be regenerated (their test says so).
-GENERATOR = {"name": "ssdfa.golden.layer_vectors", "version": 2}
+#: Version 2 added the directed corner cases (golden/directed.py), 3 their STOCH carry edge.
+GENERATOR = {"name": "ssdfa.golden.layer_vectors", "version": 3}
 
 #: Initial weights span at least +-MIN_INIT_RAW raw units, so that a wide fan-in or a narrow
 #: weight format does not round the paper's +-1/fan_in range to all zeros.

@@ -400,15 +400,19 @@ def _harness_parameters(job_id: int, job: CosimJob, design: Design) -> dict[str,
     a = config.arithmetic
     shape = config.shape
     stoch = int(a.update_rounding is Rounding.STOCH)
+    # The feedback table each PE holds (read back after loading); the output layer has none.
+    feedback_words = 0 if config.is_output_layer else config.neurons_per_pe * shape.connections
     if job.top == "layer":
         return dict(ID=job_id, F=shape.fan_in, N=shape.neurons, P=config.pes, K=config.neurons_per_pe,
                     M=config.outputs, S_CONN=shape.connections, ACT_W=a.activation.word, ERR_W=a.error.word,
                     HD_W=design.width("host__w_data"), HA_W=design.width("host__addr"),
-                    HP_W=design.width("host__pe"), CNT_W=design.width("completed"), STOCH=stoch)
+                    HP_W=design.width("host__pe"), CNT_W=design.width("completed"), STOCH=stoch,
+                    FB_WORDS=feedback_words)
     if job.top == "pe":
         return dict(ID=job_id, F=shape.fan_in, K=config.neurons_per_pe, PASSES=config.pes,
                     S_CONN=shape.connections, ACT_W=a.activation.word, ERR_W=a.error.word,
-                    HD_W=design.width("host__w_data"), HA_W=design.width("host__addr"), STOCH=stoch)
+                    HD_W=design.width("host__w_data"), HA_W=design.width("host__addr"), STOCH=stoch,
+                    FB_WORDS=feedback_words)
     return dict(ID=job_id, M=config.outputs, P=config.pes, K=config.neurons_per_pe, S_CONN=shape.connections,
                 ERR_W=a.error.word, TP_W=design.width("table__pe"), TA_W=design.width("table__addr"),
                 TD_W=design.width("table__data"), CNT_W=design.width("received"))

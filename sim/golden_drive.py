@@ -82,6 +82,7 @@ QUANTITIES = {
         Quantity(9, "timeout", "no progress: the DUT stopped taking or giving words"),
         Quantity(10, "extra word", "a word the DUT should not have produced"),
         Quantity(11, "file", "a harness file is missing or ended early"),
+        Quantity(12, "feedback_value", "a feedback constant read back through the host port after loading"),
     )
 }
 
@@ -142,7 +143,8 @@ def expected_checks(shape: HarnessShape, top: str, every: bool) -> int:
     """How many values a harness compares for ``shape``: a run that compared fewer (a harness
     that skipped a check, a file that ended early) does not pass, whatever its mismatch count.
 
-    Per sample: (y, a) of every neuron; per read-back (after every sample, or once): delta,
+    Once, after loading: the s feedback constants of every neuron of a hidden layer. Per
+    sample: (y, a) of every neuron; per read-back (after every sample, or once): delta,
     f', LFSR state (STOCH) and every weight of every neuron; the router: every delivered word.
     At the end: the layer's counters and word counts (P + 4), the PE's word counts (2), the
     router's counters, fault flag, busy flag and word count (P + 4).
@@ -152,9 +154,10 @@ def expected_checks(shape: HarnessShape, top: str, every: bool) -> int:
     if top == "router":
         return s * p * k * shape.connections + p + 4
     per_neuron = 2 + int(shape.stochastic) + (f + 1)  # delta, f', LFSR, weights
+    feedback = 0 if shape.config.is_output_layer else shape.connections  # per neuron, after loading
     if top == "pe":
-        return p * (s * 2 * k + readbacks * k * per_neuron) + 2
-    return s * 2 * n + readbacks * n * per_neuron + p + 4
+        return p * (k * feedback + s * 2 * k + readbacks * k * per_neuron) + 2
+    return n * feedback + s * 2 * n + readbacks * n * per_neuron + p + 4
 
 
 def vectors_of(shape: HarnessShape) -> int:
@@ -234,8 +237,12 @@ def _readback(golden: GoldenSet, shape: HarnessShape, sample: int, weights: np.n
 
 
 def _readback_text(golden, shape, weights, every: bool, neurons: slice) -> str:
+    """The rb file of ``neurons``: their feedback constants (hidden layers), which the harness
+    reads back once after loading, then every read-back after a sample."""
     samples = range(shape.samples) if every else [shape.samples - 1]
     pieces = []
+    if not shape.config.is_output_layer:
+        pieces.append(_hex(golden["feedback_value"][neurons], shape.host_data_width))
     for sample in samples:
         pieces.extend(_hex(part, shape.host_data_width) for part in _readback(golden, shape, sample, weights, neurons))
     return "".join(pieces)
@@ -435,6 +442,8 @@ class Mismatch:
             what = f"counter {self.detail}"
         elif q.code == 10:
             what = f"extra word ({self.detail})"
+        elif q.code == 12 and self.column is not None:
+            what = f"feedback constant b[{self.neuron},{self.column}] read back after loading"
         return (
             f"{self.where()}: {what}: expected {self._value(self.expected)}, actual {self._value(self.actual)} "
             f"[bits 0x{self.expected_bits} vs 0x{self.actual_bits}]"
@@ -518,6 +527,10 @@ def _decode(shape: HarnessShape, top: str, code: int, pass_: int, sample: int, i
         rows = shape.fan_in + 1
         neuron, column = base + index // rows, index % rows
         detail = "bias" if column == shape.fan_in else ""
+    elif code == 12:
+        fmt, width, signed = a.feedback, host, a.feedback.signed
+        neuron, column = base + index // shape.connections, index % shape.connections
+        sample = -1  # read back after loading, before any sample
     elif code == 7:
         fmt, width, signed = a.error, a.error.word, a.error.signed
         per_port = shape.slots * shape.connections

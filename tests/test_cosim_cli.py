@@ -98,7 +98,8 @@ def test_a_golden_set_passes_and_the_command_prints_counts_and_speed(capsys, req
     require_tool("icarus")
     status, out, _ = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus")
     assert status == 0, out
-    assert re.search(r"^PASS ssdfa_relu_rnd16 \(layer\): 5 vectors, 225 checks, 0 mismatches, \d+ cycles$", out, re.M), out
+    # 225 values of the set and its 4 feedback constants, read back after loading.
+    assert re.search(r"^PASS ssdfa_relu_rnd16 \(layer\): 5 vectors, 229 checks, 0 mismatches, \d+ cycles$", out, re.M), out
     assert re.search(r"^PASS \(golden, icarus, top layer\): 1/1 passed, 5 vectors, .* cycles in .* s \([\d,]+ cycles/s", out,
                      re.M), out
 
@@ -166,7 +167,7 @@ def test_user_verilog_that_is_the_generated_pe_passes(capsys, require_tool, gene
                            "--verilog", generated_pe)
     assert status == 0, out
     assert f"verilog {generated_pe}: module neuron_pe_user_" in out and "ports match the generated pe top" in out
-    assert "PASS ssdfa_relu_rnd16 (pe): 5 vectors, 222 checks, 0 mismatches" in out
+    assert "PASS ssdfa_relu_rnd16 (pe): 5 vectors, 226 checks, 0 mismatches" in out
 
 
 def test_hand_mutated_user_verilog_fails_naming_the_mismatch(capsys, require_tool, generated_pe, tmp_path):
@@ -179,7 +180,7 @@ def test_hand_mutated_user_verilog_fails_naming_the_mismatch(capsys, require_too
     path.write_text(mutated)
     status, out, _ = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus", "--top", "pe", "--verilog", path)
     assert status == 1, out
-    assert re.search(r"^FAIL ssdfa_relu_rnd16 \(pe\): 5 vectors, 222 checks, [1-9]\d* mismatches", out, re.M), out
+    assert re.search(r"^FAIL ssdfa_relu_rnd16 \(pe\): 5 vectors, 226 checks, [1-9]\d* mismatches", out, re.M), out
     assert re.search(r"first mismatch: sample \d+, layer 0, neuron \d+: pre_activation: expected raw", out), out
 
 

@@ -39,11 +39,15 @@ def test_layer_files_hold_the_stimulus_and_expected_values_masked_to_their_words
     writes = n * (f + 1) + 2 * n * relu16.config.shape.connections  # weights, b and index table
     assert load[:5] == [shape.samples, 1, 7, 9, writes]
     assert len(load) == 5 + 4 * writes
-    # Read-back: per sample delta, f' (no LFSR: RND update) and every weight.
+    # Read-back: the feedback table once after loading, then per sample delta, f' (no LFSR:
+    # RND update) and every weight; signed values sign-extended to the host width.
     rb = words(tmp_path / "h3_rb.hex")
-    assert len(rb) == shape.samples * (2 * n + n * (f + 1))
-    first_delta = int(relu16["delta"][0, 0]) & 0xFFFFFFFF  # sign-extended to the host width
-    assert rb[0] == first_delta
+    s = relu16.config.shape.connections
+    assert len(rb) == n * s + shape.samples * (2 * n + n * (f + 1))
+    assert rb[: n * s] == [int(b) & 0xFFFFFFFF for b in relu16["feedback_value"].ravel()]
+    assert any(b < 0 for b in relu16["feedback_value"].ravel())  # a sign extension to check
+    first_delta = int(relu16["delta"][0, 0]) & 0xFFFFFFFF
+    assert rb[n * s] == first_delta
     last_weights = relu16["weights_final"].ravel()
     assert rb[-len(last_weights):] == [int(w) & 0xFFFFFFFF for w in last_weights]
 
@@ -61,6 +65,19 @@ def test_pe_files_run_each_pe_of_the_layer_in_turn_with_the_errors_its_router_wo
     expected = int(golden["errors"][0, golden["feedback_index"][neuron, 1]]) & ((1 << config.arithmetic.error.word) - 1)
     assert e[samples * k * s + 1] == expected
     assert len(words(tmp_path / "h0_x.hex")) == config.pes * samples * 2 * f
+    # Each pass's read-backs start with that PE's feedback constants (read back after loading).
+    rb = words(tmp_path / "h0_rb.hex")
+    per_pass = k * s + k * (2 + 1 + f + 1)  # feedback, then one read-back (final): delta, f', LFSR, weights
+    assert len(rb) == config.pes * per_pass
+    assert rb[per_pass : per_pass + k * s] == [int(b) & 0xFFFFFFFF for b in golden["feedback_value"][k : 2 * k].ravel()]
+
+
+def test_an_output_layer_has_no_feedback_table_to_read_back(tmp_path):
+    golden = read_golden_set(CANONICAL["output_identity_stoch"])
+    shape = write_harness_files(tmp_path, 0, golden, "pe", every=False, host_data_width=32)
+    k, f, p = golden.config.neurons_per_pe, golden.config.shape.fan_in, golden.config.pes
+    assert len(words(tmp_path / "h0_rb.hex")) == p * k * (2 + 1 + f + 1)
+    assert expected_checks(shape, "pe", False) == p * (shape.samples * 2 * k + k * (2 + 1 + f + 1)) + 2
 
 
 def test_router_files_hold_each_ports_words_in_slot_and_connection_order(tmp_path):
@@ -113,6 +130,22 @@ def test_a_mismatch_line_is_reported_with_sample_layer_neuron_weight_and_raw_and
     assert "= 1.0 in SQ(4,12)" in str(activation) and "0.999755859375" in str(activation)
 
 
+def test_a_feedback_read_back_mismatch_names_the_constant_and_no_sample(tmp_path, relu16):
+    shape = golden_drive.harness_shape(relu16, "pe", 32)
+    s = relu16.config.shape.connections
+    # b[2,0] = -8190 in SQ(2,14) read back without its sign extension to the 32-bit host word.
+    (tmp_path / "result.txt").write_text(
+        "harness pe 0\n"
+        f"mismatch 12 0 4294967295 {2 * s} 00000000ffffe002 000000000000e002\n"
+        "summary 200 1 500 10 400 5\n"
+    )
+    (mismatch,) = read_harness_result(tmp_path / "result.txt", shape, "pe").mismatches
+    assert (mismatch.sample, mismatch.neuron, mismatch.column, mismatch.expected) == (-1, 2, 0, -8190)
+    assert int(relu16["feedback_value"][2, 0]) == -8190
+    assert str(mismatch).startswith("layer 0, neuron 2: feedback constant b[2,0] read back after loading: "
+                                    "expected raw -8190 (= -0.4998779296875 in SQ(2,14)), actual raw 57346")
+
+
 def test_a_harness_without_a_summary_line_never_passes(tmp_path, relu16):
     shape = golden_drive.harness_shape(relu16, "layer", 32)
     (tmp_path / "cut.txt").write_text("harness layer 0\n")
@@ -124,8 +157,9 @@ def test_a_harness_without_a_summary_line_never_passes(tmp_path, relu16):
 def test_expected_check_counts_cover_every_value_of_the_set(relu16):
     shape = golden_drive.harness_shape(relu16, "layer", 32)
     s, n, f = 5, 4, 6
-    assert expected_checks(shape, "layer", True) == s * 2 * n + s * n * (2 + f + 1) + 1 + 4
-    assert expected_checks(shape, "layer", False) == s * 2 * n + n * (2 + f + 1) + 1 + 4
+    connections = 1  # SSDFA: one feedback constant per neuron, read back once after loading
+    assert expected_checks(shape, "layer", True) == n * connections + s * 2 * n + s * n * (2 + f + 1) + 1 + 4
+    assert expected_checks(shape, "layer", False) == n * connections + s * 2 * n + n * (2 + f + 1) + 1 + 4
     assert expected_checks(shape, "router", True) == s * n + 1 + 4
 
 

@@ -17,6 +17,7 @@ localparam [7:0] CODE_COUNTER = 8'd8;     // a counter or a word count at the en
 localparam [7:0] CODE_TIMEOUT = 8'd9;     // no progress for +watchdog clocks
 localparam [7:0] CODE_EXTRA = 8'd10;      // a word the DUT should not have produced
 localparam [7:0] CODE_FILE = 8'd11;       // a stimulus or expected-value file is missing or short
+localparam [7:0] CODE_FEEDBACK = 8'd12;   // a feedback constant read back after loading
 
 // Host-port spaces (rtl/signatures.py, Space).
 localparam [2:0] SPACE_WEIGHT = 3'd0;
@@ -46,6 +47,7 @@ function [7:0] space_code(input [2:0] space);
         SPACE_WEIGHT: space_code = CODE_WEIGHT;
         SPACE_LFSR: space_code = CODE_LFSR;
         SPACE_DELTA: space_code = CODE_DELTA;
+        SPACE_FEEDBACK: space_code = CODE_FEEDBACK;
         default: space_code = CODE_DERIVATIVE;
     endcase
 endfunction

@@ -10,9 +10,15 @@
 //   x     the S x F inputs, sample-major          (played by a cosim_source)
 //   e     the S x M output errors, sample-major   (played by a cosim_source)
 //   ya    per sample and neuron: y, then a (activation format, masked to its word)
-//   rb    per read-back: deltas (N), derivatives (N), LFSR states (N, STOCH only) and the
-//         weights (N (F + 1), neuron-major, bias last), each masked to the host data width
+//   rb    first the feedback table (N s words, neuron-major; hidden layers only), read back
+//         once after loading; then per read-back: deltas (N), derivatives (N), LFSR states (N,
+//         STOCH only) and the weights (N (F + 1), neuron-major, bias last); all masked to the
+//         host data width
 //
+// The feedback table is the one PE space the layer never writes and the state read-backs
+// never cover: reading it back after loading checks its host read path (the sign extension
+// of a negative constant to the host word) against the model's values. The router's index
+// table is write-only (rtl/layer.py, LayerSpace.INDEX): the routed words check it.
 // The layer runs SAMPLE commands: back to back (E = 0) or one at a time with a read-back of
 // the state through the host port after each (E = 1). The result file h<ID>_result.txt gets
 // one line per mismatch (the first 32) and a summary line at the end:
@@ -39,7 +45,8 @@ module layer_harness #(
     parameter HA_W = 1,      // host address width
     parameter HP_W = 1,      // host PE-select width
     parameter CNT_W = 32,    // counter width
-    parameter STOCH = 0      // update rounding is STOCH: LFSR states are readable
+    parameter STOCH = 0,     // update rounding is STOCH: LFSR states are readable
+    parameter FB_WORDS = 0   // feedback words per PE: K s for a hidden layer, 0 for the output layer
 ) (
     input wire clk,
     input wire rst,
@@ -80,16 +87,19 @@ module layer_harness #(
     localparam [31:0] Y_WORDS = N;
 
     // Read-back program: the spaces in order, and the words per PE of each.
-    function [2:0] rb_space(input [1:0] step);
+    // Steps 0-3 after samples; step 4, alone, after loading (RB_FEEDBACK).
+    localparam [2:0] RB_WEIGHT = 3'd3, RB_FEEDBACK = 3'd4;
+    function [2:0] rb_space(input [2:0] step);
         case (step)
-            2'd0: rb_space = SPACE_DELTA;
-            2'd1: rb_space = SPACE_DERIVATIVE;
-            2'd2: rb_space = SPACE_LFSR;
+            3'd0: rb_space = SPACE_DELTA;
+            3'd1: rb_space = SPACE_DERIVATIVE;
+            3'd2: rb_space = SPACE_LFSR;
+            RB_FEEDBACK: rb_space = SPACE_FEEDBACK;
             default: rb_space = SPACE_WEIGHT;
         endcase
     endfunction
-    function [31:0] rb_count(input [1:0] step);
-        rb_count = (step == 2'd3) ? K * ROWS : K;
+    function [31:0] rb_count(input [2:0] step);
+        rb_count = (step == RB_WEIGHT) ? K * ROWS : (step == RB_FEEDBACK) ? FB_WORDS : K;
     endfunction
 
     reg go;
@@ -112,9 +122,10 @@ module layer_harness #(
     reg [31:0] y_count;
     reg [31:0] run_start, run_end;
     // read-back: the next read to issue, and two pipeline stages to the compare
-    reg [1:0] rd_step;
+    reg [2:0] rd_step;
     reg [31:0] rd_pe, rd_addr;
     reg rd_active;
+    reg verifying;  // reading the feedback table back after loading
     reg rb_v1, rb_v2;
     reg [7:0] rb_code1, rb_code2;
     reg [31:0] rb_index1, rb_index2, rb_sample1, rb_sample2;
@@ -140,15 +151,15 @@ module layer_harness #(
         state = ST_HEADER;
         samples = 0; every = 0; load_left = 0; issued = 0; dones = 0; y_count = 0;
         run_start = 0; run_end = 0;
-        rd_step = 2'd0; rd_pe = 0; rd_addr = 0; rd_active = 1'b0;
+        rd_step = 3'd0; rd_pe = 0; rd_addr = 0; rd_active = 1'b0; verifying = 1'b0;
         rb_v1 = 1'b0; rb_v2 = 1'b0; rb_code1 = 8'd0; rb_code2 = 8'd0;
         rb_index1 = 0; rb_index2 = 0; rb_sample1 = 0; rb_sample2 = 0;
         common_open(ID, "layer");
     end
 
-    task start_readback;
+    task start_readback(input [2:0] first);
         begin
-            rd_step = 2'd0;
+            rd_step = first;
             rd_pe = 0;
             rd_addr = 0;
             rd_active = 1'b1;
@@ -156,8 +167,8 @@ module layer_harness #(
     endtask
 
     // The next read-back step after `step` (the LFSR space exists only with STOCH).
-    function [1:0] next_step(input [1:0] step);
-        next_step = (step == 2'd1 && STOCH == 0) ? 2'd3 : step + 2'd1;
+    function [2:0] next_step(input [2:0] step);
+        next_step = (step == 3'd1 && STOCH == 0) ? RB_WEIGHT : step + 3'd1;
     endfunction
 
     always @(posedge clk) begin
@@ -224,8 +235,14 @@ module layer_harness #(
                         load_left = load_left - 1;
                     end else begin
                         host_w_en <= 1'b0;
-                        clear_counters <= 1'b1;
-                        state <= ST_CLEAR;
+                        if (FB_WORDS != 0) begin
+                            start_readback(RB_FEEDBACK);
+                            verifying = 1'b1;
+                            state <= ST_READ;
+                        end else begin
+                            clear_counters <= 1'b1;
+                            state <= ST_CLEAR;
+                        end
                     end
                 end
                 ST_CLEAR: begin
@@ -248,7 +265,7 @@ module layer_harness #(
                         run_end = cycles;
                         if (every != 0 || dones == samples) begin
                             if (every == 0) cmd_valid <= 1'b0;
-                            start_readback();
+                            start_readback(3'd0);
                             state <= ST_READ;
                         end else begin
                             sample_tick <= 1'b1;
@@ -265,7 +282,7 @@ module layer_harness #(
                         rb_v1 = 1'b1;
                         rb_code1 = space_code(rb_space(rd_step));
                         rb_index1 = rd_pe * rb_count(rd_step) + rd_addr;
-                        rb_sample1 = dones - 1;
+                        rb_sample1 = verifying ? 32'hFFFFFFFF : dones - 1;  // none: after loading
                         if (rd_addr + 1 < rb_count(rd_step)) begin
                             rd_addr = rd_addr + 1;
                         end else begin
@@ -274,13 +291,17 @@ module layer_harness #(
                                 rd_pe = rd_pe + 1;
                             end else begin
                                 rd_pe = 0;
-                                if (rd_step == 2'd3) rd_active = 1'b0;
+                                if (rd_step == RB_WEIGHT || rd_step == RB_FEEDBACK) rd_active = 1'b0;
                                 else rd_step = next_step(rd_step);
                             end
                         end
                     end else begin
                         host_r_en <= 1'b0;
-                        if (!rb_v2) begin
+                        if (!rb_v2 && verifying) begin
+                            verifying = 1'b0;
+                            clear_counters <= 1'b1;
+                            state <= ST_CLEAR;
+                        end else if (!rb_v2) begin
                             sample_tick <= 1'b1;
                             state <= (dones < samples) ? ST_RUN : ST_DRAIN;
                         end

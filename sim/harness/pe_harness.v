@@ -10,9 +10,13 @@
 //   x     per pass and sample: the F inputs twice (FORWARD, then UPDATE)
 //   e     per pass and sample: the K s error words the router would deliver, neuron-major
 //   ya    per pass, sample and neuron: y, then a
-//   rb    per pass and read-back: deltas (K), derivatives (K), LFSR states (K, STOCH only),
-//         weights (K (F + 1)), masked to the host data width
+//   rb    per pass: first the feedback table (K s words, hidden layers only), read back once
+//         after loading; then per read-back: deltas (K), derivatives (K), LFSR states (K,
+//         STOCH only), weights (K (F + 1)); all masked to the host data width
 //
+// The feedback table is the one space the phases never write and the state read-backs never
+// cover: reading it back after loading checks its host read path (the sign extension of a
+// negative constant to the host word) against the model's values.
 // The result file has the layer harness's format (layer_harness.v); PASS is the pass (the
 // layer's PE), and indices count within it.
 module pe_harness #(
@@ -25,7 +29,8 @@ module pe_harness #(
     parameter ERR_W = 8,
     parameter HD_W = 32,
     parameter HA_W = 1,
-    parameter STOCH = 0
+    parameter STOCH = 0,
+    parameter FB_WORDS = 0   // feedback words per PE: K s for a hidden layer, 0 for the output layer
 ) (
     input wire clk,
     input wire rst,
@@ -57,19 +62,22 @@ module pe_harness #(
     localparam [31:0] ROWS = F + 1;
     localparam [1:0] CMD_UPDATE = 2'd2;
 
-    function [2:0] rb_space(input [1:0] step);
+    // Read-back steps 0-3 after samples; step 4, alone, after loading (RB_FEEDBACK).
+    localparam [2:0] RB_WEIGHT = 3'd3, RB_FEEDBACK = 3'd4;
+    function [2:0] rb_space(input [2:0] step);
         case (step)
-            2'd0: rb_space = SPACE_DELTA;
-            2'd1: rb_space = SPACE_DERIVATIVE;
-            2'd2: rb_space = SPACE_LFSR;
+            3'd0: rb_space = SPACE_DELTA;
+            3'd1: rb_space = SPACE_DERIVATIVE;
+            3'd2: rb_space = SPACE_LFSR;
+            RB_FEEDBACK: rb_space = SPACE_FEEDBACK;
             default: rb_space = SPACE_WEIGHT;
         endcase
     endfunction
-    function [31:0] rb_count(input [1:0] step);
-        rb_count = (step == 2'd3) ? K * ROWS : K;
+    function [31:0] rb_count(input [2:0] step);
+        rb_count = (step == RB_WEIGHT) ? K * ROWS : (step == RB_FEEDBACK) ? FB_WORDS : K;
     endfunction
-    function [1:0] next_step(input [1:0] step);
-        next_step = (step == 2'd1 && STOCH == 0) ? 2'd3 : step + 2'd1;
+    function [2:0] next_step(input [2:0] step);
+        next_step = (step == 3'd1 && STOCH == 0) ? RB_WEIGHT : step + 3'd1;
     endfunction
 
     reg go;
@@ -92,9 +100,10 @@ module pe_harness #(
     reg [31:0] issued;          // commands transferred in this pass
     reg [31:0] y_count;         // (y, a) words over all passes
     reg [31:0] run_start, run_end;
-    reg [1:0] rd_step;
+    reg [2:0] rd_step;
     reg [31:0] rd_addr;
     reg rd_active;
+    reg verifying;              // reading the feedback table back after loading
     reg rb_v1, rb_v2;
     reg [7:0] rb_code1, rb_code2;
     reg [31:0] rb_index1, rb_index2, rb_sample1, rb_sample2, rb_pass1, rb_pass2;
@@ -119,7 +128,7 @@ module pe_harness #(
         state = ST_HEADER;
         samples = 0; every = 0; load_left = 0; pass_ = 0; issued = 0; y_count = 0;
         run_start = 0; run_end = 0;
-        rd_step = 2'd0; rd_addr = 0; rd_active = 1'b0;
+        rd_step = 3'd0; rd_addr = 0; rd_active = 1'b0; verifying = 1'b0;
         rb_v1 = 1'b0; rb_v2 = 1'b0; rb_code1 = 8'd0; rb_code2 = 8'd0;
         rb_index1 = 0; rb_index2 = 0; rb_sample1 = 0; rb_sample2 = 0; rb_pass1 = 0; rb_pass2 = 0;
         common_open(ID, "pe");
@@ -195,8 +204,16 @@ module pe_harness #(
                         load_left = load_left - 1;
                     end else begin
                         host_w_en <= 1'b0;
-                        if (pass_ == 0) run_start = cycles;
-                        state <= ST_RUN;
+                        if (FB_WORDS != 0) begin
+                            rd_step = RB_FEEDBACK;
+                            rd_addr = 0;
+                            rd_active = 1'b1;
+                            verifying = 1'b1;
+                            state <= ST_READ;
+                        end else begin
+                            if (pass_ == 0) run_start = cycles;
+                            state <= ST_RUN;
+                        end
                     end
                 end
                 ST_RUN: begin
@@ -215,7 +232,7 @@ module pe_harness #(
                 end
                 ST_WAIT: begin
                     if (cmd_ready && !busy) begin
-                        rd_step = 2'd0;
+                        rd_step = 3'd0;
                         rd_addr = 0;
                         rd_active = 1'b1;
                         state <= ST_READ;
@@ -230,18 +247,22 @@ module pe_harness #(
                         rb_v1 = 1'b1;
                         rb_code1 = space_code(rb_space(rd_step));
                         rb_index1 = rd_addr;
-                        rb_sample1 = issued / 3 - 1;
+                        rb_sample1 = verifying ? 32'hFFFFFFFF : issued / 3 - 1;  // none: after loading
                         rb_pass1 = pass_;
                         if (rd_addr + 1 < rb_count(rd_step)) begin
                             rd_addr = rd_addr + 1;
                         end else begin
                             rd_addr = 0;
-                            if (rd_step == 2'd3) rd_active = 1'b0;
+                            if (rd_step == RB_WEIGHT || rd_step == RB_FEEDBACK) rd_active = 1'b0;
                             else rd_step = next_step(rd_step);
                         end
                     end else begin
                         host_r_en <= 1'b0;
-                        if (!rb_v2) begin
+                        if (!rb_v2 && verifying) begin
+                            verifying = 1'b0;
+                            if (pass_ == 0) run_start = cycles;
+                            state <= ST_RUN;
+                        end else if (!rb_v2) begin
                             sample_tick <= 1'b1;
                             if (issued < 3 * samples) begin
                                 state <= ST_RUN;
