@@ -440,13 +440,16 @@ class SSDFALayer(wiring.Component):
             bank = Memory(shape=layout, depth=max(2, slots), init=[])
             m.submodules[f"output_bank_{p}"] = bank
             write = bank.write_port()
-            read = bank.read_port(domain="comb")
+            # A synchronous read (block RAM, not K flip-flops per word) of the slot the next
+            # clock presents, transparent to this clock's write: the word is on the port in
+            # the same clocks as from an asynchronous read of ``read_slot``.
+            read = bank.read_port(transparent_for=(write,))
             m.d.comb += [
                 pe.y.ready.eq(written[p] < slots),
                 write.addr.eq(written[p]),
                 write.data.eq(pe.y.payload),
                 write.en.eq(pe.y.valid & pe.y.ready),
-                read.addr.eq(read_slot),
+                read.addr.eq(read_slot_next),
             ]
             with m.If(pe.y.valid & pe.y.ready):
                 m.d.comb += written_next[p].eq(written[p] + 1)

@@ -236,6 +236,11 @@ class SSDFANetwork(wiring.Component):
         weight memories and the routers' index tables hold it from configuration on, so the
         design infers with trained weights without a host load. Feedback constants and LFSR
         states are still loaded by the host before training.
+    layer_counters : bool
+        Build the per-layer counters and every neuron's error-word counter (the cost model's
+        events, docs/network.md §5); without them those addresses read 0 and the network's own
+        counters (cycles, samples, correct predictions) remain: the board cores' choice, which
+        saves about a fifth of an iCE40 UP5K.
 
     Attributes
     ----------
@@ -265,7 +270,8 @@ class SSDFANetwork(wiring.Component):
         A configuration the network cannot be built from, naming the layer and the value.
     """
 
-    def __init__(self, *, layers: Sequence[LayerConfig], counter_width: int = 32, initial_state=None):
+    def __init__(self, *, layers: Sequence[LayerConfig], counter_width: int = 32, initial_state=None,
+                 layer_counters: bool = True):
         self._MustUse__silence = True  # a refused instance is not an unused design
         configs = tuple(layers)
         self._check(configs)
@@ -273,6 +279,7 @@ class SSDFANetwork(wiring.Component):
             raise SsdfaError(f"counter_width must be an integer from 8 to 32, not {counter_width!r}")
         self._configs = configs
         self._counter_width = counter_width
+        self._layer_counters = bool(layer_counters)
         weights = [None] * len(configs) if initial_state is None else list(initial_state.weights)
         tables = [None] * len(configs) if initial_state is None else [index for index, _ in initial_state.feedback]
         tables += [None] * (len(configs) - len(tables))  # the output layer's table is the identity
@@ -281,7 +288,7 @@ class SSDFANetwork(wiring.Component):
                              f"{len(configs) - 1}, not {len(weights)} and {len(initial_state.feedback)}")
         try:
             self._layers = tuple(
-                SSDFALayer(config=config, neuron_counters=True, counter_width=counter_width, weights=w,
+                SSDFALayer(config=config, neuron_counters=self._layer_counters, counter_width=counter_width, weights=w,
                            index_table=table)
                 for config, w, table in zip(configs, weights, tables)
             )
@@ -493,7 +500,7 @@ class SSDFANetwork(wiring.Component):
         counters = build_counters(
             m, layers=layers, run_active=run_active, prediction_taken=prediction_taken,
             prediction_correct=self.prediction.payload.correct, train=train, clear=clear,
-            width=self._counter_width,
+            width=self._counter_width, layer_counters=self._layer_counters,
         )
         read_layer = Signal.like(host.layer)
         read_counter = Signal()
