@@ -47,7 +47,7 @@ def _design(args):
     from ssdfa.rtl.network import NETWORK_TOP, SSDFANetwork
 
     configs = network_configs("digits", args.hidden or (32,), pes=args.pes)
-    return SSDFANetwork(layers=configs), NETWORK_TOP, configs
+    return SSDFANetwork(layers=configs, layer_counters=not args.no_layer_counters), NETWORK_TOP, configs
 
 
 def module_cells(verilog_text: str, top: str, *, flatten: bool = False) -> dict[str, dict[str, int]]:
@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     parser.add_argument("--hidden", type=_ints, default=None, help="hidden sizes (default 32, or the board's)")
     parser.add_argument("--pes", type=_ints, default=None, help="PEs per layer (default: the network's or board's)")
     parser.add_argument("--board", default=None, help="a board core (icebreaker, ulx3s) instead of the network")
+    parser.add_argument("--no-layer-counters", action="store_true",
+                        help="the network without its per-layer and per-neuron counters (as the board cores build it)")
     parser.add_argument("--flat", action="store_true",
                         help="only the totals of the flattened synthesis (what nextpnr packs)")
     args = parser.parse_args(argv)
