@@ -455,7 +455,9 @@ class SSDFANetwork(wiring.Component):
             cmd = layer.cmd
             transfer = cmd.valid & cmd.ready
             with m.If(equals(state, want_forward)):
-                m.d.comb += [cmd.valid.eq(run_active & (sent < target)), cmd.payload.eq(LayerCommand.FORWARD)]
+                # `sent` counts up from 0 and stops at `target`: `!=` is `<` without a carry chain
+                # (a comparison of two 32-bit words was the iCE40's critical path).
+                m.d.comb += [cmd.valid.eq(run_active & (sent != target)), cmd.payload.eq(LayerCommand.FORWARD)]
                 with m.If(transfer):
                     m.d.sync += [sent.eq(sent + 1), state.eq(Mux(train, want_error, want_forward))]
             with m.Elif(state == want_error):
@@ -560,20 +562,23 @@ def network_header(configs: Sequence[LayerConfig], top: str = NETWORK_TOP, initi
     return "\n".join(lines) + "\n"
 
 
-def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP, initial_state=None
-                     ) -> Path:
+def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP, initial_state=None,
+                     layer_counters: bool = True) -> Path:
     """Write the network's Verilog to ``out_dir/<top>.v`` and return the path.
 
     The file opens with ``network_header``, then Amaranth's output without source locations:
     the same configuration gives the same bytes on any machine and checkout path. Without
     ``initial_state``, LFSR seeds, feedback constants, index tables and weights are loaded by
     the host, so the file does not depend on the seed; with it, the memories start with its
-    weights and index tables (``SSDFANetwork``).
+    weights and index tables (``SSDFANetwork``). ``layer_counters`` as for ``SSDFANetwork``.
     """
     from amaranth.back import verilog
 
-    network = SSDFANetwork(layers=configs, initial_state=initial_state)
-    text = network_header(network.configs, top, initial_state) + verilog.convert(network, name=top, emit_src=False)
+    network = SSDFANetwork(layers=configs, initial_state=initial_state, layer_counters=layer_counters)
+    header = network_header(network.configs, top, initial_state)
+    if not layer_counters:
+        header += "// counters: the network's own only; per-layer and per-neuron counters read 0\n"
+    text = header + verilog.convert(network, name=top, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{top}.v"
