@@ -335,7 +335,8 @@ class ErrorRouter(wiring.Component):
         conn, conn_next = register(m, index_width(conns), "conn")
         # The first index is read while the last error is written, so that the first word is
         # presented on the next clock.
-        issuing = wire(m, (~collecting & (cursor < depth)) | last_take, "issuing")
+        # `!=` for `<`: the cursor steps by one from 0 and stops at `depth`.
+        issuing = wire(m, (~collecting & (cursor != depth)) | last_take, "issuing")
         stage_valid, stage_valid_next = register(m, 1, "stage_valid")
         stage_slot = Signal(index_width(slots), reset_less=True)  # read only with a transfer
         taken, taken_next = register(m, pes, "taken")  # ports that already took the staged word

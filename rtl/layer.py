@@ -416,7 +416,7 @@ class SSDFALayer(wiring.Component):
             m.d.comb += [replay_next.eq(1), read_valid_next.eq(1)]
             m.d.sync += read_next.eq(1)
         with m.Else():
-            more = replay & (read_next < fan_in)
+            more = replay & (read_next != fan_in)  # `!=` for `<`: the count stops at fan_in
             m.d.comb += [buffer_read.addr.eq(read_next), buffer_read.en.eq(read_advance & more)]
             with m.If(read_advance):
                 m.d.comb += read_valid_next.eq(more)
@@ -436,6 +436,9 @@ class SSDFALayer(wiring.Component):
         bank_reads = []
         read_pe, read_pe_next = register(m, index_width(pes), "read_pe")
         read_slot, read_slot_next = register(m, index_width(slots), "read_slot")
+        # The counts only step by one up to their bound (written to `slots`, the read slot to
+        # the bank's written count), so `!=` says what `<` and `>` would, without carry chains
+        # on the path of the streams' handshakes.
         for p, pe in enumerate(self._pes):
             bank = Memory(shape=layout, depth=max(2, slots), init=[])
             m.submodules[f"output_bank_{p}"] = bank
@@ -445,7 +448,7 @@ class SSDFALayer(wiring.Component):
             # the same clocks as from an asynchronous read of ``read_slot``.
             read = bank.read_port(transparent_for=(write,))
             m.d.comb += [
-                pe.y.ready.eq(written[p] < slots),
+                pe.y.ready.eq(written[p] != slots),
                 write.addr.eq(written[p]),
                 write.data.eq(pe.y.payload),
                 write.en.eq(pe.y.valid & pe.y.ready),
@@ -455,7 +458,7 @@ class SSDFALayer(wiring.Component):
                 m.d.comb += written_next[p].eq(written[p] + 1)
             bank_reads.append(read.data)
         m.d.comb += [
-            self.y.valid.eq(select(written, read_pe) > read_slot),
+            self.y.valid.eq(select(written, read_pe) != read_slot),
             self.y.payload.eq(select(bank_reads, read_pe)),
         ]
         with m.If(self.y.valid & self.y.ready):
