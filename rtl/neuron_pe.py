@@ -98,7 +98,9 @@ class NeuronPE(wiring.Component):
     LFSR (§5; only when ``update_rounding`` is STOCH), the stored derivative ``f'`` (§4.3; one
     bit for relu/hardtanh, ``f_a + 1`` bits for tanh), the delta, and a forward accumulator,
     each quantity in a small memory of K words with a synchronous read port (block RAM or LUT
-    RAM on an FPGA) that behaves as K registers, reset included (see ``_Bank``). tanh is a ROM built from the
+    RAM on an FPGA) that behaves as K registers, reset included (see ``_Bank``); with STOCH the
+    accumulators and the LFSR states, used in different phases, share one memory
+    (``_SharedBanks``). tanh is a ROM built from the
     model's ``tanh_table`` (§4.2). All formats and modes are elaboration parameters.
 
     Loop order is input-major: input ``x_j`` is held on the ``x`` stream for K clocks while the
