@@ -410,20 +410,25 @@ class SSDFALayer(wiring.Component):
         read_next = Signal(range(fan_in + 1), reset_less=True)  # used only while `replay`
         read_valid, read_valid_next = register(m, 1, "read_valid")
         read_advance = ~read_valid | (replay & x_done)
+        # Between replays the port reads x_0 on every clock (`at_start`), so that x_0 is on it
+        # when the PEs' UPDATE starts whichever clock a command starts it in: no command
+        # decoding in front of the block RAM's address.
+        at_start, at_start_next = register(m, 1, "at_start", init=1)
+        more = replay & (read_next != fan_in)  # `!=` for `<`: the count stops at fan_in
+        m.d.comb += [buffer_read.addr.eq(Mux(at_start, 0, read_next)),
+                     buffer_read.en.eq(at_start | (read_advance & more))]
         with m.If(start_update):
-            # Read x_0 on this clock, so that it is valid when the PEs' UPDATE starts.
-            m.d.comb += [buffer_read.addr.eq(0), buffer_read.en.eq(1)]
-            m.d.comb += [replay_next.eq(1), read_valid_next.eq(1)]
+            m.d.comb += [replay_next.eq(1), read_valid_next.eq(1), at_start_next.eq(0)]
             m.d.sync += read_next.eq(1)
         with m.Else():
-            more = replay & (read_next != fan_in)  # `!=` for `<`: the count stops at fan_in
-            m.d.comb += [buffer_read.addr.eq(read_next), buffer_read.en.eq(read_advance & more)]
             with m.If(read_advance):
                 m.d.comb += read_valid_next.eq(more)
                 with m.If(more):
                     m.d.sync += read_next.eq(read_next + 1)
+                with m.Elif(replay):
+                    m.d.comb += at_start_next.eq(1)  # the last word is taken (or none was left)
         with m.If(start_forward):
-            m.d.comb += [replay_next.eq(0), read_valid_next.eq(0)]
+            m.d.comb += [replay_next.eq(0), read_valid_next.eq(0), at_start_next.eq(1)]
             m.d.sync += write_addr.eq(0)
         m.d.comb += [
             source_valid.eq(Mux(replay, read_valid, self.x.valid)),
