@@ -43,18 +43,21 @@ ROOT = Path(__file__).resolve().parent.parent
 PE_CONFIG = ROOT / "configs" / "ssdfa_64x100_10pe.toml"
 SEED = 1
 PE_DEVICES = ("ice40-up5k", "ecp5-45f")
-LEARNERS = (((32,), "ice40-up5k"), ((100,), "ecp5-45f"))
+LEARNERS = (((32,), None, "ice40-up5k"), ((100,), None, "ecp5-45f"))
 
 
-def _learner(text: str) -> tuple[tuple[int, ...], str]:
-    """``HIDDEN:DEVICE``, e.g. ``32:ecp5-45f`` or ``64,32:ecp5-85f``."""
-    hidden, _, name = text.partition(":")
+def _learner(text: str) -> tuple[tuple[int, ...], tuple[int, ...] | None, str]:
+    """``HIDDEN[/PES]:DEVICE``, e.g. ``32:ecp5-45f``, ``64,32:ecp5-85f`` or ``32/1,1:ice40-up5k``."""
+    shape, _, name = text.partition(":")
+    hidden, _, pes = shape.partition("/")
     try:
         sizes = tuple(int(part) for part in hidden.split(","))
+        counts = tuple(int(part) for part in pes.split(",")) if pes else None
         device(name)
     except (ValueError, SsdfaError):
-        raise argparse.ArgumentTypeError(f"expected HIDDEN:DEVICE such as 32:ecp5-45f, not {text!r}") from None
-    return sizes, name
+        raise argparse.ArgumentTypeError(f"expected HIDDEN[/PES]:DEVICE such as 32:ecp5-45f or 32/1,1:ice40-up5k, "
+                                         f"not {text!r}") from None
+    return sizes, counts, name
 
 
 def _cells(report, name: str) -> str:
@@ -85,22 +88,23 @@ def implement_pe(config, top: str, name: str):
         return report, time.perf_counter() - started
 
 
-def implement_network(configs, name: str):
+def implement_network(configs, name: str, layer_counters: bool = True):
     from ssdfa.rtl.network import NETWORK_TOP, generate_network
 
     with tempfile.TemporaryDirectory(prefix="ssdfa-bench-") as scratch:
-        path = generate_network(configs, scratch)
+        path = generate_network(configs, scratch, layer_counters=layer_counters)
         started = time.perf_counter()
         report = implement(path, NETWORK_TOP, name, seed=SEED, work_dir=scratch)
         return report, time.perf_counter() - started
 
 
-def measured_clocks_per_sample(hidden: tuple[int, ...], samples: int) -> float:
+def measured_clocks_per_sample(hidden: tuple[int, ...], samples: int, pes=None) -> float:
     """Clocks per training sample of the RTL learner under Verilator (``ssdfa cosim --network``'s
     job on the first ``samples`` digits samples), checked bit for bit against the model."""
     from ssdfa.sim.network_cosim import NetworkJob, run_network_cosim
 
-    report = run_network_cosim(NetworkJob(hidden=hidden, train_limit=samples, test_limit=0), out=lambda line: None)
+    job = NetworkJob(hidden=hidden, pes=pes, train_limit=samples, test_limit=0)
+    report = run_network_cosim(job, out=lambda line: None)
     if not report.passed:
         raise SystemExit(f"the {hidden} learner's RTL differs from the model: its clock count does not count")
     return float(report.figures["cycles_per_sample"])
@@ -132,8 +136,11 @@ def model_samples_per_second(hidden: tuple[int, ...], samples: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("pe", "network"), help="run only the PE rows or only the learners")
-    parser.add_argument("--learner", type=_learner, action="append", metavar="HIDDEN:DEVICE",
+    parser.add_argument("--learner", type=_learner, action="append", metavar="HIDDEN[/PES]:DEVICE",
                         help="a learner to place instead of the default ones (repeat for several)")
+    parser.add_argument("--counters", choices=("all", "network"), default="all",
+                        help="the learners' counters: all (default) or the network's own only, as the board "
+                             "cores build them (ssdfa implement --counters)")
     parser.add_argument("--samples", type=int, default=200,
                         help="digits samples for the clocks-per-sample and model-speed measurements (default 200)")
     args = parser.parse_args(argv)
@@ -154,16 +161,18 @@ def main(argv=None) -> int:
                 print(_row(label, report, seconds), flush=True)
     learner_reports = []
     if args.only in (None, "network"):
-        for hidden, name in args.learner or LEARNERS:
-            configs = network_configs("digits", hidden)
+        for hidden, pes, name in args.learner or LEARNERS:
+            configs = network_configs("digits", hidden, pes=pes)
             sizes = "-".join(str(s) for s in (configs[0].shape.fan_in, *hidden, configs[-1].shape.neurons))
             label = f"learner {sizes} (PEs {'+'.join(str(c.pes) for c in configs)})"
-            report, seconds = implement_network(configs, name)
-            learner_reports.append((label, hidden, report))
+            if args.counters == "network":
+                label += ", network counters only"
+            report, seconds = implement_network(configs, name, layer_counters=args.counters == "all")
+            learner_reports.append((label, hidden, pes, report))
             print(_row(label, report, seconds), flush=True)
 
     paths = [(label, report) for (label, _), report in pe_reports.items()] + [
-        (label, report) for label, _, report in learner_reports]
+        (label, report) for label, _, _, report in learner_reports]
     if any(report.critical_path for _, report in paths):
         print()
         print("Critical paths (start -> end):")
@@ -187,8 +196,8 @@ def main(argv=None) -> int:
         print("| learner | device | fmax (MHz) | clocks per sample | on chip (samples/s) | model, batch 1 (samples/s) "
               "| on chip / model |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-        for label, hidden, report in learner_reports:
-            clocks = measured_clocks_per_sample(hidden, args.samples)
+        for label, hidden, pes, report in learner_reports:
+            clocks = measured_clocks_per_sample(hidden, args.samples, pes)
             model_rate = model_samples_per_second(hidden, args.samples)
             if report.fmax_mhz is None:
                 print(f"| {label} | {report.device} | - | {clocks:.1f} | does not fit | {model_rate:,.0f} | - |")

@@ -63,6 +63,9 @@ class AXILearner(wiring.Component):
         The network's layers (``rtl.network.network_layer_configs``).
     initial_state : optional
         As for ``SSDFANetwork``: weight memories and index tables that start trained.
+    layer_counters : bool
+        As for ``SSDFANetwork``: without them the counter window keeps its addresses and the
+        per-layer counters read 0.
 
     Raises
     ------
@@ -72,7 +75,7 @@ class AXILearner(wiring.Component):
         ``SSDFANetwork`` refuses.
     """
 
-    def __init__(self, *, layers: Sequence[LayerConfig], initial_state=None):
+    def __init__(self, *, layers: Sequence[LayerConfig], initial_state=None, layer_counters: bool = True):
         self._MustUse__silence = True  # a refused instance is not an unused design
         configs = tuple(layers)
         if configs and all(isinstance(c, LayerConfig) for c in configs):
@@ -86,7 +89,8 @@ class AXILearner(wiring.Component):
             for what, count, bits in limits:
                 if count >= 1 << bits:
                     raise SsdfaError(f"the register map holds at most {(1 << bits) - 1} {what}, not {count}")
-        self._network = SSDFANetwork(layers=configs, initial_state=initial_state)
+        self._network = SSDFANetwork(layers=configs, initial_state=initial_state,
+                                     layer_counters=layer_counters)
         network = self._network
         if network.arithmetic.activation.word > regs.STREAM_WIDTH:
             raise SsdfaError(f"an activation word of {network.arithmetic.activation.word} bits does not fit "

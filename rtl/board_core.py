@@ -42,6 +42,10 @@ class BoardCore(wiring.Component):
     initial_state : optional
         As for ``AXILearner``.
 
+    The learner is built without its per-layer and per-neuron counters (``SSDFANetwork``'s
+    ``layer_counters``): the board driver reads the network's counters only (cycles, samples,
+    correct predictions), and the others would take a fifth of the iCE40 UP5K's logic cells.
+
     Attributes
     ----------
     uart_rx : In(1)
@@ -55,7 +59,7 @@ class BoardCore(wiring.Component):
 
     def __init__(self, *, layers: Sequence[LayerConfig], clocks_per_bit: int, initial_state=None):
         self._MustUse__silence = True  # a refused instance is not an unused design
-        self.learner = AXILearner(layers=layers, initial_state=initial_state)
+        self.learner = AXILearner(layers=layers, initial_state=initial_state, layer_counters=False)
         network = self.learner.network
         self.inputs = network.layer_sizes[0]
         self.classes = network.layer_sizes[-1]

@@ -120,7 +120,7 @@ def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int) -> lis
 
 
 def build_counters(m: Module, *, layers, run_active, prediction_taken, prediction_correct, train, clear,
-                   width: int = 32) -> list[Signal]:
+                   width: int = 32, layer_counters: bool = True) -> list[Signal]:
     """Add every counter's logic to ``m``; return the counters in ``counter_names`` order.
 
     Parameters
@@ -136,6 +136,9 @@ def build_counters(m: Module, *, layers, run_active, prediction_taken, predictio
         Zero every counter on this clock (it wins over an increment).
     width : int
         Bits of every counter (they wrap).
+    layer_counters : bool
+        Build the per-layer counters; without them their addresses read 0 (the network's
+        counters alone, for a part as small as the iCE40 UP5K: docs/network.md §5).
     """
     network = {name: Signal(width, name=f"n_{name}") for name, _ in NETWORK_COUNTERS}
     _count(m, network["cycles"], run_active)
@@ -144,8 +147,14 @@ def build_counters(m: Module, *, layers, run_active, prediction_taken, predictio
     _count(m, network["infer_samples"], prediction_taken & ~train)
     _count(m, network["infer_correct"], prediction_taken & prediction_correct & ~train)
     counters = [network[name] for name, _ in NETWORK_COUNTERS]
-    for index, layer in enumerate(layers):
-        counters += _layer_counters(m, index, layer, width)
     with m.If(clear):
         m.d.sync += [counter.eq(0) for counter in counters]
+    for index, layer in enumerate(layers):
+        if layer_counters:
+            built = _layer_counters(m, index, layer, width)
+            with m.If(clear):
+                m.d.sync += [counter.eq(0) for counter in built]
+        else:
+            built = [C(0, width)] * len(LAYER_COUNTERS)
+        counters += built
     return counters

@@ -5,7 +5,7 @@ Section numbers (§) refer to docs/arithmetic.md.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, ResetSignal, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -314,10 +314,13 @@ class ErrorRouter(wiring.Component):
 
         # The error buffer: one write port (from `errors`), one read port per PE.
         # Memories have at least two rows, so that no address is zero bits wide.
+        # The stage's words are the ports' registered reads (block RAM, not M flip-flops per
+        # word), made in the clock the word is issued, from the index known in that clock;
+        # transparent to the write, which in that clock may be of the last error.
         error_buffer = Memory(shape=format_shape(self._error_format), depth=max(2, outputs), init=[])
         m.submodules.error_buffer = error_buffer
         buffer_write = error_buffer.write_port()
-        buffer_reads = [error_buffer.read_port(domain="comb") for _ in range(pes)]
+        buffer_reads = [error_buffer.read_port(transparent_for=(buffer_write,)) for _ in range(pes)]
 
         # Registers with a reset are written through their `_next` signal (``building_blocks.register``).
         # COLLECT: take M words.
@@ -332,7 +335,8 @@ class ErrorRouter(wiring.Component):
         conn, conn_next = register(m, index_width(conns), "conn")
         # The first index is read while the last error is written, so that the first word is
         # presented on the next clock.
-        issuing = wire(m, (~collecting & (cursor < depth)) | last_take, "issuing")
+        # `!=` for `<`: the cursor steps by one from 0 and stops at `depth`.
+        issuing = wire(m, (~collecting & (cursor != depth)) | last_take, "issuing")
         stage_valid, stage_valid_next = register(m, 1, "stage_valid")
         stage_slot = Signal(index_width(slots), reset_less=True)  # read only with a transfer
         taken, taken_next = register(m, pes, "taken")  # ports that already took the staged word
@@ -341,9 +345,10 @@ class ErrorRouter(wiring.Component):
         restart = Signal()  # the last word has been taken by every port
         m.d.comb += restart.eq(~collecting & advance & ~issuing)
 
-        # The staged index of each port: the registered read of its index table (`en` low
-        # holds it), or the register behind the regenerating logic.
-        stage_index = []
+        # The index of the word each port issues, known in the clock it is issued: the index
+        # table's registered read of the cursor's next value (so it shows entry `cursor`,
+        # transparent to a table write), or the regenerating logic's output.
+        issue_index = []
         if self._lfsr_seed is None:
             for p in range(pes):
                 init = []
@@ -352,15 +357,14 @@ class ErrorRouter(wiring.Component):
                 table = Memory(shape=unsigned(index_bits), depth=max(2, depth), init=init)
                 m.submodules[f"index_table_{p}"] = table
                 write = table.write_port()
-                read = table.read_port()
+                read = table.read_port(transparent_for=(write,))
                 m.d.comb += [
                     write.addr.eq(self.table.addr),
                     write.data.eq(self.table.data),
                     write.en.eq(self.table.en & equals(self.table.pe, p)),
-                    read.addr.eq(cursor),
-                    read.en.eq(advance & issuing),
+                    read.addr.eq(Mux(ResetSignal(), 0, cursor_next)),
                 ]
-                stage_index.append(read.data)
+                issue_index.append(read.data)
             fault, fault_next = register(m, 1, "fault")
             m.d.comb += self.table_fault.eq(fault)
             if (1 << index_bits) > outputs:
@@ -371,15 +375,12 @@ class ErrorRouter(wiring.Component):
             for p in range(pes):
                 first = (layer_term + (p * slots + 1) * _SEED_NEURON) & _MASK
                 hash_input, hash_input_next = register(m, LFSR_WIDTH, f"hash_input_{p}", init=first)
-                index, index_next = register(m, index_bits, f"lfsr_index_{p}")
+                index = wire(m, _lfsr_index(m, hash_input, outputs, index_bits, f"lfsr_{p}"), f"lfsr_index_{p}")
                 with m.If(advance & issuing):
-                    m.d.comb += [
-                        index_next.eq(_lfsr_index(m, hash_input, outputs, index_bits, f"lfsr_{p}")),
-                        hash_input_next.eq((hash_input + _SEED_NEURON)[:LFSR_WIDTH]),
-                    ]
+                    m.d.comb += hash_input_next.eq((hash_input + _SEED_NEURON)[:LFSR_WIDTH])
                 with m.If(restart):
                     m.d.comb += hash_input_next.eq(first)
-                stage_index.append(index)
+                issue_index.append(index)
 
         m.d.comb += [
             self.errors.ready.eq(collecting),
@@ -390,7 +391,8 @@ class ErrorRouter(wiring.Component):
         ]
         for p, port in enumerate(self.to_pe):
             m.d.comb += [
-                buffer_reads[p].addr.eq(stage_index[p]),
+                buffer_reads[p].addr.eq(issue_index[p]),
+                buffer_reads[p].en.eq(advance & issuing),
                 port.payload.eq(buffer_reads[p].data),
                 port.valid.eq(stage_valid & ~taken[p]),
                 accepted[p].eq(port.valid & port.ready),

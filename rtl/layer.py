@@ -410,20 +410,25 @@ class SSDFALayer(wiring.Component):
         read_next = Signal(range(fan_in + 1), reset_less=True)  # used only while `replay`
         read_valid, read_valid_next = register(m, 1, "read_valid")
         read_advance = ~read_valid | (replay & x_done)
+        # Between replays the port reads x_0 on every clock (`at_start`), so that x_0 is on it
+        # when the PEs' UPDATE starts whichever clock a command starts it in: no command
+        # decoding in front of the block RAM's address.
+        at_start, at_start_next = register(m, 1, "at_start", init=1)
+        more = replay & (read_next != fan_in)  # `!=` for `<`: the count stops at fan_in
+        m.d.comb += [buffer_read.addr.eq(Mux(at_start, 0, read_next)),
+                     buffer_read.en.eq(at_start | (read_advance & more))]
         with m.If(start_update):
-            # Read x_0 on this clock, so that it is valid when the PEs' UPDATE starts.
-            m.d.comb += [buffer_read.addr.eq(0), buffer_read.en.eq(1)]
-            m.d.comb += [replay_next.eq(1), read_valid_next.eq(1)]
+            m.d.comb += [replay_next.eq(1), read_valid_next.eq(1), at_start_next.eq(0)]
             m.d.sync += read_next.eq(1)
         with m.Else():
-            more = replay & (read_next < fan_in)
-            m.d.comb += [buffer_read.addr.eq(read_next), buffer_read.en.eq(read_advance & more)]
             with m.If(read_advance):
                 m.d.comb += read_valid_next.eq(more)
                 with m.If(more):
                     m.d.sync += read_next.eq(read_next + 1)
+                with m.Elif(replay):
+                    m.d.comb += at_start_next.eq(1)  # the last word is taken (or none was left)
         with m.If(start_forward):
-            m.d.comb += [replay_next.eq(0), read_valid_next.eq(0)]
+            m.d.comb += [replay_next.eq(0), read_valid_next.eq(0), at_start_next.eq(1)]
             m.d.sync += write_addr.eq(0)
         m.d.comb += [
             source_valid.eq(Mux(replay, read_valid, self.x.valid)),
@@ -436,23 +441,29 @@ class SSDFALayer(wiring.Component):
         bank_reads = []
         read_pe, read_pe_next = register(m, index_width(pes), "read_pe")
         read_slot, read_slot_next = register(m, index_width(slots), "read_slot")
+        # The counts only step by one up to their bound (written to `slots`, the read slot to
+        # the bank's written count), so `!=` says what `<` and `>` would, without carry chains
+        # on the path of the streams' handshakes.
         for p, pe in enumerate(self._pes):
             bank = Memory(shape=layout, depth=max(2, slots), init=[])
             m.submodules[f"output_bank_{p}"] = bank
             write = bank.write_port()
-            read = bank.read_port(domain="comb")
+            # A synchronous read (block RAM, not K flip-flops per word) of the slot the next
+            # clock presents, transparent to this clock's write: the word is on the port in
+            # the same clocks as from an asynchronous read of ``read_slot``.
+            read = bank.read_port(transparent_for=(write,))
             m.d.comb += [
-                pe.y.ready.eq(written[p] < slots),
+                pe.y.ready.eq(written[p] != slots),
                 write.addr.eq(written[p]),
                 write.data.eq(pe.y.payload),
                 write.en.eq(pe.y.valid & pe.y.ready),
-                read.addr.eq(read_slot),
+                read.addr.eq(read_slot_next),
             ]
             with m.If(pe.y.valid & pe.y.ready):
                 m.d.comb += written_next[p].eq(written[p] + 1)
             bank_reads.append(read.data)
         m.d.comb += [
-            self.y.valid.eq(select(written, read_pe) > read_slot),
+            self.y.valid.eq(select(written, read_pe) != read_slot),
             self.y.payload.eq(select(bank_reads, read_pe)),
         ]
         with m.If(self.y.valid & self.y.ready):

@@ -276,6 +276,11 @@ class SSDFANetwork(wiring.Component):
         weight memories and the routers' index tables hold it from configuration on, so the
         design infers with trained weights without a host load. Feedback constants and LFSR
         states are still loaded by the host before training.
+    layer_counters : bool
+        Build the per-layer counters and every neuron's error-word counter (the cost model's
+        events, docs/network.md §5); without them those addresses read 0 and the network's own
+        counters (cycles, samples, correct predictions) remain: the board cores' choice, which
+        saves about a fifth of an iCE40 UP5K.
 
     Attributes
     ----------
@@ -305,7 +310,8 @@ class SSDFANetwork(wiring.Component):
         A configuration the network cannot be built from, naming the layer and the value.
     """
 
-    def __init__(self, *, layers: Sequence[LayerConfig], counter_width: int = 32, initial_state=None):
+    def __init__(self, *, layers: Sequence[LayerConfig], counter_width: int = 32, initial_state=None,
+                 layer_counters: bool = True):
         self._MustUse__silence = True  # a refused instance is not an unused design
         configs = tuple(layers)
         self._check(configs)
@@ -313,6 +319,7 @@ class SSDFANetwork(wiring.Component):
             raise SsdfaError(f"counter_width must be an integer from 8 to 32, not {counter_width!r}")
         self._configs = configs
         self._counter_width = counter_width
+        self._layer_counters = bool(layer_counters)
         weights = [None] * len(configs) if initial_state is None else list(initial_state.weights)
         tables = [None] * len(configs) if initial_state is None else [index for index, _ in initial_state.feedback]
         tables += [None] * (len(configs) - len(tables))  # the output layer's table is the identity
@@ -321,7 +328,7 @@ class SSDFANetwork(wiring.Component):
                              f"{len(configs) - 1}, not {len(weights)} and {len(initial_state.feedback)}")
         try:
             self._layers = tuple(
-                SSDFALayer(config=config, neuron_counters=True, counter_width=counter_width, weights=w,
+                SSDFALayer(config=config, neuron_counters=self._layer_counters, counter_width=counter_width, weights=w,
                            index_table=table)
                 for config, w, table in zip(configs, weights, tables)
             )
@@ -486,7 +493,9 @@ class SSDFANetwork(wiring.Component):
         quiet = []
         for layer, sent in zip(layers, issued):
             cmd = layer.cmd
-            m.d.comb += cmd.valid.eq(run_active & (sent < target))
+            # `sent` counts up from 0 and stops at `target`: `!=` is `<` without a carry chain
+            # (a comparison of two 32-bit words was the iCE40's critical path).
+            m.d.comb += cmd.valid.eq(run_active & (sent != target))
             with m.If(train):
                 m.d.comb += cmd.payload.eq(LayerCommand.SAMPLE)
             with m.Else():
@@ -522,7 +531,7 @@ class SSDFANetwork(wiring.Component):
         counters = build_counters(
             m, layers=layers, run_active=run_active, prediction_taken=prediction_taken,
             prediction_correct=self.prediction.payload.correct, train=train, clear=clear,
-            width=self._counter_width,
+            width=self._counter_width, layer_counters=self._layer_counters,
         )
         read_layer = Signal.like(host.layer)
         read_counter = Signal()
@@ -582,20 +591,23 @@ def network_header(configs: Sequence[LayerConfig], top: str = NETWORK_TOP, initi
     return "\n".join(lines) + "\n"
 
 
-def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP, initial_state=None
-                     ) -> Path:
+def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP, initial_state=None,
+                     layer_counters: bool = True) -> Path:
     """Write the network's Verilog to ``out_dir/<top>.v`` and return the path.
 
     The file opens with ``network_header``, then Amaranth's output without source locations:
     the same configuration gives the same bytes on any machine and checkout path. Without
     ``initial_state``, LFSR seeds, feedback constants, index tables and weights are loaded by
     the host, so the file does not depend on the seed; with it, the memories start with its
-    weights and index tables (``SSDFANetwork``).
+    weights and index tables (``SSDFANetwork``). ``layer_counters`` as for ``SSDFANetwork``.
     """
     from amaranth.back import verilog
 
-    network = SSDFANetwork(layers=configs, initial_state=initial_state)
-    text = network_header(network.configs, top, initial_state) + verilog.convert(network, name=top, emit_src=False)
+    network = SSDFANetwork(layers=configs, initial_state=initial_state, layer_counters=layer_counters)
+    header = network_header(network.configs, top, initial_state)
+    if not layer_counters:
+        header += "// counters: the network's own only; per-layer and per-neuron counters read 0\n"
+    text = header + verilog.convert(network, name=top, emit_src=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{top}.v"

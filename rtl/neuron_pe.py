@@ -98,7 +98,9 @@ class NeuronPE(wiring.Component):
     LFSR (§5; only when ``update_rounding`` is STOCH), the stored derivative ``f'`` (§4.3; one
     bit for relu/hardtanh, ``f_a + 1`` bits for tanh), the delta, and a forward accumulator,
     each quantity in a small memory of K words with a synchronous read port (block RAM or LUT
-    RAM on an FPGA) that behaves as K registers, reset included (see ``_Bank``). tanh is a ROM built from the
+    RAM on an FPGA) that behaves as K registers, reset included (see ``_Bank``); with STOCH the
+    accumulators and the LFSR states, used in different phases, share one memory
+    (``_SharedBanks``). tanh is a ROM built from the
     model's ``tanh_table`` (§4.2). All formats and modes are elaboration parameters.
 
     Loop order is input-major: input ``x_j`` is held on the ``x`` stream for K clocks while the
@@ -331,7 +333,17 @@ class NeuronPE(wiring.Component):
         # back for the same neuron (accumulators, LFSR states) is read one stage ahead, through a
         # port transparent to the write, so that back-to-back items of one neuron (K = 1) see
         # each other's results.
-        accs = _Bank(m, "accs", format_shape(a.accumulator_format(N)), K, reset=False, transparent=True)
+        acc_shape = format_shape(a.accumulator_format(N))
+        shared = None
+        if stoch:
+            # FORWARD uses the accumulators and no LFSR state, ERROR and UPDATE the reverse: one
+            # memory holds both banks (one block RAM fewer per 16 bits of LFSR state).
+            shared = _SharedBanks(m, "accs_lfsrs", [("accs", acc_shape, K, {"reset": False}),
+                                                   ("lfsrs", unsigned(LFSR_WIDTH), K, {"init": 1})],
+                                  transparent=True)
+            accs = shared.first
+        else:
+            accs = _Bank(m, "accs", acc_shape, K, reset=False, transparent=True)
         banks = {}
         if learning:
             fprimes = banks[Space.DERIVATIVE] = _Bank(m, "fprimes", fprime_shape, K)
@@ -340,7 +352,7 @@ class NeuronPE(wiring.Component):
                 # Word k s + t holds b[k, t].
                 feedback = banks[Space.FEEDBACK] = _Bank(m, "feedback", format_shape(a.feedback), K * S)
             if stoch:
-                lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1, transparent=True)
+                lfsrs = banks[Space.LFSR] = shared.second
 
         # -- control state --------------------------------------------------------------------
         # The registers with a reset are written through their `_next` signal (``register``).
@@ -559,6 +571,10 @@ class NeuronPE(wiring.Component):
             accs.connect(m, read_addr=m_item["k"], read_en=advance, write_addr=e_item["k"],
                          write_data=acc_sum, write_en=e_mac)
             exact_sum = acc_sum
+        if shared is not None:
+            # FORWARD reads the accumulators; a host write that lands in its first clock still
+            # reaches the LFSR states, since no accumulator is written before stage E.
+            shared.drive(m, read_first=in_forward, write_first=accs.write.en)
         # Past E go the bias (FORWARD: the exact sum, §4.1), every weight (UPDATE) and a
         # neuron's last error word (ERROR: its delta).
         keep = e_item["neuron_end"] | in_update
@@ -758,7 +774,7 @@ class NeuronPE(wiring.Component):
         for space, bank in banks.items():
             read_addr, write_addr, write_data, write_en = functional[space]
             enable, inside = host_write_enable(space, bank.count)
-            bank_addr = len(bank.write.addr)
+            bank_addr = bank.addr_width
             bank.connect(
                 m,
                 read_addr=Mux(idle, host.addr[:bank_addr], read_addr),
@@ -802,13 +818,16 @@ class _Bank:
     """
 
     def __init__(self, m: Module, name: str, shape, count: int, *, init: int = 0, reset: bool = True,
-                 transparent: bool = False):
+                 transparent: bool = False, ports=None):
         self.count = count
-        # no zero-bit address; without `transparent` no word is read in the clock of its write
-        self.memory = Memory(shape=shape, depth=max(2, count), init=[], attrs=None if transparent else NO_RW_CHECK)
-        m.submodules[name] = self.memory
-        self.write = self.memory.write_port()
-        self.read = self.memory.read_port(transparent_for=(self.write,) if transparent else ())
+        if ports is None:
+            # no zero-bit address; without `transparent` no word is read in the clock of its write
+            memory = Memory(shape=shape, depth=max(2, count), init=[], attrs=None if transparent else NO_RW_CHECK)
+            m.submodules[name] = memory
+            self.write = memory.write_port()
+            self.read = memory.read_port(transparent_for=(self.write,) if transparent else ())
+        else:
+            self.read, self.write = ports  # a region of a ``_SharedBanks`` memory
         self.data = Signal(shape, name=f"{name}_data")
         if reset:
             loaded, loaded_next = register(m, count, f"{name}_loaded")
@@ -832,6 +851,65 @@ class _Bank:
             self.write.addr.eq(write_addr),
             self.write.data.eq(write_data),
             self.write.en.eq(write_en),
+        ]
+
+    @property
+    def addr_width(self) -> int:
+        return len(self.write.addr)
+
+
+class _RegionPort:
+    """The address, enable and data of one region's side of a ``_SharedBanks`` memory port."""
+
+    def __init__(self, name: str, addr_width: int, shape):
+        self.addr = Signal(addr_width, name=f"{name}_addr")
+        self.en = Signal(name=f"{name}_en")
+        self.data = Signal(shape, name=f"{name}_data")
+
+
+class _SharedBanks:
+    """Two banks (``_Bank``) in the two halves of one memory, for banks that no phase uses together.
+
+    A per-neuron bank of K words takes a whole block RAM on an FPGA (the iCE40's hold 256 words
+    of 16 bits), however small K is: two banks used in different phases (the accumulators in
+    FORWARD, the LFSR states in ERROR and UPDATE) share one memory, its address's top bit
+    choosing the half, and each port serves the bank its ``select`` names (see ``drive``).
+    ``first`` and ``second`` are the two banks, each with ``_Bank``'s behaviour; with
+    ``transparent`` the one memory's read port is transparent to its write.
+    """
+
+    def __init__(self, m: Module, name: str, banks, *, transparent: bool = False):
+        (name_a, shape_a, count_a, kw_a), (name_b, shape_b, count_b, kw_b) = banks
+        shape_a, shape_b = Shape.cast(shape_a), Shape.cast(shape_b)
+        addr_width = max(1, (max(count_a, count_b) - 1).bit_length())
+        width = max(shape_a.width, shape_b.width)
+        self.memory = Memory(shape=width, depth=2 << addr_width, init=[],
+                             attrs=None if transparent else NO_RW_CHECK)
+        m.submodules[name] = self.memory
+        self._write = self.memory.write_port()
+        self._read = self.memory.read_port(transparent_for=(self._write,) if transparent else ())
+        self._ports = []
+        self.first, self.second = (
+            self._region(m, region_name, shape, count, kw, addr_width, transparent)
+            for region_name, shape, count, kw in ((name_a, shape_a, count_a, kw_a), (name_b, shape_b, count_b, kw_b))
+        )
+
+    def _region(self, m, name, shape, count, kw, addr_width, transparent):
+        read, write = _RegionPort(f"{name}_read", addr_width, shape), _RegionPort(f"{name}_write", addr_width, shape)
+        m.d.comb += read.data.eq(self._read.data[:shape.width])
+        self._ports.append((read, write))
+        return _Bank(m, name, shape, count, transparent=transparent, ports=(read, write), **kw)
+
+    def drive(self, m: Module, *, read_first, write_first) -> None:
+        """Give the read port to the first bank while ``read_first`` (else the second), and the
+        write port to the first while ``write_first``."""
+        (read_a, write_a), (read_b, write_b) = self._ports
+        m.d.comb += [
+            self._read.addr.eq(Mux(read_first, Cat(read_a.addr, C(0, 1)), Cat(read_b.addr, C(1, 1)))),
+            self._read.en.eq(Mux(read_first, read_a.en, read_b.en)),
+            self._write.addr.eq(Mux(write_first, Cat(write_a.addr, C(0, 1)), Cat(write_b.addr, C(1, 1)))),
+            self._write.data.eq(Mux(write_first, write_a.data.as_unsigned(), write_b.data.as_unsigned())),
+            self._write.en.eq(Mux(write_first, write_a.en, write_b.en)),
         ]
 
 

@@ -170,13 +170,13 @@ CASES = {
 }
 
 
-def make_case(name: str, seed: int = 5):
+def make_case(name: str, seed: int = 5, layer_counters: bool = True):
     sizes, pes, activation, changes = CASES[name]
     config = dataclasses.replace(ArithmeticConfig(seed=seed), **changes)
     spec = NetworkSpec(sizes, activation=activation, seed=seed, weight_gain=4.0, feedback_gain=4.0)
     model = FixedNetwork(spec, config)
     configs = network_layer_configs(sizes, config, pes=pes, activation=activation)
-    return model, SSDFANetwork(layers=configs), NetworkDriver(configs)
+    return model, SSDFANetwork(layers=configs, layer_counters=layer_counters), NetworkDriver(configs)
 
 
 def samples_for(model, count: int, seed: int):
@@ -310,6 +310,32 @@ def test_the_output_layer_updates_while_the_hidden_layer_works_and_the_minimum_i
     # Below the forward passes one after the other plus the longest update (200 + 420 + 420):
     # the output layer's update overlaps the hidden layer's work.
     assert per_sample < 200 + 420 + 420, per_sample
+
+
+def test_network_counters_alone_still_count_the_run_and_every_other_counter_reads_zero():
+    model, network, driver = make_case("relu-stoch", layer_counters=False)
+    count = 3
+    x, labels = samples_for(model, count, seed=3)
+    state = driver.state_from_model(model)
+    traces = [model.train_step(x[i], int(labels[i]), trace=True) for i in range(count)]
+    result = {}
+
+    async def script(bench, ctx):
+        await bench.write(ctx, driver.load_writes(state) + [driver.clear_counters_write()])
+        await bench.run(ctx, NetworkMode.TRAIN, count)
+        result["counters"] = driver.decode_counters(await bench.read(ctx, driver.counter_reads()))
+        result["errors"] = driver.decode_error_counts(await bench.read(ctx, driver.error_count_reads()))
+        result["weights"] = driver.decode_weights(await bench.read(ctx, driver.weight_reads()))
+
+    Bench(network, [("train", x, labels)]).simulate(script)
+    counters = result["counters"]
+    correct = sum(int(np.argmax(t.activations[-1][0])) == labels[i] for i, t in enumerate(traces))
+    assert counters["train_samples"] == count and counters["train_correct"] == correct
+    assert counters["cycles"] > 0 and counters["infer_samples"] == 0
+    assert all(value == 0 for name, value in counters.items() if name.startswith("layer")), counters
+    assert all(not counts.any() for counts in result["errors"])
+    for layer in range(model.num_layers):  # the learner itself is the same
+        np.testing.assert_array_equal(result["weights"][layer], traces[-1].weights_after[layer])
 
 
 def test_inference_run_predicts_like_the_model_and_changes_no_weight():

@@ -84,6 +84,9 @@ def register(subparsers) -> None:
     group.add_argument("--pes", type=_sizes, metavar="P[,P...]",
                        help="PEs per layer with weights (default: at most 8 neurons per PE)")
     group.add_argument("--activation", default="relu", help="hidden activation: relu, hardtanh, tanh (default relu)")
+    group.add_argument("--counters", choices=("all", "network"), default="all",
+                       help="all: every hardware counter (default, as ssdfa cosim --network builds it); network: "
+                            "the network's own counters only, as the board cores build it (docs/network.md)")
     parser.set_defaults(func=run)
 
 
@@ -117,7 +120,7 @@ def _design(args):
                                   data_dir=args.data_dir)
         sizes = [configs[0].shape.fan_in] + [c.shape.neurons for c in configs]
         return configs, {"network": {"sizes": sizes, "pes": [c.pes for c in configs],
-                                     "activation": configs[0].activation.value}}
+                                     "activation": configs[0].activation.value, "counters": args.counters}}
     from ssdfa.model.layer_config import load_layer_config
 
     config = load_layer_config(args.config)
@@ -132,7 +135,7 @@ def _verilog(args, design, directory):
     if args.network:
         from ssdfa.rtl.network import NETWORK_TOP, generate_network
 
-        return generate_network(design, directory), NETWORK_TOP
+        return generate_network(design, directory, layer_counters=args.counters == "all"), NETWORK_TOP
     from ssdfa.rtl.verilog import generate
 
     (path,) = generate(design, directory, tops=[args.top])
