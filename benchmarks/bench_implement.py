@@ -100,7 +100,8 @@ def _row(label: str, report: dict, seconds: float | None) -> str:
     chosen = device(report["device"])
     fmax = f"{report['fmax_mhz']:.2f}" if report["fmax_mhz"] is not None else "-"
     path = report["critical_path"]
-    path_text = f"{path['ns']:.1f} ns, {path['logic_levels']} levels" if path else "-"
+    levels = path["logic_levels"] if path else 0
+    path_text = f"{path['ns']:.1f} ns, {levels} level{'' if levels == 1 else 's'}" if path else "-"
     wrapper = report["wrapper"]["mode"] if report["wrapper"] else "none"
     took = "from file" if seconds is None else f"{seconds:.0f}"
     return (f"| {label} | {report['device']} | {'yes' if report['fits'] else 'NO'} | "
