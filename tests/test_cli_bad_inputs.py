@@ -176,6 +176,7 @@ ROWS: list[tuple[list[str], str]] = [
     (["implement", "--device", "ice40-up5k", "--config", "{bad_toml}"], "not valid TOML"),
     (["implement", "--device", "ice40-up5k", "--config", "{huge_layer}"], "needs about"),
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--seed", "-1"], "not -1"),
+    (["implement", "--device", "ice40-up5k", "--config", "{config}", "--wrapper", "always"], "invalid choice: 'always'"),
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--out", "{file}"], "--out {file} is a file"),
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--out", "{file}/sub"], "cannot create the directory"),
     (["implement", "--device", "ice40-up5k", "--network", "--hidden", "0"], "'0'"),

@@ -112,6 +112,7 @@ def test_a_tiny_pe_is_placed_and_routed_on_the_up5k_through_the_pin_wrapper(tiny
     # Its ports (two 32-bit host words among them) need more pins than the SG48 package's 39.
     assert report["port_bits"] > report["package_pins"] == 39
     assert report["wrapper"] is not None and report["wrapper"]["pins"] == 4
+    assert report["wrapper"]["mode"] == "registered"  # auto, with too few pins
     assert report["utilisation"]["SB_IO"] == {"used": 4, "available": 39}
     logic = report["utilisation"]["ICESTORM_LC"]
     assert logic["available"] == 5280 and 0 < logic["used"] < logic["available"]
@@ -135,10 +136,10 @@ def test_the_same_inputs_and_seed_give_the_same_report(tiny_pe_output, capsys, t
 def test_the_human_report_says_fit_fmax_and_the_wrapper(tools, capsys, tiny_config):
     tools("nextpnr-ecp5")
     status, out, err = _run(capsys, ["implement", "--config", str(tiny_config), "--device", "ecp5-25f",
-                                     "--wrap", "always"])
+                                     "--wrapper", "serial"])
     assert status == 0, err
     assert out.startswith("neuron_pe on ecp5-25f (ECP5 LFE5U-25F speed 6, CABGA381), seed 1: fits")
-    assert "MHz" in out and "TRELLIS_COMB" in out and "implement_wrapper" in out and "pad timing is not" in out
+    assert "MHz" in out and "TRELLIS_COMB" in out and "serial implement_wrapper" in out and "pad timing is not" in out
 
 
 def test_an_unknown_device_is_one_line_and_exit_status_2(capsys, tiny_config):
@@ -162,7 +163,7 @@ def test_a_missing_nextpnr_is_one_line_and_exit_status_2(tools, capsys, tiny_con
 
 def test_a_top_whose_ports_outnumber_the_pins_does_not_fit_without_the_wrapper(tools, capsys, tiny_config):
     tools("nextpnr-ice40")
-    report = _implement_json(capsys, ["--config", str(tiny_config), "--device", "ice40-up5k", "--wrap", "never"])
+    report = _implement_json(capsys, ["--config", str(tiny_config), "--device", "ice40-up5k", "--wrapper", "none"])
     assert report["fits"] is False  # a result, with exit status 0
     assert report["fmax_mhz"] is None and report["critical_path"] is None and report["wrapper"] is None
     assert report["utilisation"]["SB_IO"] == {"used": report["port_bits"], "available": 39}
@@ -206,24 +207,27 @@ def test_more_port_bits_than_the_ecp5_package_bonds_out_do_not_fit_without_the_w
     source = tmp_path / "wide.v"
     source.write_text("module wide (input wire clk, input wire [101:0] a, output reg [101:0] y);\n"
                       "    always @(posedge clk) y <= a;\nendmodule\n")
-    direct = implement(source, "wide", "ecp5-45f", wrap="never")
+    direct = implement(source, "wide", "ecp5-45f", wrapper="none")
     assert not direct.fits and direct.port_bits == 205 and "203" in direct.failure
     wrapped = implement(source, "wide", "ecp5-45f")
     assert wrapped.fits and wrapped.wrapper.input_bits == wrapped.wrapper.output_bits == 102
+    assert wrapped.wrapper.mode == "registered"  # auto's choice when the pins are too few
 
 
 def test_unknown_wrapper_mode_and_missing_file_are_named(tmp_path):
     with pytest.raises(SsdfaError, match="'sometimes'"):
-        implement(tmp_path / "x.v", "x", "ice40-up5k", wrap="sometimes")
+        implement(tmp_path / "x.v", "x", "ice40-up5k", wrapper="sometimes")
     with pytest.raises(SsdfaError, match="nowhere.v"):
         implement(tmp_path / "nowhere.v", "x", "ice40-up5k")
     with pytest.raises(SsdfaError, match="'ice40-up3k'"):
         implement(tmp_path / "nowhere.v", "x", "ice40-up3k")
 
 
-def test_the_wrapper_keeps_every_port_bit_behind_a_flip_flop(tools, tmp_path):
+@pytest.mark.parametrize("mode, registers_per_output", [("serial", 1), ("registered", 2)])
+def test_the_wrapper_keeps_every_port_bit_behind_a_flip_flop(tools, tmp_path, mode, registers_per_output):
     """A purely combinational top: after synthesis only the wrapper's registers hold state, one
-    per input and output bit, so nothing of the top was optimised away or left outside them."""
+    per input bit and one (serial) or two (registered: a plain capture register, then the chain)
+    per output bit, so nothing of the top was optimised away or left outside them."""
     tools()
     top = """\
 module comb (input wire clk, input wire [5:0] a, input wire [2:0] b, output wire [5:0] sum, output wire same);
@@ -234,9 +238,9 @@ endmodule
     ports = [Port("a", "input", 6), Port("b", "input", 3), Port("clk", "input", 1), Port("same", "output", 1),
              Port("sum", "output", 6)]
     source = tmp_path / "wrapped.v"
-    source.write_text(top + wrapper_verilog("comb", ports))
+    source.write_text(top + wrapper_verilog("comb", ports, mode=mode))
     report = synthesize(source, WRAPPER_TOP, target="generic")
-    assert report.flip_flops == 9 + 7
+    assert report.flip_flops == 9 + 7 * registers_per_output
 
 
 def test_the_wrapper_refuses_a_top_without_clock_or_outputs():
@@ -246,6 +250,18 @@ def test_the_wrapper_refuses_a_top_without_clock_or_outputs():
         wrapper_verilog("x", [Port("clk", "input", 1), Port("a", "input", 1)])
     with pytest.raises(ValueError, match="'io'"):
         wrapper_verilog("x", [Port("clk", "input", 1), Port("io", "inout", 1), Port("y", "output", 1)])
+    with pytest.raises(ValueError, match="'parallel'"):
+        wrapper_verilog("x", [Port("clk", "input", 1), Port("y", "output", 1)], mode="parallel")
+
+
+def test_the_registered_wrapper_puts_no_logic_on_the_output_paths():
+    ports = [Port("clk", "input", 1), Port("a", "input", 2), Port("y", "output", 3)]
+    text = wrapper_verilog("x", ports, mode="registered")
+    # The outputs go straight into a register; only that register feeds the chain's multiplexer.
+    assert "output_register <= top_outputs;" in text
+    assert "output_chain <= capture ? output_register :" in text
+    assert "capture ? top_outputs" not in text
+    assert "capture ? top_outputs" in wrapper_verilog("x", ports, mode="serial")
 
 
 def test_no_temporary_files_are_left_behind(tools, tmp_path, monkeypatch):

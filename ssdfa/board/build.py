@@ -5,7 +5,6 @@ packing (docs/board.md §5)."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import time
@@ -60,21 +59,6 @@ def _tools(family: str) -> dict:
     return env
 
 
-_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([0-9.]+) MHz")
-_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MULTILINE)
-
-
-def parse_nextpnr_log(text: str) -> tuple[float | None, dict]:
-    """The last fmax nextpnr reported, and its device utilisation table."""
-    fmax = [float(m.group(2)) for m in _FMAX.finditer(text)]
-    utilisation = {}
-    section = text.rfind("Device utilisation:")
-    if section >= 0:
-        for match in _UTIL.finditer(text[section:section + 4000]):
-            utilisation[match.group(1)] = (int(match.group(2)), int(match.group(3)))
-    return (fmax[-1] if fmax else None), utilisation
-
-
 def build_board(board: Board, configs, out_dir, *, out=print) -> BuildReport:
     """Elaborate the board top for ``configs``, run the tools in ``out_dir``, report."""
     import hashlib
@@ -83,6 +67,7 @@ def build_board(board: Board, configs, out_dir, *, out=print) -> BuildReport:
 
     from ssdfa.rtl.board_core import BoardCore
     from ssdfa.rtl.board_top import BoardTop
+    from ssdfa.rtl.implement import read_nextpnr_log
 
     platform = board.platform_instance()
     family = board.family
@@ -106,7 +91,7 @@ def build_board(board: Board, configs, out_dir, *, out=print) -> BuildReport:
                               env={**os.environ, **env})
     log = out_dir / f"{BUILD_NAME}.tim"
     text = log.read_text(errors="replace") if log.is_file() else ""
-    fmax, utilisation = parse_nextpnr_log(text)
+    fmax, utilisation = read_nextpnr_log(text)
     overfull = any(used > available for used, available in utilisation.values())
     if done.returncode != 0 and not overfull:  # a design that does not fit is a result, not an error
         tail = [line for line in tool_log.read_text(errors="replace").splitlines() if line.strip()][-1:]

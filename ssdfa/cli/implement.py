@@ -17,7 +17,8 @@ network (--network, with the shape options of `ssdfa cosim --network`), synthesi
 and place and route it with nextpnr (the yowasp-nextpnr wheels) on --device. Prints the
 utilisation of every resource (used / available), whether it fits, fmax after routing and the
 critical path. A top with more port bits than the package has pins is placed through a
-generated pin wrapper (docs/implement.md says what it leaves out of timing). A design that does
+generated pin wrapper that registers every port (--wrapper; docs/implement.md says how it is
+built and what it leaves out of timing). A design that does
 not fit is a result (exit 0); bad input or a missing tool is one line and exit 2. The same
 inputs and --seed give the same report."""
 
@@ -54,6 +55,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def register(subparsers) -> None:
     from ssdfa.rtl.devices import DEVICES
+    from ssdfa.rtl.implement import WRAPPER_CHOICES
 
     parser = subparsers.add_parser(
         "implement", help="synthesise, place and route a PE, layer or network on an FPGA (fmax, utilisation)",
@@ -69,9 +71,11 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=natural_int, default=1, metavar="K", help="nextpnr's seed (default 1)")
     parser.add_argument("--target-mhz", type=_frequency, default=50.0, metavar="F",
                         help="clock frequency that placement and routing aim at (default 50); fmax is measured")
-    parser.add_argument("--wrap", choices=("auto", "always", "never"), default="auto",
-                        help="pin wrapper: when the port bits outnumber the pins (auto, default), always, or never "
-                             "(one pin per port bit: such a top then does not fit)")
+    parser.add_argument("--wrapper", choices=WRAPPER_CHOICES, default="auto",
+                        help="pin wrapper (docs/implement.md section 4): auto (default: registered when the port "
+                             "bits outnumber the pins, else none), registered (every port from or to a plain "
+                             "flip-flop), serial (outputs through the shift chain's multiplexer), or none (one pin "
+                             "per port bit: a top with more then does not fit)")
     parser.add_argument("--out", metavar="DIR",
                         help="keep the Verilog, netlist, logs and nextpnr's report in DIR (default: a temporary "
                              "directory, removed)")
@@ -154,7 +158,7 @@ def run(args) -> int:
 
     def place(directory):
         path, top = _verilog(args, design, directory)
-        return implement(path, top, chosen, seed=args.seed, target_mhz=args.target_mhz, wrap=args.wrap,
+        return implement(path, top, chosen, seed=args.seed, target_mhz=args.target_mhz, wrapper=args.wrapper,
                          work_dir=directory)
 
     if args.out:
@@ -191,8 +195,9 @@ def report_lines(report, chosen) -> list[str]:
     if report.wrapper is not None:
         w = report.wrapper
         lines.append(f"  pins: {report.port_bits} port bits, {report.package_pins} in the package: placed through "
-                     f"implement_wrapper ({w.input_bits} input bits shifted in, {w.output_bits} output bits captured "
-                     f"and shifted out, {w.pins} pins); paths through its registers are in timing, pad timing is not")
+                     f"the {w.mode} implement_wrapper ({w.input_bits} input bits shifted in, {w.output_bits} output "
+                     f"bits captured and shifted out, {w.pins} pins); paths through its registers are in timing, pad "
+                     f"timing is not")
     else:
         lines.append(f"  pins: {report.port_bits} port bits, one pin each ({report.package_pins} in the package); "
                      f"pad timing is not constrained")
