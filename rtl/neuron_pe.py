@@ -23,7 +23,7 @@ from ssdfa.model.arithmetic import (
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation, tanh_table
 
-from .building_blocks import equals, extend, hw_cast, hw_round, hw_saturate, register, share, wire
+from .building_blocks import equals, extend, hw_cast, hw_saturate, register, round_offset, share, wire
 from .signatures import (
     ActivationLayout,
     Command,
@@ -430,11 +430,18 @@ class NeuronPE(wiring.Component):
         else:
             e_take = C(0, 1)
 
-        # The bias input is exactly 1: raw 2^f_x, one bit wider than x (§4.1, §7).
-        x_op_shape = signed(act_fmt.word + 1) if act_fmt.signed else unsigned(act_fmt.word + 1)
+        # The bias input is exactly 1: raw 2^f_x, one bit wider than x only where the
+        # activation format cannot hold it (§4.1, §7).
+        x_op_shape = act_shape
+        if (1 << act_fmt.frac_bits) > act_fmt.max_raw:
+            x_op_shape = signed(act_fmt.word + 1) if act_fmt.signed else unsigned(act_fmt.word + 1)
         if learning:
             # ERROR multiplies b e on the same multiplier: its second operand is the error word.
             x_op_shape = _union_shape(x_op_shape, format_shape(a.error))
+        # relu and hardtanh store f' as one bit: ERROR multiplies (b f') e, f' masking b in front
+        # of the multiplier (exact: f' is 0 or 1 for the neuron's every connection). tanh's
+        # multi-bit f' multiplies the sum in stage E instead.
+        mask_fprime = learning and not output_layer and act is not Activation.TANH
 
         # -- A -> B ----------------------------------------------------------------------------
         # `neuron_end`: the item that completes a neuron: the bias (FORWARD, UPDATE) or the
@@ -465,10 +472,6 @@ class NeuronPE(wiring.Component):
                         b_addr.eq(e_addr),
                         b_x.eq(self.e.payload),
                     ]
-        m.d.comb += [
-            w_rd.addr.eq(Mux(idle, self.host.addr, a_addr)),
-            w_rd.en.eq(Mux(idle, self.host.r_en, advance)),
-        ]
 
         def follow(prefix, source, valid):
             """The stage after ``source``: its valid bit (next value ``valid``) and its copies of
@@ -484,7 +487,9 @@ class NeuronPE(wiring.Component):
             return v, stage
 
         # -- stage B: the block RAM's word arrives and is registered as it is ------------------
-        # (its clock-to-out gets a stage of its own; nothing else sits in front of `o_weight`)
+        # (its clock-to-out gets a stage of its own; nothing else sits in front of `o_weight`).
+        # UPDATE reads the old weight a second time, in stage R, so that `o_weight` holds it in
+        # U for the subtraction instead of a register per stage carrying it there.
         o_weight = Signal(w_shape, name="o_weight", reset_less=True)
         o_x = Signal(x_op_shape, name="o_x", reset_less=True)
         with m.If(advance):
@@ -493,7 +498,7 @@ class NeuronPE(wiring.Component):
         o_valid, o_item = follow("o", b_item, b_valid)
 
         # -- stage O: the multiplier's operands, registered ------------------------------------
-        # FORWARD W x, UPDATE delta x, ERROR b e (the delta and feedback banks are read in B).
+        # FORWARD W x, UPDATE delta x, ERROR b e (the delta, feedback and f' banks are read in B).
         if learning:
             mul_a_shapes = [w_shape, format_shape(delta_fmt)]
             if not output_layer:
@@ -501,6 +506,8 @@ class NeuronPE(wiring.Component):
             m_a = Signal(_union_shape(*mul_a_shapes), name="m_a", reset_less=True)
             if output_layer:
                 b_factor = C(1, 2)  # the error word times 1 is the delta (§6.2)
+            elif mask_fprime:
+                b_factor = Mux(fprimes.data[0], feedback.data, 0)
             else:
                 b_factor = feedback.data
             operand = Mux(in_update, deltas.data, Mux(in_error, b_factor, o_weight))
@@ -508,34 +515,45 @@ class NeuronPE(wiring.Component):
             m_a = Signal(w_shape, name="m_a", reset_less=True)
             operand = o_weight
         m_x = Signal(x_op_shape, name="m_x", reset_less=True)
-        m_weight = Signal(w_shape, name="m_weight", reset_less=True)  # UPDATE: the old weight
         with m.If(advance):
             m.d.sync += [m_a.eq(operand), m_x.eq(o_x)]
-            if learning:
-                m.d.sync += m_weight.eq(o_weight)
         m_valid, m_item = follow("m", o_item, o_valid)
 
         # -- stage M: multiply -----------------------------------------------------------------
         product = wire(m, m_a * m_x, "product")  # exact: W x, delta x or b e
         d_product = Signal(product.shape(), name="d_product", reset_less=True)
-        d_weight = Signal(w_shape, name="d_weight", reset_less=True)
         with m.If(advance):
-            m.d.sync += [d_product.eq(product), d_weight.eq(m_weight)]
+            m.d.sync += d_product.eq(product)
         d_valid, d_item = follow("d", m_item, m_valid)
 
-        # -- stages D and E: accumulate (FORWARD) -----------------------------------------------
-        # acc_k (read in M through the transparent port) + W x, the first input replacing it.
+        # -- stages D and E: one adder for every phase ------------------------------------------
+        # FORWARD: acc_k (read in M through the transparent port) + W x, the first input
+        # replacing it. UPDATE and ERROR add their product to 0, so that it reaches R through
+        # the same registers (an SDFA neuron's s error products are summed first, in D).
         # With K >= 2 a neuron's next MAC is at least two clocks later, so the sum takes two
         # stages, the low half in D (with its carry) and the high half in E, which writes it
         # back: no carry chain longer than half the accumulator. With K = 1 the whole sum is in
         # D, which writes it back for the next clock's MAC of the same neuron.
+        addend = d_product
+        if learning and S > 1:
+            # SDFA: a neuron's s products summed exactly first (§6.1).
+            partial = Signal(format_shape(_exact_sum_format(a.feedback, a.error, S)), name="partial",
+                             reset_less=True)
+            received = wire(m, Mux(d_item["first"], d_product, partial + d_product), "received")
+            with m.If(in_error & d_valid):
+                m.d.sync += partial.eq(received)
+            addend = wire(m, Mux(in_error, received, d_product), "addend")
         acc_shape = accs.data.shape()
-        sum_width = max(acc_shape.width, d_product.shape().width) + 1
-        acc_in = wire(m, Mux(d_item["first"], 0, accs.data), "acc_in")
+        # The accumulator's format holds every exact sum of the forward pass (§4.1), so the sum
+        # needs no carry beyond it; a wider product (UPDATE, ERROR) is only added to 0.
+        sum_shape = _union_shape(acc_shape, addend.shape())
+        sum_width = sum_shape.width
+        from_zero = d_item["first"] | ~in_forward if learning else d_item["first"]
+        acc_in = wire(m, Mux(from_zero, 0, accs.data), "acc_in")
         d_mac = wire(m, in_forward & d_valid & advance & ~d_item["neuron_end"], "d_mac")
         e_valid, e_item = follow("e", d_item, d_valid)
         if K == 1:
-            acc_sum = wire(m, acc_in + d_product, "acc_sum")
+            acc_sum = wire(m, acc_in + addend, "acc_sum")
             e_exact_sum = Signal(acc_sum.shape(), name="e_exact_sum", reset_less=True)
             with m.If(advance):
                 m.d.sync += e_exact_sum.eq(acc_sum)
@@ -545,7 +563,7 @@ class NeuronPE(wiring.Component):
         else:
             half = sum_width // 2
             acc_wide = wire(m, extend(acc_in, sum_width), "acc_wide")
-            product_wide = wire(m, extend(d_product, sum_width), "product_wide")
+            product_wide = wire(m, extend(addend, sum_width), "product_wide")
             acc_low = wire(m, acc_wide[:half] + product_wide[:half], "acc_low")  # with its carry out
             e_low = Signal(half + 1, name="e_acc_low", reset_less=True)
             e_acc_high = Signal(sum_width - half, name="e_acc_high", reset_less=True)
@@ -554,7 +572,10 @@ class NeuronPE(wiring.Component):
                 m.d.sync += [e_low.eq(acc_low), e_acc_high.eq(acc_wide[half:]),
                              e_product_high.eq(product_wide[half:])]
             acc_high = wire(m, (e_acc_high + e_product_high + e_low[half])[: sum_width - half], "acc_high")
-            acc_sum = wire(m, Cat(e_low[:half], acc_high).as_signed(), "acc_sum")
+            acc_sum = Cat(e_low[:half], acc_high)
+            if sum_shape.signed:
+                acc_sum = acc_sum.as_signed()
+            acc_sum = wire(m, acc_sum, "acc_sum")
             e_mac = wire(m, in_forward & e_valid & advance & ~e_item["neuron_end"], "e_mac")
             accs.connect(m, read_addr=m_item["k"], read_en=advance, write_addr=e_item["k"],
                          write_data=acc_sum, write_en=e_mac)
@@ -563,9 +584,6 @@ class NeuronPE(wiring.Component):
         # neuron's last error word (ERROR: its delta).
         keep = e_item["neuron_end"] | in_update
         r_valid, r_item = follow("r", e_item, e_valid & keep)
-        r_exact_y = Signal(exact_sum.shape(), name="r_exact_y", reset_less=True)
-        with m.If(advance):
-            m.d.sync += r_exact_y.eq(exact_sum)
 
         draw = None
         if stoch:
@@ -584,78 +602,74 @@ class NeuronPE(wiring.Component):
             lfsr_advance = d_valid & (in_update | (C(0, 1) if output_layer else in_error & d_item["neuron_end"]))
             lfsr_advance = wire(m, lfsr_advance, "lfsr_advance")
             e_draw = Signal(STOCH_BITS, name="e_draw", reset_less=True)
-            r_draw = Signal(STOCH_BITS, name="r_draw", reset_less=True)
             with m.If(advance):
-                m.d.sync += [e_draw.eq(lfsr_next[:STOCH_BITS]), r_draw.eq(e_draw)]
-            draw = r_draw
+                m.d.sync += e_draw.eq(lfsr_next[:STOCH_BITS])
+            draw = e_draw
 
+        # -- stage E: the value each phase casts, and its rounding offset ----------------------
+        # FORWARD: the exact y; UPDATE: delta x; ERROR: (sum_t b e) f' (hidden) or e (output).
+        value = exact_sum
+        if learning and act is Activation.TANH:
+            # tanh's f' (read in D) is a word: (sum_t b e) f' is a second product (§6.1).
+            value = wire(m, Mux(in_error, exact_sum * fprimes.data, exact_sum), "e_value")
+        # One rounding unit serves the three casts (docs/rtl.md §1.4): each phase's value and
+        # fraction bits, the fraction bits it keeps, and its rounding mode.
+        casts = [(in_forward, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt.frac_bits, a.rounding)]
         if learning:
-            if S > 1:
-                # SDFA: a neuron's s products summed exactly first (§6.1).
-                partial = Signal(format_shape(_exact_sum_format(a.feedback, a.error, S)), name="partial",
-                                 reset_less=True)
-                received = wire(m, Mux(d_item["first"], d_product, partial + d_product), "received")
-                with m.If(in_error & d_valid):
-                    m.d.sync += partial.eq(received)
-                value_shape = _union_shape(d_product.shape(), received.shape())
-                d_value = Mux(in_error, received, d_product)
-            else:
-                value_shape = d_product.shape()
-                d_value = d_product
-            # UPDATE: delta x; ERROR: sum_t b e (hidden) or e (output).
-            e_product = Signal(value_shape, name="e_product", reset_less=True)
-            e_weight = Signal(w_shape, name="e_weight", reset_less=True)
-            with m.If(advance):
-                m.d.sync += [e_product.eq(d_value), e_weight.eq(d_weight)]
-            # -- stage E, ERROR: times the stored f' (§6.1; read in D) ------------------------
+            casts.append((in_update, delta_fmt.frac_bits + act_fmt.frac_bits + a.shift, w_fmt.frac_bits,
+                          a.update_rounding))
             if output_layer:
-                e_value = e_product
+                casts.append((in_error, a.error.frac_bits, delta_fmt.frac_bits, a.update_rounding))
             else:
-                fprime_sel = fprimes.data
-                if act is Activation.TANH:
-                    delta_product = wire(m, e_product * fprime_sel, "delta_product")
-                else:
-                    delta_product = wire(m, Mux(fprime_sel[0], e_product, 0), "delta_product")
-                e_value = Mux(in_error, delta_product, e_product)
-            # UPDATE: delta x; ERROR: (sum_t b e) f' (hidden) or e (output).
-            r_product = Signal(_union_shape(e_value.shape()), name="r_product", reset_less=True)
-            with m.If(advance):
-                m.d.sync += r_product.eq(e_value)
+                casts.append((in_error, a.feedback.frac_bits + a.error.frac_bits + f_fprime, a.delta.frac_bits,
+                              a.update_rounding))
+        cast = _SharedRound(m, value, casts, draw)
+        r_value = Signal(cast.value.shape(), name="r_value", reset_less=True)
+        r_offset = Signal(cast.offset.shape(), name="r_offset", reset_less=True)
+        with m.If(advance):
+            m.d.sync += [r_value.eq(cast.value), r_offset.eq(cast.offset)]
 
         # -- stage R: round --------------------------------------------------------------------
         s_valid, s_item = follow("s", r_item, r_valid)
-        y_rounded = hw_round(r_exact_y, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt, a.rounding, m=m,
-                             name="y_cast")
-        s_y_rounded = Signal(y_rounded.shape(), name="s_y_rounded", reset_less=True)
+        rounded = cast.rounded(r_value, r_offset)
+        s_rounded = Signal(rounded.shape(), name="s_rounded", reset_less=True)
         with m.If(advance):
-            m.d.sync += s_y_rounded.eq(y_rounded)
+            m.d.sync += s_rounded.eq(rounded)
         if learning:
-            step_rounded = hw_round(r_product, delta_fmt.frac_bits + act_fmt.frac_bits + a.shift, w_fmt,
-                                    a.update_rounding, draw, m=m, name="step_cast")
-            s_step_rounded = Signal(step_rounded.shape(), name="s_step_rounded", reset_less=True)
-            if output_layer:
-                delta_rounded = r_product
-            else:
-                delta_rounded = hw_round(r_product, a.feedback.frac_bits + a.error.frac_bits + f_fprime,
-                                         a.delta, a.update_rounding, draw, m=m, name="delta_cast")
-            s_delta_rounded = Signal(delta_rounded.shape(), name="s_delta_rounded", reset_less=True)
-            r_weight = Signal(w_shape, name="r_weight", reset_less=True)
-            s_weight = Signal(w_shape, name="s_weight", reset_less=True)
+            # Registered in R, so that no phase decoding sits in front of the bank's write.
+            s_delta_valid, s_delta_valid_next = register(m, 1, "s_delta_valid")
             with m.If(advance):
-                m.d.sync += [s_step_rounded.eq(step_rounded), s_delta_rounded.eq(delta_rounded),
-                             r_weight.eq(e_weight), s_weight.eq(r_weight)]
+                m.d.comb += s_delta_valid_next.eq(r_valid & in_error)
 
         # -- stage S: saturate -----------------------------------------------------------------
-        y_next = wire(m, hw_saturate(s_y_rounded, act_fmt, a.overflow, m=m, name="y_cast"), "y_next")
+        # Formats of one word share one saturation.
+        saturated = {}
+
+        def saturate(fmt: FixedFormat, name: str):
+            key = (fmt.word, fmt.signed)
+            if key not in saturated:
+                saturated[key] = wire(m, hw_saturate(s_rounded, fmt, a.overflow, m=m, name=name), f"{name}_sat")
+            return saturated[key]
+
+        y_next = saturate(act_fmt, "y_cast")
+        # FORWARD's y and UPDATE's step: one register (C, U) where their shapes agree.
+        c_value_shape = act_shape
+        c_value_next = y_next
+        if learning:
+            step = saturate(w_fmt, "step_cast")
+            c_value_shape = _union_shape(act_shape, w_shape)
+            if c_value_shape != act_shape or step is not y_next:
+                c_value_next = Mux(in_update, step, y_next)
 
         # -- stage C: activation and the output stream (FORWARD) -------------------------------
         # y.payload means something only while y.valid (a tanh ROM's output is not reset either).
-        c_y = Signal(act_shape, name="c_y", reset_less=True)
+        c_value = Signal(c_value_shape, name="c_value", reset_less=True)
+        c_y = wire(m, c_value[: act_fmt.word].as_signed() if act_fmt.signed else c_value[: act_fmt.word], "c_y")
         c_k = Signal(k_shape, name="c_k", reset_less=True)
         c_last = Signal(name="c_last", reset_less=True)
         with m.If(advance):
             m.d.comb += c_valid_next.eq(s_valid & in_forward)
-            m.d.sync += [c_y.eq(y_next), c_k.eq(s_item["k"]), c_last.eq(s_item["last"])]
+            m.d.sync += [c_value.eq(c_value_next), c_k.eq(s_item["k"]), c_last.eq(s_item["last"])]
         if act is Activation.TANH:
             table = [int(v) for v in tanh_table(act_fmt)]
             m.submodules.tanh_rom = rom = Memory(shape=act_shape, depth=len(table), init=table)
@@ -676,40 +690,35 @@ class NeuronPE(wiring.Component):
             fprime_next = wire(m, _derivative(m, c_y, c_a, act_fmt, act), "fprime_next")
 
         if learning:
-            # -- ERROR (§6.1, §6.2): the delta is written in stage S ---------------------------
-            if output_layer:
-                delta_next = wire(m, s_delta_rounded[: delta_fmt.word], "delta_next")
-                if delta_fmt.signed:
-                    delta_next = delta_next.as_signed()
-            else:
-                delta_next = wire(m, hw_saturate(s_delta_rounded, a.delta, a.overflow, m=m, name="delta_cast"),
-                                  "delta_next")
-            # Registered in R, so that no phase decoding sits in front of the bank's write.
-            s_delta_valid, s_delta_valid_next = register(m, 1, "s_delta_valid")
-            with m.If(advance):
-                m.d.comb += s_delta_valid_next.eq(r_valid & in_error)
+            # -- ERROR (§6.1, §6.2): the delta is written at the end of stage S ----------------
+            delta_next = saturate(delta_fmt, "delta_cast")
             delta_write = wire(m, s_delta_valid, "delta_write")
             with m.If(delta_write & s_item["last"]):
                 m.d.comb += running_next.eq(0)
 
-            # -- UPDATE (§7): saturate the step (S), subtract it (U), saturate and write (V) ----
-            step = wire(m, hw_saturate(s_step_rounded, w_fmt, a.overflow, m=m, name="step_cast"), "step")
+            # -- UPDATE (§7): subtract the step (U), saturate and write (V) -------------------
+            # `o_weight` holds the weight read again in R (the read port's other use).
             u_valid, u_item = follow("u", s_item, s_valid & in_update)
-            u_step = Signal(w_shape, name="u_step", reset_less=True)
-            u_weight = Signal(w_shape, name="u_weight", reset_less=True)
-            w_diff = wire(m, u_weight - u_step, "w_diff")
+            u_step = c_value[: w_fmt.word].as_signed() if w_fmt.signed else c_value[: w_fmt.word]
+            w_diff = wire(m, o_weight - u_step, "w_diff")
             v_valid, v_item = follow("v", u_item, u_valid)
             v_w_diff = Signal(w_diff.shape(), name="v_w_diff", reset_less=True)
             with m.If(advance):
-                m.d.sync += [u_step.eq(step), u_weight.eq(s_weight), v_w_diff.eq(w_diff)]
+                m.d.sync += v_w_diff.eq(w_diff)
             w_new = wire(m, hw_saturate(v_w_diff, w_fmt, a.overflow, m=m, name="w_cast"), "w_new")
             w_write = wire(m, v_valid, "w_write")  # stage U takes UPDATE's items only
             with m.If(w_write & v_item["last"]):
                 m.d.comb += running_next.eq(0)
+            weight_read_addr = Mux(in_update, r_item["addr"], a_addr)
         else:
             w_write = C(0, 1)
             w_new = C(0, 1)
             v_item = {"addr": C(0, 1)}
+            weight_read_addr = a_addr
+        m.d.comb += [
+            w_rd.addr.eq(Mux(idle, self.host.addr, weight_read_addr)),
+            w_rd.en.eq(Mux(idle, self.host.r_en, advance)),
+        ]
 
         # -- host port -------------------------------------------------------------------------
         # A write is registered here and lands one clock later (its decoding, the address
@@ -741,7 +750,7 @@ class NeuronPE(wiring.Component):
         # Each entry: (read address, write address, write data, write enable).
         if learning:
             functional = {
-                Space.DERIVATIVE: (d_item["k"], c_k, fprime_next, y_done),  # read in D for E
+                Space.DERIVATIVE: (b_k if mask_fprime else d_item["k"], c_k, fprime_next, y_done),  # read in B or D
                 Space.DELTA: (b_k, s_item["k"], delta_next, delta_write),  # read in B for O
             }
             if not output_layer:
@@ -839,6 +848,53 @@ class _Bank:
 # Arithmetic building blocks (combinational), each the hardware form of one rule of the contract
 # (the cast itself is ``building_blocks.hw_cast``)
 # ------------------------------------------------------------------------------------------
+
+
+class _SharedRound:
+    """One rounding adder for several casts of one value, in phases that never overlap (§2).
+
+    ``casts`` lists ``(select, frac_bits, kept_frac_bits, rounding)``: while ``select`` is high
+    (the first cast is the default), ``value`` has ``frac_bits`` fraction bits and rounds to
+    ``kept_frac_bits``. Every mode is ``(value + offset) >> d`` (``round_offset``), so the casts
+    share the adder and differ in the offset, which is chosen and registered a stage ahead
+    (``offset``), and in the shift, chosen after the adder (``rounded``). A cast that drops no
+    bits or shifts left shifts every cast's value left by the same amount first: rounding
+    ``v 2^L`` with ``d + L`` dropped bits gives the result of ``v`` with ``d`` in every mode.
+
+    Attributes
+    ----------
+    value : Value
+        ``value`` with the common left shift (the adder's first operand, to be registered).
+    offset : Value
+        The selected cast's offset (the second operand, to be registered).
+    """
+
+    def __init__(self, m: Module, value, casts, draw):
+        dropped = [frac - kept for _, frac, kept, _ in casts]
+        lift = max(0, -min(dropped))
+        self._dropped = [d + lift for d in dropped]
+        self._selects = [select for select, _, _, _ in casts]
+        value = Value.cast(value)
+        if lift:
+            value = Cat(C(0, lift), value).as_signed() if value.shape().signed else Cat(C(0, lift), value)
+        # Two spare bits above the dropped ones keep every slice well defined (as in hw_round).
+        self.value = wire(m, extend(value, max(self._dropped) + 2), "round_value")
+        offsets = [round_offset(self.value, d, rounding, draw) if d else C(0, 1)
+                   for d, (_, _, _, rounding) in zip(self._dropped, casts)]
+        offset = offsets[0]
+        for select, other in zip(self._selects[1:], offsets[1:]):
+            offset = Mux(select, other, offset)
+        self.offset = wire(m, offset, "round_offset")
+
+    def rounded(self, value, offset):
+        """The selected cast's rounded value from the registered ``value`` and ``offset``
+        (not yet in the format's range: ``hw_saturate`` finishes the cast)."""
+        total = value + offset
+        result = total.shift_right(self._dropped[0])
+        for select, dropped in zip(self._selects[1:], self._dropped[1:]):
+            if dropped != self._dropped[0]:
+                result = Mux(select, total.shift_right(dropped), result)
+        return result
 
 
 def _union_shape(*shapes) -> Shape:
