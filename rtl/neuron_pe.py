@@ -449,6 +449,9 @@ class NeuronPE(wiring.Component):
         b_valid, b_valid_next = register(m, 1, "b_valid")
         b_first, b_neuron_end, b_last = (Signal(name=f"b_{n}", reset_less=True)
                                          for n in ("first", "neuron_end", "last"))
+        # `restart`: the adder in D starts from 0 (FORWARD's j = 0, every UPDATE and ERROR item),
+        # registered with the item so that no phase decoding sits in front of the adder.
+        b_restart = Signal(name="b_restart", reset_less=True)
         b_k = Signal(k_shape, reset_less=True)
         b_addr = Signal(addr_shape, reset_less=True)
         b_x = Signal(x_op_shape, reset_less=True)
@@ -456,6 +459,7 @@ class NeuronPE(wiring.Component):
             m.d.comb += b_valid_next.eq(issue | e_take)
             m.d.sync += [
                 b_first.eq(equals(a_j, 0)),
+                b_restart.eq(equals(a_j, 0) | ~in_forward if learning else equals(a_j, 0)),
                 b_neuron_end.eq(a_bias),
                 b_last.eq(a_bias & a_last_k),
                 b_k.eq(a_k),
@@ -494,7 +498,8 @@ class NeuronPE(wiring.Component):
         o_x = Signal(x_op_shape, name="o_x", reset_less=True)
         with m.If(advance):
             m.d.sync += [o_weight.eq(w_rd.data), o_x.eq(b_x)]
-        b_item = {"k": b_k, "addr": b_addr, "first": b_first, "neuron_end": b_neuron_end, "last": b_last}
+        b_item = {"k": b_k, "addr": b_addr, "first": b_first, "restart": b_restart, "neuron_end": b_neuron_end,
+                  "last": b_last}
         o_valid, o_item = follow("o", b_item, b_valid)
 
         # -- stage O: the multiplier's operands, registered ------------------------------------
@@ -548,8 +553,7 @@ class NeuronPE(wiring.Component):
         # needs no carry beyond it; a wider product (UPDATE, ERROR) is only added to 0.
         sum_shape = _union_shape(acc_shape, addend.shape())
         sum_width = sum_shape.width
-        from_zero = d_item["first"] | ~in_forward if learning else d_item["first"]
-        acc_in = wire(m, Mux(from_zero, 0, accs.data), "acc_in")
+        acc_in = wire(m, Mux(d_item["restart"], 0, accs.data), "acc_in")
         d_mac = wire(m, in_forward & d_valid & advance & ~d_item["neuron_end"], "d_mac")
         e_valid, e_item = follow("e", d_item, d_valid)
         if K == 1:
