@@ -874,6 +874,7 @@ class _SharedRound:
     """
 
     def __init__(self, m: Module, value, casts, draw):
+        self._m = m
         dropped = [frac - kept for _, frac, kept, _ in casts]
         lift = max(0, -min(dropped))
         self._dropped = [d + lift for d in dropped]
@@ -893,7 +894,7 @@ class _SharedRound:
     def rounded(self, value, offset):
         """The selected cast's rounded value from the registered ``value`` and ``offset``
         (not yet in the format's range: ``hw_saturate`` finishes the cast)."""
-        total = value + offset
+        total = share(self._m, value + offset, "round_total")
         result = total.shift_right(self._dropped[0])
         for select, dropped in zip(self._selects[1:], self._dropped[1:]):
             if dropped != self._dropped[0]:
