@@ -328,10 +328,12 @@ class NeuronPE(wiring.Component):
         w_wr = weights.write_port()
         # Per-neuron words live in small memories with a synchronous read port (block RAM, LUT
         # RAM), not in K registers each (see ``_Bank``). A bank that a stage reads and writes
-        # back for the same neuron (accumulators, LFSR states) is read one stage ahead, through a
-        # port transparent to the write, so that back-to-back items of one neuron (K = 1) see
-        # each other's results.
-        accs = _Bank(m, "accs", format_shape(a.accumulator_format(N)), K, reset=False, transparent=True)
+        # back for the same neuron (accumulators, LFSR states) is read one or two stages ahead;
+        # with K <= 2 a neuron's next item reads in the clock of the write, through a port
+        # transparent to it. With K >= 3 the write always comes first, and a plain port saves
+        # the bypass logic (a comparator and a multiplexer per word bit).
+        bypass = K <= 2
+        accs = _Bank(m, "accs", format_shape(a.accumulator_format(N)), K, reset=False, transparent=bypass)
         banks = {}
         if learning:
             fprimes = banks[Space.DERIVATIVE] = _Bank(m, "fprimes", fprime_shape, K)
@@ -340,7 +342,7 @@ class NeuronPE(wiring.Component):
                 # Word k s + t holds b[k, t].
                 feedback = banks[Space.FEEDBACK] = _Bank(m, "feedback", format_shape(a.feedback), K * S)
             if stoch:
-                lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1, transparent=True)
+                lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1, transparent=bypass)
 
         # -- control state --------------------------------------------------------------------
         # The registers with a reset are written through their `_next` signal (``register``).
