@@ -328,12 +328,12 @@ class NeuronPE(wiring.Component):
         w_wr = weights.write_port()
         # Per-neuron words live in small memories with a synchronous read port (block RAM, LUT
         # RAM), not in K registers each (see ``_Bank``). A bank that a stage reads and writes
-        # back for the same neuron (accumulators, LFSR states) is read one or two stages ahead;
-        # with K <= 2 a neuron's next item reads in the clock of the write, through a port
-        # transparent to it. With K >= 3 the write always comes first, and a plain port saves
-        # the bypass logic (a comparator and a multiplexer per word bit).
-        bypass = K <= 2
-        accs = _Bank(m, "accs", format_shape(a.accumulator_format(N)), K, reset=False, transparent=bypass)
+        # back for the same neuron (accumulators, LFSR states) is read one stage (LFSR) or two
+        # (accumulators) ahead of its write; where a neuron's next item can read in the clock of
+        # the write (K = 1, or K = 2 for the accumulators) the read port is transparent to it.
+        # Otherwise the write always comes first, and a plain port saves the bypass logic (a
+        # comparator and a multiplexer per word bit).
+        accs = _Bank(m, "accs", format_shape(a.accumulator_format(N)), K, reset=False, transparent=K <= 2)
         banks = {}
         if learning:
             fprimes = banks[Space.DERIVATIVE] = _Bank(m, "fprimes", fprime_shape, K)
@@ -342,7 +342,7 @@ class NeuronPE(wiring.Component):
                 # Word k s + t holds b[k, t].
                 feedback = banks[Space.FEEDBACK] = _Bank(m, "feedback", format_shape(a.feedback), K * S)
             if stoch:
-                lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1, transparent=bypass)
+                lfsrs = banks[Space.LFSR] = _Bank(m, "lfsrs", unsigned(LFSR_WIDTH), K, init=1, transparent=K == 1)
 
         # -- control state --------------------------------------------------------------------
         # The registers with a reset are written through their `_next` signal (``register``).
@@ -414,7 +414,8 @@ class NeuronPE(wiring.Component):
         if learning:
             e_k = Signal(k_shape, reset_less=True)
             e_t = Signal(range(max(S, 2)), reset_less=True)
-            e_addr = Signal(range(max(K * S, 2)), reset_less=True)
+            # With s = 1 the feedback word is the neuron: one counter.
+            e_addr = e_k if S == 1 else Signal(range(max(K * S, 2)), reset_less=True)
             e_last_t = wire(m, equals(e_t, S - 1), "e_last_t")
             e_last = wire(m, e_last_t & equals(e_k, K - 1), "e_last")
             m.d.comb += self.e.ready.eq(in_error & a_active)
@@ -422,7 +423,8 @@ class NeuronPE(wiring.Component):
             with m.If(accept):
                 m.d.sync += [e_k.eq(0), e_t.eq(0), e_addr.eq(0)]
             with m.If(e_take):
-                m.d.sync += e_addr.eq(e_addr + 1)
+                if S > 1:
+                    m.d.sync += e_addr.eq(e_addr + 1)
                 with m.If(e_last_t):
                     m.d.sync += [e_t.eq(0), e_k.eq(e_k + 1)]
                     with m.If(e_last):
@@ -594,15 +596,9 @@ class NeuronPE(wiring.Component):
         draw = None
         if stoch:
             # -- stage D: LFSR draw, 16 steps (§5.1) in a few word operations (``lfsr_draw``) --
-            # With K >= 2 the state is read in O and registered in M, so the loop from a
-            # state to the next is one register and the draw; with K = 1 it is read in M.
-            if K == 1:
-                lfsr_read_k, lfsr_sel = m_item["k"], lfsrs.data
-            else:
-                lfsr_read_k = o_item["k"]
-                lfsr_sel = Signal(LFSR_WIDTH, name="d_lfsr_state", reset_less=True)
-                with m.If(advance):
-                    m.d.sync += lfsr_sel.eq(lfsrs.data)
+            # The state is read in M: the loop from a state to the next is the bank's read
+            # port, the draw and the bank's write in D.
+            lfsr_read_k, lfsr_sel = m_item["k"], lfsrs.data
             lfsr_next = wire(m, lfsr_draw(m, lfsr_sel), "lfsr_next")
             # §5.3: the delta draw (hidden layers only), then one per weight in address order.
             lfsr_advance = d_valid & (in_update | (C(0, 1) if output_layer else in_error & d_item["neuron_end"]))
