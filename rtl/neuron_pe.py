@@ -178,11 +178,11 @@ class NeuronPE(wiring.Component):
         y.payload                                                                    y0,a0 y1,a1  (f'_k stored)
 
     ERROR (§6.1, §6.2; §5.3 step 1), ``K s + 8`` clocks, one ``e`` word per clock, ``e.ready``
-    high until the last word is taken. Each word goes down the pipeline as a product ``b e``;
-    a neuron's ``s`` products are summed exactly in D, which also draws once from the neuron's
-    LFSR (STOCH) with its last word; E multiplies by ``f'_k`` and R and S cast
-    ``delta_k = cast((sum_t b_kt e_kt) f'_k, f_b + f_e + f_f', delta format, update_rounding,
-    overflow)``, written at the end of S. An output layer (identity, s = 1) stores
+    high until the last word is taken. Each word goes down the pipeline as a product ``b e``
+    (relu, hardtanh: ``(b f'_k) e``, ``f'`` masking ``b`` in O); a neuron's ``s`` products are
+    summed exactly in D, which also draws once from the neuron's LFSR (STOCH) with its last
+    word; E multiplies by a tanh ``f'_k`` and R and S cast ``delta_k = cast((sum_t b_kt e_kt)
+    f'_k, f_b + f_e + f_f', delta format, update_rounding, overflow)``, written at the end of S. An output layer (identity, s = 1) stores
     ``delta_k = e_k``: no cast, no draw::
 
         cycle       0    1    2    3    4    5    6    7    8    9    10
@@ -195,8 +195,9 @@ class NeuronPE(wiring.Component):
     UPDATE (§7; §5.3 step 2), ``K (N + 1) + 10`` clocks, ``x`` streamed again as in FORWARD.
     Nine clocks after the read of ``W[k, j]`` the PE writes ``cast(W - cast(delta_k x_j,
     f_d + f_x + shift, weight format, update_rounding, overflow), TRN, overflow)``: M
-    multiplies, D draws from neuron k's LFSR when STOCH, R rounds, S saturates, U subtracts, V
-    saturates and writes. A neuron's draws thus follow its delta draw in address order, bias
+    multiplies, D draws from neuron k's LFSR when STOCH, R rounds (and reads ``W[k, j]``
+    again), S saturates, U subtracts, V saturates and writes. The three phases' casts share
+    one rounding adder and one saturation (docs/rtl.md §1.4). A neuron's draws thus follow its delta draw in address order, bias
     last::
 
         cycle       0    1    2    3    4    5    6    7    8    9    10   11   12   13   14   15   16
@@ -369,12 +370,13 @@ class NeuronPE(wiring.Component):
 
         # The pipeline (docs/rtl.md §1.4): one item per clock, every stage one register deep.
         #   A issue    counters, weight address, block-RAM read (ERROR: takes an error word)
-        #   B read     the block RAM's word is registered as it is; delta and feedback banks read
+        #   B read     the block RAM's word is registered as it is; delta, feedback, f' banks read
         #   O operands the multiplier's operands are registered
-        #   M multiply the product is registered
-        #   D, E       FORWARD: accumulate (low half, high half and write-back);
-        #              UPDATE/ERROR: LFSR draw in D (ERROR: a neuron's words summed; f' in E)
-        #   R round    the cast's rounding (y, step, delta)
+        #   M multiply the product is registered; the LFSR bank is read
+        #   D, E       one adder: FORWARD accumulates (low half, high half and write-back),
+        #              UPDATE/ERROR add their product to 0 (ERROR: a neuron's words summed
+        #              first; tanh's f' in E); LFSR draw in D; the rounding offset in E
+        #   R round    one rounding adder for the three casts (y, step, delta); UPDATE re-reads W
         #   S saturate the cast's overflow; ERROR writes the delta
         #   C / U      FORWARD: (y, a) on the stream; UPDATE: subtract the step from the weight
         #   V          UPDATE: saturate the new weight and write it back
