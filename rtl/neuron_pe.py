@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import C, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -627,11 +627,16 @@ class NeuronPE(wiring.Component):
             else:
                 casts.append((in_error, a.feedback.frac_bits + a.error.frac_bits + f_fprime, a.delta.frac_bits,
                               a.update_rounding))
-        cast = _SharedRound(m, value, casts, draw)
+        # The value's low bits are registered in E (the adder's low half, or the whole sum for
+        # K = 1), so the dropped bits' carry is found there, beside the high half's sum.
+        low = None
+        if not (learning and act is Activation.TANH):
+            low = e_exact_sum if K == 1 else e_low[:half]
+        cast = _SharedRound(m, value, casts, draw, low=low)
         r_value = Signal(cast.value.shape(), name="r_value", reset_less=True)
-        r_offset = Signal(cast.offset.shape(), name="r_offset", reset_less=True)
+        r_offset = Signal(Value.cast(cast.extra).shape(), name="r_offset", reset_less=True)
         with m.If(advance):
-            m.d.sync += [r_value.eq(cast.value), r_offset.eq(cast.offset)]
+            m.d.sync += [r_value.eq(cast.value), r_offset.eq(cast.extra)]
 
         # -- stage R: round --------------------------------------------------------------------
         s_valid, s_item = follow("s", r_item, r_valid)
@@ -860,20 +865,26 @@ class _SharedRound:
     ``casts`` lists ``(select, frac_bits, kept_frac_bits, rounding)``: while ``select`` is high
     (the first cast is the default), ``value`` has ``frac_bits`` fraction bits and rounds to
     ``kept_frac_bits``. Every mode is ``(value + offset) >> d`` (``round_offset``), so the casts
-    share the adder and differ in the offset, which is chosen and registered a stage ahead
-    (``offset``), and in the shift, chosen after the adder (``rounded``). A cast that drops no
-    bits or shifts left shifts every cast's value left by the same amount first: rounding
-    ``v 2^L`` with ``d + L`` dropped bits gives the result of ``v`` with ``d`` in every mode.
+    share the adder and differ in the offset and in the shift ``d``, both chosen by the phase.
+    A cast that drops no bits or shifts left shifts every cast's value left by the same amount
+    first: rounding ``v 2^L`` with ``d + L`` dropped bits gives the result of ``v`` with ``d``
+    in every mode.
+
+    The work is split over two stages. Given ``low``, the value's low bits as a register (at
+    least as many as the most any cast drops), the first stage adds the offset to them alone:
+    its carry into the kept bits is all the dropped bits decide. It registers that carry
+    (``extra``) with the kept bits, already shifted by the phase's ``d`` (``value``), and the
+    second stage adds the two (``rounded``): two carry chains, each shorter than the value.
+    Without ``low`` the first stage registers the whole value and the offset, and the second
+    adds them and shifts.
 
     Attributes
     ----------
-    value : Value
-        ``value`` with the common left shift (the adder's first operand, to be registered).
-    offset : Value
-        The selected cast's offset (the second operand, to be registered).
+    value, extra : Value
+        What the first stage registers for ``rounded``.
     """
 
-    def __init__(self, m: Module, value, casts, draw):
+    def __init__(self, m: Module, value, casts, draw, low=None):
         self._m = m
         dropped = [frac - kept for _, frac, kept, _ in casts]
         lift = max(0, -min(dropped))
@@ -882,24 +893,40 @@ class _SharedRound:
         value = Value.cast(value)
         if lift:
             value = Cat(C(0, lift), value).as_signed() if value.shape().signed else Cat(C(0, lift), value)
+        most = max(self._dropped)
         # Two spare bits above the dropped ones keep every slice well defined (as in hw_round).
-        self.value = wire(m, extend(value, max(self._dropped) + 2), "round_value")
-        offsets = [round_offset(self.value, d, rounding, draw) if d else C(0, 1)
+        value = wire(m, extend(value, most + 2), "round_value")
+        offsets = [round_offset(value, d, rounding, draw) if d else C(0, 1)
                    for d, (_, _, _, rounding) in zip(self._dropped, casts)]
-        offset = offsets[0]
-        for select, other in zip(self._selects[1:], offsets[1:]):
-            offset = Mux(select, other, offset)
-        self.offset = wire(m, offset, "round_offset")
+        offset = wire(m, self._by_phase(offsets), "round_offset")
+        self._early = low is not None and lift == 0 and 0 < most <= len(low)
+        if self._early:
+            # Ones above a cast's own dropped bits pass its carry on to bit `most` (its offset
+            # is below 2^d).
+            fill = self._by_phase([C(((1 << most) - 1) ^ ((1 << d) - 1), most) for d in self._dropped])
+            carry = wire(m, (Value.cast(low)[:most] | fill) + offset, "round_carry")
+            self.value = wire(m, self._by_phase([value.shift_right(d) for d in self._dropped]), "round_kept")
+            self.extra = carry[most]
+        else:
+            self.value, self.extra = value, offset
 
-    def rounded(self, value, offset):
-        """The selected cast's rounded value from the registered ``value`` and ``offset``
-        (not yet in the format's range: ``hw_saturate`` finishes the cast)."""
-        total = share(self._m, value + offset, "round_total")
-        result = total.shift_right(self._dropped[0])
-        for select, dropped in zip(self._selects[1:], self._dropped[1:]):
-            if dropped != self._dropped[0]:
-                result = Mux(select, total.shift_right(dropped), result)
+    def _by_phase(self, items):
+        """``items[i]`` while cast i's select is high (the first by default), one multiplexer
+        per distinct item."""
+        result = items[0]
+        for select, item in zip(self._selects[1:], items[1:]):
+            if item is not items[0] and not (isinstance(item, Const) and isinstance(items[0], Const)
+                                             and item.value == items[0].value and len(item) == len(items[0])):
+                result = Mux(select, item, result)
         return result
+
+    def rounded(self, value, extra):
+        """The selected cast's rounded value from the registered ``value`` and ``extra`` (not
+        yet in the format's range: ``hw_saturate`` finishes the cast)."""
+        if self._early:
+            return share(self._m, value + extra, "round_total")
+        total = share(self._m, value + extra, "round_total")
+        return self._by_phase([total.shift_right(d) for d in self._dropped])
 
 
 def _union_shape(*shapes) -> Shape:
