@@ -53,9 +53,10 @@ PIECES = (
     ("error word on the multiplier's second operand",
      [("                        b_x.eq(self.e.payload),\n", "")]),
     ("shared rounding: offset multiplexer (a constant or the draw per phase)",
-     [("            offset = Mux(select, other, offset)", "            offset = other")]),
-    ("shared rounding: result multiplexer (14 or 16 dropped bits)",
-     [("                result = Mux(select, total.shift_right(dropped), result)", "                pass")]),
+     [('offset = wire(m, self._by_phase(offsets), "round_offset")', 'offset = wire(m, offsets[-1], "round_offset")')]),
+    ("shared rounding: shift multiplexer (14 or 16 dropped bits)",
+     [("self.value = wire(m, self._by_phase([value.shift_right(d) for d in self._dropped]), \"round_kept\")",
+       "self.value = wire(m, value.shift_right(self._dropped[0]), \"round_kept\")")]),
     ("UPDATE: second weight read in R (its address multiplexer)",
      [('            weight_read_addr = Mux(in_update, r_item["addr"], a_addr)',
        "            weight_read_addr = a_addr")]),
@@ -94,7 +95,8 @@ def main() -> int:
     inference = dataclasses.replace(learning, learning=False)
     print("NeuronPE of configs/ssdfa_64x100_10pe.toml (K = 10, 16-bit words, relu, STOCH, SAT); "
           "Yosys synth_ice40 -dsp\n")
-    print("| PE, or piece removed from the learning PE | LUTs | flip-flops | carries | block RAMs | DSPs |")
+    print("| PE, or change when one piece is removed from the learning PE | LUTs | flip-flops | carries | "
+          "block RAMs | DSPs |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     full = cells(neuron_pe, learning)
     base = cells(neuron_pe, inference)
@@ -104,8 +106,8 @@ def main() -> int:
           f"{full[2] - base[2]} | {full[3] - base[3]} | {full[4] - base[4]} |", flush=True)
     for label, replacements in PIECES:
         without = cells(variant(replacements), learning)
-        print(f"| {label} | -{full[0] - without[0]} | -{full[1] - without[1]} | -{full[2] - without[2]} | "
-              f"-{full[3] - without[3]} | -{full[4] - without[4]} |", flush=True)
+        change = " | ".join(f"{after - before:+d}" for before, after in zip(full, without))
+        print(f"| removed: {label} | {change} |", flush=True)
     return 0
 
 
