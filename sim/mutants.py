@@ -124,12 +124,14 @@ def _describe(kind: str, change: str, assign: Assign) -> str:
 def _is_datapath(assign: Assign, offset_cone: set) -> bool:
     name = _clean(assign.lhs)
     return (any(token.text == "$signed" for token in assign.tokens) or name == "fprime_next"
-            or name.startswith("fprime_cast") or assign.lhs in offset_cone)
+            or name.startswith("fprime_cast") or assign.lhs in offset_cone or name == _CARRY)
 
 
-#: The PE's shared rounding offset (``_SharedRound`` in rtl/neuron_pe.py): a multiplexer of the
-#: casts' rounding constants and draws, unsigned, so without a ``$signed`` operand.
+#: The PE's shared rounding (``_SharedRound`` in rtl/neuron_pe.py): the offset, a multiplexer of
+#: the casts' rounding constants and draws, and the adder of the offset and the dropped bits,
+#: both unsigned, so without a ``$signed`` operand.
 _OFFSET = "round_offset"
+_CARRY = "round_carry"
 _UNNAMED = re.compile(r"\\\$\d+")
 
 
