@@ -13,7 +13,7 @@ from amaranth.utils import ceil_log2
 from ssdfa.model.arithmetic import STOCH_BITS, FixedFormat, Overflow, Rounding
 
 __all__ = ["register", "wire", "share", "equals", "select", "index_width", "extend", "hw_cast", "hw_round",
-           "hw_saturate"]
+           "round_offset", "hw_saturate"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -134,33 +134,43 @@ def hw_round(value, frac_bits: int, fmt: FixedFormat, rounding: Rounding, draw=N
         value = share(m, extend(value, dropped + 2), f"{name}_wide")
         if rounding is Rounding.TRN:
             rounded = value.shift_right(dropped)
-        elif rounding is Rounding.TRN_ZERO:
-            if value.shape().signed:
-                bias = Mux(value[-1], (1 << dropped) - 1, 0)
-                rounded = (value + bias).shift_right(dropped)
-            else:
-                rounded = value.shift_right(dropped)
-        elif rounding is Rounding.RND:
-            rounded = (value + (1 << (dropped - 1))).shift_right(dropped)
-        elif rounding is Rounding.RND_CONV:
-            floor = share(m, value.shift_right(dropped), f"{name}_floor")
-            rest = value[:dropped]
-            half = 1 << (dropped - 1)
-            round_up = (rest == half) & floor[0]  # a tie: to even
-            if dropped > 1:  # with one dropped bit nothing lies above one half
-                round_up = round_up | (rest > half)
-            rounded = floor + round_up
-        elif rounding is Rounding.STOCH:
-            if draw is None:
-                raise ValueError("a STOCH cast needs a draw")
-            if dropped >= STOCH_BITS:
-                offset = draw.shift_left(dropped - STOCH_BITS)
-            else:
-                offset = draw.shift_right(STOCH_BITS - dropped)
-            rounded = (value + offset).shift_right(dropped)
         else:
-            raise ValueError(f"unknown rounding mode {rounding!r}")
+            rounded = (value + round_offset(value, dropped, rounding, draw)).shift_right(dropped)
     return share(m, rounded, f"{name}_rounded")
+
+
+def round_offset(value, dropped: int, rounding: Rounding, draw=None):
+    """What a cast that drops ``dropped`` (> 0) bits of ``value`` adds before its arithmetic
+    shift right by ``dropped`` (§2): every mode is ``(value + offset) >> dropped``.
+
+    TRN adds 0; TRN_ZERO ``2^d - 1`` to a negative value (rounding it up); RND ``2^(d-1)``;
+    RND_CONV ``2^(d-1) - 1`` plus the kept LSB (``value[d]``: a tie reaches the next multiple
+    only from an odd one, so it rounds to even, and anything above one half rounds up); STOCH
+    the 16-bit ``draw`` aligned under the kept LSB (its bits below the dropped ones dropped,
+    which the floor of the shift ignores anyway). ``value`` must have at least ``dropped + 1``
+    bits. The result is below ``2^dropped``, unsigned.
+    """
+    value = Value.cast(value)
+    if dropped < 1:
+        raise ValueError(f"a rounding offset needs at least one dropped bit, not {dropped}")
+    if rounding is Rounding.TRN:
+        return C(0, 1)
+    if rounding is Rounding.TRN_ZERO:
+        if not value.shape().signed:
+            return C(0, 1)
+        return Mux(value[-1], (1 << dropped) - 1, 0)
+    if rounding is Rounding.RND:
+        return C(1 << (dropped - 1), dropped)
+    if rounding is Rounding.RND_CONV:
+        return C((1 << (dropped - 1)) - 1, dropped) + value[dropped]
+    if rounding is Rounding.STOCH:
+        if draw is None:
+            raise ValueError("a STOCH cast needs a draw")
+        draw = Value.cast(draw).as_unsigned()
+        if dropped >= STOCH_BITS:
+            return draw.shift_left(dropped - STOCH_BITS)
+        return draw.shift_right(STOCH_BITS - dropped)
+    raise ValueError(f"unknown rounding mode {rounding!r}")
 
 
 def hw_saturate(value, fmt: FixedFormat, overflow: Overflow, *, m: Module | None = None, name: str = "cast"):

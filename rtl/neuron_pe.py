@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import C, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -23,7 +23,7 @@ from ssdfa.model.arithmetic import (
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation, tanh_table
 
-from .building_blocks import equals, extend, hw_cast, hw_round, hw_saturate, register, share, wire
+from .building_blocks import equals, extend, hw_cast, hw_saturate, register, round_offset, share, wire
 from .signatures import (
     ActivationLayout,
     Command,
@@ -180,11 +180,11 @@ class NeuronPE(wiring.Component):
         y.payload                                                                    y0,a0 y1,a1  (f'_k stored)
 
     ERROR (§6.1, §6.2; §5.3 step 1), ``K s + 8`` clocks, one ``e`` word per clock, ``e.ready``
-    high until the last word is taken. Each word goes down the pipeline as a product ``b e``;
-    a neuron's ``s`` products are summed exactly in D, which also draws once from the neuron's
-    LFSR (STOCH) with its last word; E multiplies by ``f'_k`` and R and S cast
-    ``delta_k = cast((sum_t b_kt e_kt) f'_k, f_b + f_e + f_f', delta format, update_rounding,
-    overflow)``, written at the end of S. An output layer (identity, s = 1) stores
+    high until the last word is taken. Each word goes down the pipeline as a product ``b e``
+    (relu, hardtanh: ``(b f'_k) e``, ``f'`` masking ``b`` in O); a neuron's ``s`` products are
+    summed exactly in D, which also draws once from the neuron's LFSR (STOCH) with its last
+    word; E multiplies by a tanh ``f'_k`` and R and S cast ``delta_k = cast((sum_t b_kt e_kt)
+    f'_k, f_b + f_e + f_f', delta format, update_rounding, overflow)``, written at the end of S. An output layer (identity, s = 1) stores
     ``delta_k = e_k``: no cast, no draw::
 
         cycle       0    1    2    3    4    5    6    7    8    9    10
@@ -197,8 +197,9 @@ class NeuronPE(wiring.Component):
     UPDATE (§7; §5.3 step 2), ``K (N + 1) + 10`` clocks, ``x`` streamed again as in FORWARD.
     Nine clocks after the read of ``W[k, j]`` the PE writes ``cast(W - cast(delta_k x_j,
     f_d + f_x + shift, weight format, update_rounding, overflow), TRN, overflow)``: M
-    multiplies, D draws from neuron k's LFSR when STOCH, R rounds, S saturates, U subtracts, V
-    saturates and writes. A neuron's draws thus follow its delta draw in address order, bias
+    multiplies, D draws from neuron k's LFSR when STOCH, R rounds (and reads ``W[k, j]``
+    again), S saturates, U subtracts, V saturates and writes. The three phases' casts share
+    one rounding adder and one saturation (docs/rtl.md §1.4). A neuron's draws thus follow its delta draw in address order, bias
     last::
 
         cycle       0    1    2    3    4    5    6    7    8    9    10   11   12   13   14   15   16
@@ -330,20 +331,23 @@ class NeuronPE(wiring.Component):
         w_wr = weights.write_port()
         # Per-neuron words live in small memories with a synchronous read port (block RAM, LUT
         # RAM), not in K registers each (see ``_Bank``). A bank that a stage reads and writes
-        # back for the same neuron (accumulators, LFSR states) is read one stage ahead, through a
-        # port transparent to the write, so that back-to-back items of one neuron (K = 1) see
-        # each other's results.
+        # back for the same neuron (accumulators, LFSR states) is read one stage (LFSR) or two
+        # (accumulators) ahead of its write; where a neuron's next item can read in the clock of
+        # the write (K = 1, or K = 2 for the accumulators) the read port is transparent to it.
+        # Otherwise the write always comes first, and a plain port saves the bypass logic (a
+        # comparator and a multiplexer per word bit).
         acc_shape = format_shape(a.accumulator_format(N))
         shared = None
         if stoch:
             # FORWARD uses the accumulators and no LFSR state, ERROR and UPDATE the reverse: one
-            # memory holds both banks (one block RAM fewer per 16 bits of LFSR state).
+            # memory holds both banks (one block RAM fewer per 16 bits of LFSR state). Its one read
+            # port is transparent where either bank needs it (K <= 2 covers the LFSR's K = 1).
             shared = _SharedBanks(m, "accs_lfsrs", [("accs", acc_shape, K, {"reset": False}),
                                                    ("lfsrs", unsigned(LFSR_WIDTH), K, {"init": 1})],
-                                  transparent=True)
+                                  transparent=K <= 2)
             accs = shared.first
         else:
-            accs = _Bank(m, "accs", acc_shape, K, reset=False, transparent=True)
+            accs = _Bank(m, "accs", acc_shape, K, reset=False, transparent=K <= 2)
         banks = {}
         if learning:
             fprimes = banks[Space.DERIVATIVE] = _Bank(m, "fprimes", fprime_shape, K)
@@ -379,12 +383,13 @@ class NeuronPE(wiring.Component):
 
         # The pipeline (docs/rtl.md §1.4): one item per clock, every stage one register deep.
         #   A issue    counters, weight address, block-RAM read (ERROR: takes an error word)
-        #   B read     the block RAM's word is registered as it is; delta and feedback banks read
+        #   B read     the block RAM's word is registered as it is; delta, feedback, f' banks read
         #   O operands the multiplier's operands are registered
-        #   M multiply the product is registered
-        #   D, E       FORWARD: accumulate (low half, high half and write-back);
-        #              UPDATE/ERROR: LFSR draw in D (ERROR: a neuron's words summed; f' in E)
-        #   R round    the cast's rounding (y, step, delta)
+        #   M multiply the product is registered; the LFSR bank is read
+        #   D, E       one adder: FORWARD accumulates (low half, high half and write-back),
+        #              UPDATE/ERROR add their product to 0 (ERROR: a neuron's words summed
+        #              first; tanh's f' in E); LFSR draw in D; the rounding offset in E
+        #   R round    one rounding adder for the three casts (y, step, delta); UPDATE re-reads W
         #   S saturate the cast's overflow; ERROR writes the delta
         #   C / U      FORWARD: (y, a) on the stream; UPDATE: subtract the step from the weight
         #   V          UPDATE: saturate the new weight and write it back
@@ -424,7 +429,8 @@ class NeuronPE(wiring.Component):
         if learning:
             e_k = Signal(k_shape, reset_less=True)
             e_t = Signal(range(max(S, 2)), reset_less=True)
-            e_addr = Signal(range(max(K * S, 2)), reset_less=True)
+            # With s = 1 the feedback word is the neuron: one counter.
+            e_addr = e_k if S == 1 else Signal(range(max(K * S, 2)), reset_less=True)
             e_last_t = wire(m, equals(e_t, S - 1), "e_last_t")
             e_last = wire(m, e_last_t & equals(e_k, K - 1), "e_last")
             m.d.comb += self.e.ready.eq(in_error & a_active)
@@ -432,7 +438,8 @@ class NeuronPE(wiring.Component):
             with m.If(accept):
                 m.d.sync += [e_k.eq(0), e_t.eq(0), e_addr.eq(0)]
             with m.If(e_take):
-                m.d.sync += e_addr.eq(e_addr + 1)
+                if S > 1:
+                    m.d.sync += e_addr.eq(e_addr + 1)
                 with m.If(e_last_t):
                     m.d.sync += [e_t.eq(0), e_k.eq(e_k + 1)]
                     with m.If(e_last):
@@ -442,11 +449,18 @@ class NeuronPE(wiring.Component):
         else:
             e_take = C(0, 1)
 
-        # The bias input is exactly 1: raw 2^f_x, one bit wider than x (§4.1, §7).
-        x_op_shape = signed(act_fmt.word + 1) if act_fmt.signed else unsigned(act_fmt.word + 1)
+        # The bias input is exactly 1: raw 2^f_x, one bit wider than x only where the
+        # activation format cannot hold it (§4.1, §7).
+        x_op_shape = act_shape
+        if (1 << act_fmt.frac_bits) > act_fmt.max_raw:
+            x_op_shape = signed(act_fmt.word + 1) if act_fmt.signed else unsigned(act_fmt.word + 1)
         if learning:
             # ERROR multiplies b e on the same multiplier: its second operand is the error word.
             x_op_shape = _union_shape(x_op_shape, format_shape(a.error))
+        # relu and hardtanh store f' as one bit: ERROR multiplies (b f') e, f' masking b in front
+        # of the multiplier (exact: f' is 0 or 1 for the neuron's every connection). tanh's
+        # multi-bit f' multiplies the sum in stage E instead.
+        mask_fprime = learning and not output_layer and act is not Activation.TANH
 
         # -- A -> B ----------------------------------------------------------------------------
         # `neuron_end`: the item that completes a neuron: the bias (FORWARD, UPDATE) or the
@@ -454,6 +468,9 @@ class NeuronPE(wiring.Component):
         b_valid, b_valid_next = register(m, 1, "b_valid")
         b_first, b_neuron_end, b_last = (Signal(name=f"b_{n}", reset_less=True)
                                          for n in ("first", "neuron_end", "last"))
+        # `restart`: the adder in D starts from 0 (FORWARD's j = 0, every UPDATE and ERROR item),
+        # registered with the item so that no phase decoding sits in front of the adder.
+        b_restart = Signal(name="b_restart", reset_less=True)
         b_k = Signal(k_shape, reset_less=True)
         b_addr = Signal(addr_shape, reset_less=True)
         b_x = Signal(x_op_shape, reset_less=True)
@@ -461,6 +478,7 @@ class NeuronPE(wiring.Component):
             m.d.comb += b_valid_next.eq(issue | e_take)
             m.d.sync += [
                 b_first.eq(equals(a_j, 0)),
+                b_restart.eq(equals(a_j, 0) | ~in_forward if learning else equals(a_j, 0)),
                 b_neuron_end.eq(a_bias),
                 b_last.eq(a_bias & a_last_k),
                 b_k.eq(a_k),
@@ -477,10 +495,6 @@ class NeuronPE(wiring.Component):
                         b_addr.eq(e_addr),
                         b_x.eq(self.e.payload),
                     ]
-        m.d.comb += [
-            w_rd.addr.eq(Mux(idle, self.host.addr, a_addr)),
-            w_rd.en.eq(Mux(idle, self.host.r_en, advance)),
-        ]
 
         def follow(prefix, source, valid):
             """The stage after ``source``: its valid bit (next value ``valid``) and its copies of
@@ -496,16 +510,19 @@ class NeuronPE(wiring.Component):
             return v, stage
 
         # -- stage B: the block RAM's word arrives and is registered as it is ------------------
-        # (its clock-to-out gets a stage of its own; nothing else sits in front of `o_weight`)
+        # (its clock-to-out gets a stage of its own; nothing else sits in front of `o_weight`).
+        # UPDATE reads the old weight a second time, in stage R, so that `o_weight` holds it in
+        # U for the subtraction instead of a register per stage carrying it there.
         o_weight = Signal(w_shape, name="o_weight", reset_less=True)
         o_x = Signal(x_op_shape, name="o_x", reset_less=True)
         with m.If(advance):
             m.d.sync += [o_weight.eq(w_rd.data), o_x.eq(b_x)]
-        b_item = {"k": b_k, "addr": b_addr, "first": b_first, "neuron_end": b_neuron_end, "last": b_last}
+        b_item = {"k": b_k, "addr": b_addr, "first": b_first, "restart": b_restart, "neuron_end": b_neuron_end,
+                  "last": b_last}
         o_valid, o_item = follow("o", b_item, b_valid)
 
         # -- stage O: the multiplier's operands, registered ------------------------------------
-        # FORWARD W x, UPDATE delta x, ERROR b e (the delta and feedback banks are read in B).
+        # FORWARD W x, UPDATE delta x, ERROR b e (the delta, feedback and f' banks are read in B).
         if learning:
             mul_a_shapes = [w_shape, format_shape(delta_fmt)]
             if not output_layer:
@@ -513,6 +530,8 @@ class NeuronPE(wiring.Component):
             m_a = Signal(_union_shape(*mul_a_shapes), name="m_a", reset_less=True)
             if output_layer:
                 b_factor = C(1, 2)  # the error word times 1 is the delta (§6.2)
+            elif mask_fprime:
+                b_factor = Mux(fprimes.data[0], feedback.data, 0)
             else:
                 b_factor = feedback.data
             operand = Mux(in_update, deltas.data, Mux(in_error, b_factor, o_weight))
@@ -520,34 +539,44 @@ class NeuronPE(wiring.Component):
             m_a = Signal(w_shape, name="m_a", reset_less=True)
             operand = o_weight
         m_x = Signal(x_op_shape, name="m_x", reset_less=True)
-        m_weight = Signal(w_shape, name="m_weight", reset_less=True)  # UPDATE: the old weight
         with m.If(advance):
             m.d.sync += [m_a.eq(operand), m_x.eq(o_x)]
-            if learning:
-                m.d.sync += m_weight.eq(o_weight)
         m_valid, m_item = follow("m", o_item, o_valid)
 
         # -- stage M: multiply -----------------------------------------------------------------
         product = wire(m, m_a * m_x, "product")  # exact: W x, delta x or b e
         d_product = Signal(product.shape(), name="d_product", reset_less=True)
-        d_weight = Signal(w_shape, name="d_weight", reset_less=True)
         with m.If(advance):
-            m.d.sync += [d_product.eq(product), d_weight.eq(m_weight)]
+            m.d.sync += d_product.eq(product)
         d_valid, d_item = follow("d", m_item, m_valid)
 
-        # -- stages D and E: accumulate (FORWARD) -----------------------------------------------
-        # acc_k (read in M through the transparent port) + W x, the first input replacing it.
+        # -- stages D and E: one adder for every phase ------------------------------------------
+        # FORWARD: acc_k (read in M through the transparent port) + W x, the first input
+        # replacing it. UPDATE and ERROR add their product to 0, so that it reaches R through
+        # the same registers (an SDFA neuron's s error products are summed first, in D).
         # With K >= 2 a neuron's next MAC is at least two clocks later, so the sum takes two
         # stages, the low half in D (with its carry) and the high half in E, which writes it
         # back: no carry chain longer than half the accumulator. With K = 1 the whole sum is in
         # D, which writes it back for the next clock's MAC of the same neuron.
+        addend = d_product
+        if learning and S > 1:
+            # SDFA: a neuron's s products summed exactly first (§6.1).
+            partial = Signal(format_shape(_exact_sum_format(a.feedback, a.error, S)), name="partial",
+                             reset_less=True)
+            received = wire(m, Mux(d_item["first"], d_product, partial + d_product), "received")
+            with m.If(in_error & d_valid):
+                m.d.sync += partial.eq(received)
+            addend = wire(m, Mux(in_error, received, d_product), "addend")
         acc_shape = accs.data.shape()
-        sum_width = max(acc_shape.width, d_product.shape().width) + 1
-        acc_in = wire(m, Mux(d_item["first"], 0, accs.data), "acc_in")
+        # The accumulator's format holds every exact sum of the forward pass (§4.1), so the sum
+        # needs no carry beyond it; a wider product (UPDATE, ERROR) is only added to 0.
+        sum_shape = _union_shape(acc_shape, addend.shape())
+        sum_width = sum_shape.width
+        acc_in = wire(m, Mux(d_item["restart"], 0, accs.data), "acc_in")
         d_mac = wire(m, in_forward & d_valid & advance & ~d_item["neuron_end"], "d_mac")
         e_valid, e_item = follow("e", d_item, d_valid)
         if K == 1:
-            acc_sum = wire(m, acc_in + d_product, "acc_sum")
+            acc_sum = wire(m, acc_in + addend, "acc_sum")
             e_exact_sum = Signal(acc_sum.shape(), name="e_exact_sum", reset_less=True)
             with m.If(advance):
                 m.d.sync += e_exact_sum.eq(acc_sum)
@@ -557,7 +586,7 @@ class NeuronPE(wiring.Component):
         else:
             half = sum_width // 2
             acc_wide = wire(m, extend(acc_in, sum_width), "acc_wide")
-            product_wide = wire(m, extend(d_product, sum_width), "product_wide")
+            product_wide = wire(m, extend(addend, sum_width), "product_wide")
             acc_low = wire(m, acc_wide[:half] + product_wide[:half], "acc_low")  # with its carry out
             e_low = Signal(half + 1, name="e_acc_low", reset_less=True)
             e_acc_high = Signal(sum_width - half, name="e_acc_high", reset_less=True)
@@ -566,7 +595,10 @@ class NeuronPE(wiring.Component):
                 m.d.sync += [e_low.eq(acc_low), e_acc_high.eq(acc_wide[half:]),
                              e_product_high.eq(product_wide[half:])]
             acc_high = wire(m, (e_acc_high + e_product_high + e_low[half])[: sum_width - half], "acc_high")
-            acc_sum = wire(m, Cat(e_low[:half], acc_high).as_signed(), "acc_sum")
+            acc_sum = Cat(e_low[:half], acc_high)
+            if sum_shape.signed:
+                acc_sum = acc_sum.as_signed()
+            acc_sum = wire(m, acc_sum, "acc_sum")
             e_mac = wire(m, in_forward & e_valid & advance & ~e_item["neuron_end"], "e_mac")
             accs.connect(m, read_addr=m_item["k"], read_en=advance, write_addr=e_item["k"],
                          write_data=acc_sum, write_en=e_mac)
@@ -579,99 +611,91 @@ class NeuronPE(wiring.Component):
         # neuron's last error word (ERROR: its delta).
         keep = e_item["neuron_end"] | in_update
         r_valid, r_item = follow("r", e_item, e_valid & keep)
-        r_exact_y = Signal(exact_sum.shape(), name="r_exact_y", reset_less=True)
-        with m.If(advance):
-            m.d.sync += r_exact_y.eq(exact_sum)
 
         draw = None
         if stoch:
             # -- stage D: LFSR draw, 16 steps (§5.1) in a few word operations (``lfsr_draw``) --
-            # With K >= 2 the state is read in O and registered in M, so the loop from a
-            # state to the next is one register and the draw; with K = 1 it is read in M.
-            if K == 1:
-                lfsr_read_k, lfsr_sel = m_item["k"], lfsrs.data
-            else:
-                lfsr_read_k = o_item["k"]
-                lfsr_sel = Signal(LFSR_WIDTH, name="d_lfsr_state", reset_less=True)
-                with m.If(advance):
-                    m.d.sync += lfsr_sel.eq(lfsrs.data)
+            # The state is read in M: the loop from a state to the next is the bank's read
+            # port, the draw and the bank's write in D.
+            lfsr_read_k, lfsr_sel = m_item["k"], lfsrs.data
             lfsr_next = wire(m, lfsr_draw(m, lfsr_sel), "lfsr_next")
             # §5.3: the delta draw (hidden layers only), then one per weight in address order.
             lfsr_advance = d_valid & (in_update | (C(0, 1) if output_layer else in_error & d_item["neuron_end"]))
             lfsr_advance = wire(m, lfsr_advance, "lfsr_advance")
             e_draw = Signal(STOCH_BITS, name="e_draw", reset_less=True)
-            r_draw = Signal(STOCH_BITS, name="r_draw", reset_less=True)
             with m.If(advance):
-                m.d.sync += [e_draw.eq(lfsr_next[:STOCH_BITS]), r_draw.eq(e_draw)]
-            draw = r_draw
+                m.d.sync += e_draw.eq(lfsr_next[:STOCH_BITS])
+            draw = e_draw
 
+        # -- stage E: the value each phase casts, and its rounding offset ----------------------
+        # FORWARD: the exact y; UPDATE: delta x; ERROR: (sum_t b e) f' (hidden) or e (output).
+        value = exact_sum
+        if learning and act is Activation.TANH:
+            # tanh's f' (read in D) is a word: (sum_t b e) f' is a second product (§6.1).
+            value = wire(m, Mux(in_error, exact_sum * fprimes.data, exact_sum), "e_value")
+        # One rounding unit serves the three casts (docs/rtl.md §1.4): each phase's value and
+        # fraction bits, the fraction bits it keeps, and its rounding mode.
+        casts = [(in_forward, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt.frac_bits, a.rounding)]
         if learning:
-            if S > 1:
-                # SDFA: a neuron's s products summed exactly first (§6.1).
-                partial = Signal(format_shape(_exact_sum_format(a.feedback, a.error, S)), name="partial",
-                                 reset_less=True)
-                received = wire(m, Mux(d_item["first"], d_product, partial + d_product), "received")
-                with m.If(in_error & d_valid):
-                    m.d.sync += partial.eq(received)
-                value_shape = _union_shape(d_product.shape(), received.shape())
-                d_value = Mux(in_error, received, d_product)
-            else:
-                value_shape = d_product.shape()
-                d_value = d_product
-            # UPDATE: delta x; ERROR: sum_t b e (hidden) or e (output).
-            e_product = Signal(value_shape, name="e_product", reset_less=True)
-            e_weight = Signal(w_shape, name="e_weight", reset_less=True)
-            with m.If(advance):
-                m.d.sync += [e_product.eq(d_value), e_weight.eq(d_weight)]
-            # -- stage E, ERROR: times the stored f' (§6.1; read in D) ------------------------
+            casts.append((in_update, delta_fmt.frac_bits + act_fmt.frac_bits + a.shift, w_fmt.frac_bits,
+                          a.update_rounding))
             if output_layer:
-                e_value = e_product
+                casts.append((in_error, a.error.frac_bits, delta_fmt.frac_bits, a.update_rounding))
             else:
-                fprime_sel = fprimes.data
-                if act is Activation.TANH:
-                    delta_product = wire(m, e_product * fprime_sel, "delta_product")
-                else:
-                    delta_product = wire(m, Mux(fprime_sel[0], e_product, 0), "delta_product")
-                e_value = Mux(in_error, delta_product, e_product)
-            # UPDATE: delta x; ERROR: (sum_t b e) f' (hidden) or e (output).
-            r_product = Signal(_union_shape(e_value.shape()), name="r_product", reset_less=True)
-            with m.If(advance):
-                m.d.sync += r_product.eq(e_value)
+                casts.append((in_error, a.feedback.frac_bits + a.error.frac_bits + f_fprime, a.delta.frac_bits,
+                              a.update_rounding))
+        # The value's low bits are registered in E (the adder's low half, or the whole sum for
+        # K = 1), so the dropped bits' carry is found there, beside the high half's sum.
+        low = None
+        if not (learning and act is Activation.TANH):
+            low = e_exact_sum if K == 1 else e_low[:half]
+        cast = _SharedRound(m, value, casts, draw, low=low)
+        r_value = Signal(cast.value.shape(), name="r_value", reset_less=True)
+        r_offset = Signal(Value.cast(cast.extra).shape(), name="r_offset", reset_less=True)
+        with m.If(advance):
+            m.d.sync += [r_value.eq(cast.value), r_offset.eq(cast.extra)]
 
         # -- stage R: round --------------------------------------------------------------------
         s_valid, s_item = follow("s", r_item, r_valid)
-        y_rounded = hw_round(r_exact_y, w_fmt.frac_bits + act_fmt.frac_bits, act_fmt, a.rounding, m=m,
-                             name="y_cast")
-        s_y_rounded = Signal(y_rounded.shape(), name="s_y_rounded", reset_less=True)
+        rounded = cast.rounded(r_value, r_offset)
+        s_rounded = Signal(rounded.shape(), name="s_rounded", reset_less=True)
         with m.If(advance):
-            m.d.sync += s_y_rounded.eq(y_rounded)
+            m.d.sync += s_rounded.eq(rounded)
         if learning:
-            step_rounded = hw_round(r_product, delta_fmt.frac_bits + act_fmt.frac_bits + a.shift, w_fmt,
-                                    a.update_rounding, draw, m=m, name="step_cast")
-            s_step_rounded = Signal(step_rounded.shape(), name="s_step_rounded", reset_less=True)
-            if output_layer:
-                delta_rounded = r_product
-            else:
-                delta_rounded = hw_round(r_product, a.feedback.frac_bits + a.error.frac_bits + f_fprime,
-                                         a.delta, a.update_rounding, draw, m=m, name="delta_cast")
-            s_delta_rounded = Signal(delta_rounded.shape(), name="s_delta_rounded", reset_less=True)
-            r_weight = Signal(w_shape, name="r_weight", reset_less=True)
-            s_weight = Signal(w_shape, name="s_weight", reset_less=True)
+            # Registered in R, so that no phase decoding sits in front of the bank's write.
+            s_delta_valid, s_delta_valid_next = register(m, 1, "s_delta_valid")
             with m.If(advance):
-                m.d.sync += [s_step_rounded.eq(step_rounded), s_delta_rounded.eq(delta_rounded),
-                             r_weight.eq(e_weight), s_weight.eq(r_weight)]
+                m.d.comb += s_delta_valid_next.eq(r_valid & in_error)
 
         # -- stage S: saturate -----------------------------------------------------------------
-        y_next = wire(m, hw_saturate(s_y_rounded, act_fmt, a.overflow, m=m, name="y_cast"), "y_next")
+        # Formats of one word share one saturation.
+        saturated = {}
+
+        def saturate(fmt: FixedFormat, name: str):
+            key = (fmt.word, fmt.signed)
+            if key not in saturated:
+                saturated[key] = wire(m, hw_saturate(s_rounded, fmt, a.overflow, m=m, name=name), f"{name}_sat")
+            return saturated[key]
+
+        y_next = saturate(act_fmt, "y_cast")
+        # FORWARD's y and UPDATE's step: one register (C, U) where their shapes agree.
+        c_value_shape = act_shape
+        c_value_next = y_next
+        if learning:
+            step = saturate(w_fmt, "step_cast")
+            c_value_shape = _union_shape(act_shape, w_shape)
+            if c_value_shape != act_shape or step is not y_next:
+                c_value_next = Mux(in_update, step, y_next)
 
         # -- stage C: activation and the output stream (FORWARD) -------------------------------
         # y.payload means something only while y.valid (a tanh ROM's output is not reset either).
-        c_y = Signal(act_shape, name="c_y", reset_less=True)
+        c_value = Signal(c_value_shape, name="c_value", reset_less=True)
+        c_y = wire(m, c_value[: act_fmt.word].as_signed() if act_fmt.signed else c_value[: act_fmt.word], "c_y")
         c_k = Signal(k_shape, name="c_k", reset_less=True)
         c_last = Signal(name="c_last", reset_less=True)
         with m.If(advance):
             m.d.comb += c_valid_next.eq(s_valid & in_forward)
-            m.d.sync += [c_y.eq(y_next), c_k.eq(s_item["k"]), c_last.eq(s_item["last"])]
+            m.d.sync += [c_value.eq(c_value_next), c_k.eq(s_item["k"]), c_last.eq(s_item["last"])]
         if act is Activation.TANH:
             table = [int(v) for v in tanh_table(act_fmt)]
             m.submodules.tanh_rom = rom = Memory(shape=act_shape, depth=len(table), init=table)
@@ -692,40 +716,35 @@ class NeuronPE(wiring.Component):
             fprime_next = wire(m, _derivative(m, c_y, c_a, act_fmt, act), "fprime_next")
 
         if learning:
-            # -- ERROR (§6.1, §6.2): the delta is written in stage S ---------------------------
-            if output_layer:
-                delta_next = wire(m, s_delta_rounded[: delta_fmt.word], "delta_next")
-                if delta_fmt.signed:
-                    delta_next = delta_next.as_signed()
-            else:
-                delta_next = wire(m, hw_saturate(s_delta_rounded, a.delta, a.overflow, m=m, name="delta_cast"),
-                                  "delta_next")
-            # Registered in R, so that no phase decoding sits in front of the bank's write.
-            s_delta_valid, s_delta_valid_next = register(m, 1, "s_delta_valid")
-            with m.If(advance):
-                m.d.comb += s_delta_valid_next.eq(r_valid & in_error)
+            # -- ERROR (§6.1, §6.2): the delta is written at the end of stage S ----------------
+            delta_next = saturate(delta_fmt, "delta_cast")
             delta_write = wire(m, s_delta_valid, "delta_write")
             with m.If(delta_write & s_item["last"]):
                 m.d.comb += running_next.eq(0)
 
-            # -- UPDATE (§7): saturate the step (S), subtract it (U), saturate and write (V) ----
-            step = wire(m, hw_saturate(s_step_rounded, w_fmt, a.overflow, m=m, name="step_cast"), "step")
+            # -- UPDATE (§7): subtract the step (U), saturate and write (V) -------------------
+            # `o_weight` holds the weight read again in R (the read port's other use).
             u_valid, u_item = follow("u", s_item, s_valid & in_update)
-            u_step = Signal(w_shape, name="u_step", reset_less=True)
-            u_weight = Signal(w_shape, name="u_weight", reset_less=True)
-            w_diff = wire(m, u_weight - u_step, "w_diff")
+            u_step = c_value[: w_fmt.word].as_signed() if w_fmt.signed else c_value[: w_fmt.word]
+            w_diff = wire(m, o_weight - u_step, "w_diff")
             v_valid, v_item = follow("v", u_item, u_valid)
             v_w_diff = Signal(w_diff.shape(), name="v_w_diff", reset_less=True)
             with m.If(advance):
-                m.d.sync += [u_step.eq(step), u_weight.eq(s_weight), v_w_diff.eq(w_diff)]
+                m.d.sync += v_w_diff.eq(w_diff)
             w_new = wire(m, hw_saturate(v_w_diff, w_fmt, a.overflow, m=m, name="w_cast"), "w_new")
             w_write = wire(m, v_valid, "w_write")  # stage U takes UPDATE's items only
             with m.If(w_write & v_item["last"]):
                 m.d.comb += running_next.eq(0)
+            weight_read_addr = Mux(in_update, r_item["addr"], a_addr)
         else:
             w_write = C(0, 1)
             w_new = C(0, 1)
             v_item = {"addr": C(0, 1)}
+            weight_read_addr = a_addr
+        m.d.comb += [
+            w_rd.addr.eq(Mux(idle, self.host.addr, weight_read_addr)),
+            w_rd.en.eq(Mux(idle, self.host.r_en, advance)),
+        ]
 
         # -- host port -------------------------------------------------------------------------
         # A write is registered here and lands one clock later (its decoding, the address
@@ -757,7 +776,7 @@ class NeuronPE(wiring.Component):
         # Each entry: (read address, write address, write data, write enable).
         if learning:
             functional = {
-                Space.DERIVATIVE: (d_item["k"], c_k, fprime_next, y_done),  # read in D for E
+                Space.DERIVATIVE: (b_k if mask_fprime else d_item["k"], c_k, fprime_next, y_done),  # read in B or D
                 Space.DELTA: (b_k, s_item["k"], delta_next, delta_write),  # read in B for O
             }
             if not output_layer:
@@ -921,6 +940,76 @@ class _SharedBanks:
 # Arithmetic building blocks (combinational), each the hardware form of one rule of the contract
 # (the cast itself is ``building_blocks.hw_cast``)
 # ------------------------------------------------------------------------------------------
+
+
+class _SharedRound:
+    """One rounding adder for several casts of one value, in phases that never overlap (§2).
+
+    ``casts`` lists ``(select, frac_bits, kept_frac_bits, rounding)``: while ``select`` is high
+    (the first cast is the default), ``value`` has ``frac_bits`` fraction bits and rounds to
+    ``kept_frac_bits``. Every mode is ``(value + offset) >> d`` (``round_offset``), so the casts
+    share the adder and differ in the offset and in the shift ``d``, both chosen by the phase.
+    A cast that drops no bits or shifts left shifts every cast's value left by the same amount
+    first: rounding ``v 2^L`` with ``d + L`` dropped bits gives the result of ``v`` with ``d``
+    in every mode.
+
+    The work is split over two stages. Given ``low``, the value's low bits as a register (at
+    least as many as the most any cast drops), the first stage adds the offset to them alone:
+    its carry into the kept bits is all the dropped bits decide. It registers that carry
+    (``extra``) with the kept bits, already shifted by the phase's ``d`` (``value``), and the
+    second stage adds the two (``rounded``): two carry chains, each shorter than the value.
+    Without ``low`` the first stage registers the whole value and the offset, and the second
+    adds them and shifts.
+
+    Attributes
+    ----------
+    value, extra : Value
+        What the first stage registers for ``rounded``.
+    """
+
+    def __init__(self, m: Module, value, casts, draw, low=None):
+        self._m = m
+        dropped = [frac - kept for _, frac, kept, _ in casts]
+        lift = max(0, -min(dropped))
+        self._dropped = [d + lift for d in dropped]
+        self._selects = [select for select, _, _, _ in casts]
+        value = Value.cast(value)
+        if lift:
+            value = Cat(C(0, lift), value).as_signed() if value.shape().signed else Cat(C(0, lift), value)
+        most = max(self._dropped)
+        # Two spare bits above the dropped ones keep every slice well defined (as in hw_round).
+        value = wire(m, extend(value, most + 2), "round_value")
+        offsets = [round_offset(value, d, rounding, draw) if d else C(0, 1)
+                   for d, (_, _, _, rounding) in zip(self._dropped, casts)]
+        offset = wire(m, self._by_phase(offsets), "round_offset")
+        self._early = low is not None and lift == 0 and 0 < most <= len(low)
+        if self._early:
+            # Ones above a cast's own dropped bits pass its carry on to bit `most` (its offset
+            # is below 2^d).
+            fill = self._by_phase([C(((1 << most) - 1) ^ ((1 << d) - 1), most) for d in self._dropped])
+            carry = wire(m, (Value.cast(low)[:most] | fill) + offset, "round_carry")
+            self.value = wire(m, self._by_phase([value.shift_right(d) for d in self._dropped]), "round_kept")
+            self.extra = carry[most]
+        else:
+            self.value, self.extra = value, offset
+
+    def _by_phase(self, items):
+        """``items[i]`` while cast i's select is high (the first by default), one multiplexer
+        per distinct item."""
+        result = items[0]
+        for select, item in zip(self._selects[1:], items[1:]):
+            if item is not items[0] and not (isinstance(item, Const) and isinstance(items[0], Const)
+                                             and item.value == items[0].value and len(item) == len(items[0])):
+                result = Mux(select, item, result)
+        return result
+
+    def rounded(self, value, extra):
+        """The selected cast's rounded value from the registered ``value`` and ``extra`` (not
+        yet in the format's range: ``hw_saturate`` finishes the cast)."""
+        if self._early:
+            return share(self._m, value + extra, "round_total")
+        total = share(self._m, value + extra, "round_total")
+        return self._by_phase([total.shift_right(d) for d in self._dropped])
 
 
 def _union_shape(*shapes) -> Shape:

@@ -121,10 +121,33 @@ def _describe(kind: str, change: str, assign: Assign) -> str:
     return text if len(text) <= _DESCRIPTION_WIDTH else text[: _DESCRIPTION_WIDTH - 3] + "..."
 
 
-def _is_datapath(assign: Assign) -> bool:
+def _is_datapath(assign: Assign, offset_cone: set) -> bool:
     name = _clean(assign.lhs)
     return (any(token.text == "$signed" for token in assign.tokens) or name == "fprime_next"
-            or name.startswith("fprime_cast"))
+            or name.startswith("fprime_cast") or assign.lhs in offset_cone or name == _CARRY)
+
+
+#: The PE's shared rounding (``_SharedRound`` in rtl/neuron_pe.py): the offset, a multiplexer of
+#: the casts' rounding constants and draws, and the adder of the offset and the dropped bits,
+#: both unsigned, so without a ``$signed`` operand.
+_OFFSET = "round_offset"
+_CARRY = "round_carry"
+_UNNAMED = re.compile(r"\\\$\d+")
+
+
+def _offset_cone(by_lhs: dict) -> set:
+    """The left-hand sides of ``round_offset`` and of the unnamed wires (``\\$N``) it reads,
+    transitively: where the rounding constants of the casts are."""
+    cone, pending = set(), [_OFFSET]
+    while pending:
+        name = pending.pop()
+        assign = by_lhs.get(name)
+        if assign is None or name in cone:
+            continue
+        cone.add(name)
+        pending.extend(token.text for token in assign.tokens
+                       if token.kind == "esc" and _UNNAMED.fullmatch(token.text))
+    return cone
 
 
 def _signed(width: int, value: int) -> int:
@@ -246,8 +269,9 @@ def _saturation_mutants(builder: _Builder, assigns: list, not_applicable: list, 
         positive = next((a for a in assigns if a.lhs == below_max and a.ternary()), None)
         negative = next(iter(by_condition.get(below_max, [])), None)
         if positive is None:
-            not_applicable.append(NotApplicable(f"sat-drop:{cast}:pos", f"no {below_max} (cast {cast!r} absent, "
-                                                "WRAP, or its value cannot exceed the maximum)"))
+            not_applicable.append(NotApplicable(f"sat-drop:{cast}:pos", f"no {below_max} (cast {cast!r} absent or "
+                                                "sharing another cast's saturation, WRAP, or its value "
+                                                "cannot exceed the maximum)"))
         elif (cast, "pos") in unreachable:
             equivalent.append(NotApplicable(f"sat-drop:{cast}:pos", "equivalent: " + unreachable[(cast, "pos")]))
         else:
@@ -426,6 +450,7 @@ def enumerate_mutants(verilog: str, kinds=None, config=None) -> MutantSet:
     unreachable = unreachable_clamps(config)
     if chosen & {"op-swap", "cmp-flip", "const"}:
         bounds = _equivalent_bounds(assigns, by_lhs)
+        offset_cone = _offset_cone(by_lhs)
         clamp_lines = _clamp_values(assigns, unreachable)
         for assign in assigns:
             if assign.line in clamp_lines:
@@ -435,7 +460,7 @@ def enumerate_mutants(verilog: str, kinds=None, config=None) -> MutantSet:
                                                         "equivalent: " + clamp_lines[assign.line]))
                 continue
             # An assignment nothing reads (a named alias Yosys keeps) cannot change the design.
-            if _is_datapath(assign) and reads.get(assign.lhs, 0) > 2 and literal_value(assign.rhs) is None:
+            if _is_datapath(assign, offset_cone) and reads.get(assign.lhs, 0) > 2 and literal_value(assign.rhs) is None:
                 _operator_mutants(builder, assign, bounds, equivalent)
         if "cmp-flip" in chosen and not any(mutant.kind == "cmp-flip" for mutant in builder.mutants):
             # The pipelined casts test the bits above the kept range (reductions, which the

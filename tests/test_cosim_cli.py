@@ -172,9 +172,10 @@ def test_user_verilog_that_is_the_generated_pe_passes(capsys, require_tool, gene
 
 def test_hand_mutated_user_verilog_fails_naming_the_mismatch(capsys, require_tool, generated_pe, tmp_path):
     require_tool("icarus")
-    # The round-to-nearest constant of the y cast one too low: ties round down.
+    # The round-to-nearest offset of the y cast (shared with the delta cast) one too low: ties
+    # round down.
     text = generated_pe.read_text()
-    mutated, count = re.subn(r"(\$signed\(r_exact_y\) \+ \$signed\()15'h2000\)", r"\g<1>15'h1fff)", text)
+    mutated, count = re.subn(r"(assign round_offset = in_update \? 16'h8000 : )16'h2000;", r"\g<1>16'h1fff;", text)
     assert count == 1
     path = tmp_path / "neuron_pe.v"
     path.write_text(mutated)
@@ -218,10 +219,12 @@ def test_mutants_from_the_command_report_the_kill_ratio_and_each_mutant(capsys, 
                            "--mutant-kind", "sat-drop", "--mutant-kind", "fprime-stuck", "--mutant-kind", "lfsr-tap",
                            "--hdl-clock")
     assert status == 0, out
-    # y, delta and w clamps (6) and f' stuck at 0 and 1; the step's clamps cannot act here.
-    assert len(re.findall(r"^  KILLED (sat-drop|fprime-stuck):\S+: .* at line \d+: ", out, re.M)) == 8, out
+    # The clamps of the saturation that y, delta and step share, and of w (4), and f' stuck at 0
+    # and 1; the step has no clamps of its own.
+    assert len(re.findall(r"^  KILLED (sat-drop|fprime-stuck):\S+: .* at line \d+: ", out, re.M)) == 6, out
     assert re.search(r"^  NOT-APPLICABLE lfsr-tap: no LFSR", out, re.M), out
-    assert re.search(r"^  EQUIVALENT sat-drop:step:pos: equivalent: \|delta x 2\^-4\| stays within", out, re.M), out
-    assert re.search(r"^mutants: 8/8 killed \(100\.0%; 0 by compile\), 0 survived", out, re.M), out
+    assert re.search(r"^  NOT-APPLICABLE sat-drop:step:pos: no step_cast_below_max \(cast 'step' absent or sharing",
+                     out, re.M), out
+    assert re.search(r"^mutants: 6/6 killed \(100\.0%; 0 by compile\), 0 survived", out, re.M), out
     status, _, err = cosim(capsys, "--golden", CANONICAL[SET], "--sim", "icarus", "--mutant-sample", "3")
     assert status == 2 and "need --mutants" in err

@@ -36,7 +36,7 @@ def test_the_mutant_set_is_deterministic_with_unique_ids_and_one_line_descriptio
     again = enumerate_mutants(design.verilog, config=design.config)
     assert first == again
     ids = [mutant.id for mutant in first.mutants]
-    assert len(ids) == len(set(ids)) > 20
+    assert len(ids) == len(set(ids)) > 15
     lines = design.verilog.split("\n")
     for mutant in first.mutants:
         assert "\n" not in mutant.description and f"at line {mutant.line}: " in mutant.description
@@ -49,12 +49,13 @@ def test_the_mutant_set_is_deterministic_with_unique_ids_and_one_line_descriptio
     # compare: reported, not silently skipped.
     assert {"lfsr-tap", "cmp-flip"} <= {entry.id for entry in first.not_applicable}
     # Named wires nothing reads (kept by Yosys) give equivalent sign-extension mutants.
-    assert any(entry.id.startswith("sign-ext-drop:acc_wide:") and "nothing reads" in entry.reason
+    assert any(entry.id.startswith("sign-ext-drop:product_wide:") and "nothing reads" in entry.reason
                for entry in first.equivalent)
-    # The round-to-nearest constants of the y and delta casts (2^13 for 14 dropped bits), one
-    # off each way: a tie rounds down, or one below a tie rounds up.
+    # The round-to-nearest offsets in the shared rounding's offset multiplexer, one off each way
+    # (a tie rounds down, or one below a tie rounds up): 2^13 for the 14 bits that y and delta
+    # drop (one constant for both), 2^15 for the step's 16.
     changes = [m.id.rsplit(":", 1)[1] for m in first.mutants if m.kind == "const"]
-    assert changes.count("15'h2000+1") == 2 and changes.count("15'h2000-1") == 2, changes
+    assert [changes.count(f"16'h{offset}{step}1") for offset in ("2000", "8000") for step in "+-"] == [1] * 4, changes
 
 
 def test_semantic_sites_follow_names_and_aliases():
@@ -62,8 +63,11 @@ def test_semantic_sites_follow_names_and_aliases():
     assert any(m.kind == "lfsr-tap" for m in stochastic.mutants)
     # hardtanh's f' still compares the activation with its bounds: cmp-flip finds it there.
     assert any(m.kind == "cmp-flip" and "$signed(c_y)" in m.original for m in stochastic.mutants)
+    # y, delta and step (one word) share one saturation, named after y; w has its own.
     assert {m.id for m in stochastic.mutants if m.kind == "sat-drop"} == {
-        f"sat-drop:{cast}:{side}" for cast in ("y", "delta", "step", "w") for side in ("pos", "neg")}
+        f"sat-drop:{cast}:{side}" for cast in ("y", "w") for side in ("pos", "neg")}
+    assert {f"sat-drop:{cast}:{side}" for cast in ("delta", "step") for side in ("pos", "neg")} <= {
+        entry.id for entry in stochastic.not_applicable}
     # tanh's f' is a named alias Yosys keeps at the end; the stuck-at mutant goes to its driver.
     tanh = _design("sdfa2_tanh_wrap")
     stuck = {m.id: m for m in enumerate_mutants(tanh.verilog, config=tanh.config).mutants if m.kind == "fprime-stuck"}
@@ -121,21 +125,49 @@ def test_the_carry_edge_residue_sets_every_dropped_bit(seed):
         assert total % (1 << dropped) == (1 << dropped) - 1, f"seed {seed}"
 
 
-#: Survivors shown equivalent (docs/cosim.md section 9.5: the argument, and a bounded check
-#: of each against the unmutated design), as (set, kind, pattern of the original line), all
-#: in the SDFA tanh design (s = 2, WRAP), whose pipeline carries the product d -> e -> r:
+#: Survivors argued equivalent, as (set, kind, pattern of the original line), all in the SDFA
+#: tanh design (s = 2, WRAP):
 #: - ``received``'s sign extension (its d_first branch): that branch holds the first connection's
-#:   term; ``partial`` keeps bits [26:0], below the dropped bit 30, and the delta the first
-#:   connection writes is overwritten by the last connection's, from the other branch, before
-#:   anything reads it.
-#: - ``e_product``'s extension of ``d_product`` (outside the error phase) and ``r_product``'s
-#:   extension of ``e_product`` (outside the error phase): there ``r_product`` only feeds the
-#:   step cast, which under WRAP keeps bits [26:11] of an addition; bits of a sum below 27
-#:   depend only on the operands' bits below 27, and the dropped bits are 30 and up.
+#:   term; ``partial`` keeps bits [26:0], below the dropped bit 30, and the delta is cast only
+#:   after the last connection, from the other branch.
+#: - ``addend``'s extension of ``d_product`` (outside the error phase): the adder's sum is as
+#:   wide as ``addend``, so the extension bit is the sum's top bit, and every cast of the sum
+#:   keeps, under WRAP, only bits below it.
+#: - the shared rounding's result multiplexer (``_SharedRound.rounded``): the sign extension of
+#:   the casts that drop fewer bits than the widest reaches only bits above every format's word,
+#:   which WRAP drops.
+#: - ``c_value``'s extension of y (12 bits) to the step's 16-bit shape: FORWARD reads only its
+#:   low 12 bits (``c_y``); the upper ones reach the weight subtraction, whose result is written
+#:   in UPDATE only.
 KNOWN_SURVIVORS = [
     ("sdfa2_tanh_wrap", "sign-ext-drop", r"assign received = d_first \? "),
     ("sdfa2_tanh_wrap", "sign-ext-drop", r"= in_error \? received : \{ d_product\[\d+\], d_product \};"),
-    ("sdfa2_tanh_wrap", "sign-ext-drop", r"= in_error \? delta_product : \{ e_product\[\d+\], .*e_product \};"),
+    ("sdfa2_tanh_wrap", "sign-ext-drop", r"= in_update \? round_total\[\d+:\d+\] : \{ round_total\[\d+\], "),
+    ("sdfa2_tanh_wrap", "sign-ext-drop", r"= in_error \? \{ round_total\[\d+\], "),
+    ("sdfa2_tanh_wrap", "sign-ext-drop", r"= in_update \? s_rounded\[\d+:0\] : \{ s_rounded\[\d+\], "),
+]
+
+#: Real faults the canonical sets do not kill yet, with why they miss them:
+#: - the host read-back of the feedback table sign-extends each value to the host word; without
+#:   it a negative value reads back with zero upper bits. The harness reads back deltas,
+#:   derivatives, LFSR states and weights but never the feedback table (every hidden layer).
+#: - rounding offsets one off where only an exact residue below the cut tells: the STOCH delta
+#:   offset's zero padding + 1 (SDFA tanh, 18 dropped bits: product + 4 draw = 2^18 - 1), TRN's
+#:   offset 0 + 1 (SDFA tanh's y: all dropped bits ones), TRN_ZERO's 2^14 - 1 - 1 and 0 + 1
+#:   (the output layer's y: a negative sum with dropped bits exactly 1, a positive one with all
+#:   ones), and RND_CONV's 2^13 - 1 + LSB with the LSB subtracted or 1 less (the DFA set's
+#:   update casts: dropped bits exactly one half or one half + 1). Random data meets each with
+#:   a probability of about 2^-14 per cast; the directed corner cases aim at RND's ties only.
+REAL_SURVIVORS = [
+    (name, "sign-ext-drop", r"= r_feedback \? \{ feedback_data\[\d+\], ")
+    for name in ("dfa_dense_relu", "sdfa2_tanh_wrap", "ssdfa_hardtanh_stoch8", "ssdfa_relu_rnd16")
+] + [
+    ("sdfa2_tanh_wrap", "const", r"assign round_offset = in_error \? \{ e_draw, 2'h0 \}"),
+    ("sdfa2_tanh_wrap", "const", r"= in_update \? e_draw\[\d+:\d+\] : 11'h000;"),
+    ("output_identity_stoch", "const", r"\? 14'h3fff : 14'h0000;"),
+    ("output_identity_stoch", "const", r"\? 14'h3fff : 14'h0000;"),
+    ("dfa_dense_relu", "op-swap", r"= 13'h1fff \+ round_value\[14\];"),
+    ("dfa_dense_relu", "const", r"= 13'h1fff \+ round_value\[14\];"),
 ]
 
 
