@@ -51,7 +51,7 @@ _SWEEP = 2048
 #: (the sign of a tie, the parity of its floor): one below a tie (a rounding constant one too
 #: high), the values beyond each bound (a missing clamp), the STOCH carry edge (a rounding
 #: offset one too high) and the activation's kinks.
-_DECISIVE = {"tie", "tie-1", "above-max", "below-min", "stoch-edge", "cut"}
+_DECISIVE = {"tie", "tie-1", "above-max", "below-min", "stoch-edge"}
 
 
 #: What the residue below the cut of a deterministic rounding other than RND counts

@@ -1,7 +1,7 @@
 """Mutation testing of the generated PE: the mutant catalogue is found by tokens and names, with
 stable ids; the directed canonical sets meet the corner cases random data misses; and the
 canonical sets, run through the co-simulation harness, kill every mutant of the PE except the
-three shown below (and in docs/cosim.md section 9.5) to be equivalent."""
+five argued below (and in docs/cosim.md section 9.5) to be equivalent."""
 
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ KNOWN_SURVIVORS = [
 
 def test_the_canonical_sets_kill_every_pe_mutant_but_the_known_equivalent_ones(require_tool):
     """All five canonical sets on the PE top under Icarus, every mutant of each set's design
-    (126, in two simulations): no real fault survives."""
+    (141, in two simulations): no real fault survives."""
     require_tool("icarus")
     from ssdfa.sim.mutation_campaign import report_lines, run_mutants
 
@@ -215,7 +215,7 @@ def test_the_canonical_sets_kill_every_pe_mutant_but_the_known_equivalent_ones(r
     report = run_mutants(jobs, simulator="icarus", hdl_clock=True, batch=128)
     text = "\n".join(report_lines(report))
     assert report.control_passed, text
-    # 126 on the pipelined PE: a guard against the catalogue silently losing sites.
+    # 141 on the PE with the shared rounding: a guard against the catalogue silently losing sites.
     assert report.applicable >= 120 and report.errors == 0, text
     unexplained = []
     allowed = list(KNOWN_SURVIVORS)
