@@ -17,6 +17,12 @@ too high (a padding constant off by one in the hardware's ``{draw, 0...}``) carr
 kept bits. Random data lands there with probability 2^-d per value (d dropped bits: 2^-18 for
 the SDFA tanh set's delta), so without aiming no set meets it.
 
+The same solver, for any target residue (``_residue_solution``), aims at the residue below the
+cut of each deterministic rounding other than RND (``_cut_targets``): every mode is
+``(v + offset) >> d`` in the hardware, and an offset one off there shows only on one residue
+of the dropped bits (all ones for TRN, exactly 1 on a negative value for TRN_ZERO, a tie from
+an odd or an even floor for RND_CONV).
+
 Only the stimulus changes: the expected values still come from ``simulate_layer`` alone (the
 model's bit-exact path). Corner cases are recognised on exact integer values (the residue of
 the dropped bits, the value against the format's range), so nothing here rounds.
