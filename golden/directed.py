@@ -17,6 +17,12 @@ too high (a padding constant off by one in the hardware's ``{draw, 0...}``) carr
 kept bits. Random data lands there with probability 2^-d per value (d dropped bits: 2^-18 for
 the SDFA tanh set's delta), so without aiming no set meets it.
 
+The same solver, for any target residue (``_residue_solution``), aims at the residue below the
+cut of each deterministic rounding other than RND (``_cut_targets``): every mode is
+``(v + offset) >> d`` in the hardware, and an offset one off there shows only on one residue
+of the dropped bits (all ones for TRN, exactly 1 on a negative value for TRN_ZERO, a tie from
+an odd or an even floor for RND_CONV).
+
 Only the stimulus changes: the expected values still come from ``simulate_layer`` alone (the
 model's bit-exact path). Corner cases are recognised on exact integer values (the residue of
 the dropped bits, the value against the format's range), so nothing here rounds.
@@ -54,12 +60,20 @@ _SWEEP = 2048
 _DECISIVE = {"tie", "tie-1", "above-max", "below-min", "stoch-edge"}
 
 
-def _weight(case: tuple) -> int:
+#: What the residue below the cut of a deterministic rounding other than RND counts
+#: (``_cut_targets``): few candidates meet it, so it must outweigh several ties and kinks. In
+#: a layer that has such cuts, the weight's clamp counts as much, or the cuts crowd it out.
+_RARE = 8
+
+
+def _weight(case: tuple, cuts: bool) -> int:
+    if case[1] == "cut" or (cuts and case[0] == "w"):
+        return _RARE
     return 3 if case[1] in _DECISIVE or case[0] in ("y=", "a=") else 1
 
 
-def _gain(found: set, met: set) -> int:
-    return sum(_weight(case) for case in found - met)
+def _gain(found: set, met: set, cuts: bool = False) -> int:
+    return sum(_weight(case, cuts) for case in found - met)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +84,7 @@ class _Cast:
     frac: int
     fmt: FixedFormat
     saturates: bool
+    rounding: Rounding
 
     @property
     def dropped(self) -> int:
@@ -104,6 +119,44 @@ def _residue_cases(cast: _Cast, exact: np.ndarray) -> set:
     return found
 
 
+def _cut_targets(rounding: Rounding, dropped: int) -> list:
+    """The residues below the cut where a rounding offset one off shows, beyond RND's ties:
+    (case, residue, modulus bits, sign), the sign 1 or -1 when only values of that sign count.
+
+    TRN adds 0: an offset of 1 carries only from all dropped bits ones. TRN_ZERO adds
+    ``2^d - 1`` to a negative value: one less stops carrying only from dropped bits exactly 1,
+    an offset of 1 on a positive one carries only from all ones. RND_CONV adds ``2^(d-1) - 1``
+    plus the kept LSB: a tie from an odd floor tells an offset one lower (or the LSB
+    subtracted), a tie from an even one an offset one higher (the residue mod ``2^(d+1)``
+    holds the floor's parity). RND's ties and STOCH's carry edge are recognised apart
+    (``_residue_cases``, ``_stochastic_cases``)."""
+    if dropped < 1:
+        return []
+    ones = (1 << dropped) - 1
+    if rounding is Rounding.TRN:
+        return [("all-ones", ones, dropped, 0)]
+    if rounding is Rounding.TRN_ZERO:
+        return [("neg-one", 1, dropped, -1), ("all-ones", ones, dropped, 1)]
+    if rounding is Rounding.RND_CONV:
+        half, odd = 1 << (dropped - 1), 1 << dropped
+        return [("tie-even", half, dropped + 1, 0), ("tie-odd", odd + half, dropped + 1, 0)]
+    return []
+
+
+def _cut_cases(cast: _Cast, exact: np.ndarray) -> set:
+    """The cases of ``_cut_targets`` that ``exact`` meets, where rounding decides the result."""
+    found = set()
+    floor = exact >> max(cast.dropped, 0)
+    inside = (floor >= cast.fmt.min_raw) & (floor < cast.fmt.max_raw) if cast.saturates else True
+    for case, residue, bits, sign in _cut_targets(cast.rounding, cast.dropped):
+        hit = inside & ((exact & ((1 << bits) - 1)) == residue)
+        if sign:
+            hit = hit & (np.sign(exact) == sign)
+        if np.any(hit):
+            found.add((cast.name, "cut", case))
+    return found
+
+
 def _stochastic_cases(cast: _Cast, exact: np.ndarray, draws) -> set:
     """The STOCH carry edge: ``exact`` plus its draw's offset has every dropped bit set, so an
     offset one higher would carry into the kept LSB (where a clamp would not hide it).
@@ -122,19 +175,27 @@ def _stochastic_cases(cast: _Cast, exact: np.ndarray, draws) -> set:
     return {(cast.name, "stoch-edge")} if np.any(edge) else set()
 
 
-def _edge_residue(coefficient: int, offset: int, dropped: int):
-    """(r, bits) such that ``coefficient v + offset`` has its ``dropped`` low bits all set exactly
-    when ``v = r (mod 2^bits)``; None when no v gives it (coefficient 0, or a power of two in it
+def _residue_solution(coefficient: int, target: int, modulus_bits: int):
+    """(r, bits) such that ``coefficient v = target (mod 2^modulus_bits)`` exactly when
+    ``v = r (mod 2^bits)``; None when no v gives it (coefficient 0, or a power of two in it
     that the target's low bits do not share)."""
-    if coefficient == 0 or dropped <= STOCH_BITS:  # see _stochastic_cases
+    if coefficient == 0 or modulus_bits < 1:
         return None
     zeros = (abs(coefficient) & -abs(coefficient)).bit_length() - 1
-    target = (-1 - offset) % (1 << dropped)
-    if zeros >= dropped or target % (1 << zeros):
+    target %= 1 << modulus_bits
+    if zeros >= modulus_bits or target % (1 << zeros):
         return None
-    bits = dropped - zeros
+    bits = modulus_bits - zeros
     odd = coefficient >> zeros
     return (target >> zeros) * pow(odd, -1, 1 << bits) % (1 << bits), bits
+
+
+def _edge_residue(coefficient: int, offset: int, dropped: int):
+    """(r, bits) such that ``coefficient v + offset`` has its ``dropped`` low bits all set exactly
+    when ``v = r (mod 2^bits)``; None when no v gives it (see ``_residue_solution``)."""
+    if dropped <= STOCH_BITS:  # see _stochastic_cases
+        return None
+    return _residue_solution(coefficient, -1 - offset, dropped)
 
 
 def _range_cases(cast: _Cast, exact: np.ndarray) -> set:
@@ -190,13 +251,15 @@ class _Layer:
         sat = a.overflow.name == "SAT"
         x_frac = a.activation.frac_bits
         self.delta_frac = a.error.frac_bits if self.output else a.delta.frac_bits
-        self.y = _Cast("y", a.weight.frac_bits + x_frac, a.activation, sat)
+        self.y = _Cast("y", a.weight.frac_bits + x_frac, a.activation, sat, a.rounding)
         fprime_frac = a.fprime_frac(self.act)
-        self.delta = _Cast("delta", a.feedback.frac_bits + a.error.frac_bits + fprime_frac, a.delta, sat)
-        self.step = _Cast("step", self.delta_frac + x_frac + a.shift, a.weight, sat)
+        self.delta = _Cast("delta", a.feedback.frac_bits + a.error.frac_bits + fprime_frac, a.delta, sat,
+                           a.update_rounding)
+        self.step = _Cast("step", self.delta_frac + x_frac + a.shift, a.weight, sat, a.update_rounding)
         self.feedback = None if self.output else dense_feedback(
             stimulus.feedback_index, stimulus.feedback_value, config.outputs, dtype=np.int64)
         self.y_kinks, self.a_kinks = _kinks(config)
+        self.cuts = any(_cut_targets(cast.rounding, cast.dropped) for cast in (self.y, self.delta, self.step))
 
 
 def _sample_draws(layer: _Layer, bank) -> tuple:
@@ -216,7 +279,7 @@ def _evaluate(layer: _Layer, weights, x, e, target, draws):
     result = forward(weights, x_row, a, layer.act)
     found = set()
     exact_y = weights[:, :fan_in] @ x + (weights[:, fan_in] << a.activation.frac_bits)
-    found |= _residue_cases(layer.y, exact_y) | _range_cases(layer.y, exact_y)
+    found |= _residue_cases(layer.y, exact_y) | _range_cases(layer.y, exact_y) | _cut_cases(layer.y, exact_y)
     found |= {("y=", int(v)) for v in result.pre_activation[0] if int(v) in layer.y_kinks}
     found |= {("a=", int(v)) for v in result.activation[0] if int(v) in layer.a_kinks}
     if layer.output:
@@ -225,12 +288,14 @@ def _evaluate(layer: _Layer, weights, x, e, target, draws):
     else:
         exact_delta = (layer.feedback @ e) * result.derivative[0]
         found |= _residue_cases(layer.delta, exact_delta) | _range_cases(layer.delta, exact_delta)
+        found |= _cut_cases(layer.delta, exact_delta)
         found |= _stochastic_cases(layer.delta, exact_delta, None if draws[0] is None else draws[0][0])
         found |= {("f'=", "0" if v == 0 else "set") for v in result.derivative[0]}
         delta = feedback_delta(e[None, :], result.derivative, layer.feedback, a, layer.act, draws[0])
     inputs = np.append(x, 1 << a.activation.frac_bits)
     exact_step = delta[0][:, None] * inputs[None, :]
     found |= _residue_cases(layer.step, exact_step) | _range_cases(layer.step, exact_step)
+    found |= _cut_cases(layer.step, exact_step)
     found |= _stochastic_cases(layer.step, exact_step, draws[1])
     updated = weight_update(weights, delta, layer.delta_frac, x_row, a, draws[1])
     # The weight cast only handles overflow: the unclamped new weight is w - step, and the step
@@ -277,12 +342,12 @@ def _chosen_neurons(neurons: int, turn: int) -> list:
     return [(start + k) % neurons for k in range(NEURONS_PER_ROUND)]
 
 
-def _edge_errors(layer: _Layer, i: int, e0, outputs: list, derivative: int, offset: int) -> list:
-    """Error rows that put neuron i's delta product ``(sum_k b_ik e_k) f'_i`` plus its draw's
-    offset on the STOCH carry edge (``_stochastic_cases``): one error solved, or, when the
-    error format is narrower than the residue to hit, two (the first swept over a window
-    around its drawn value, the second solved)."""
-    solution = _edge_residue(derivative, offset, layer.delta.dropped)
+def _delta_errors(layer: _Layer, i: int, e0, outputs: list, solution) -> list:
+    """Error rows that put neuron i's received sum ``sum_k b_ik e_k`` on the residue
+    ``solution`` = (r, bits) (from ``_residue_solution`` on its f', so that the delta product
+    lands on a target residue): one error solved, or, when the error format is narrower than
+    the residue to hit, two (the first swept over a window around its drawn value, the second
+    solved)."""
     if solution is None:
         return []
     wanted, bits = solution  # the received sum's residue
@@ -347,6 +412,12 @@ def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess, tur
                 if k is not None:
                     with_x(j, _near(int(x0[j]) + k, 1 << dropped, x_fmt, int(x0[j])))
                     with_x(j, _near(int(x0[j]) + k, 1 << dropped, x_fmt, -int(x0[j])))
+            for _, residue, bits, _ in _cut_targets(layer.y.rounding, dropped):
+                solution = _residue_solution(w, residue - int(exact_y[i]), bits)
+                if solution is not None:
+                    k, period = solution[0], 1 << solution[1]
+                    with_x(j, _near(int(x0[j]) + k, period, x_fmt, int(x0[j])))
+                    with_x(j, _near(int(x0[j]) + k, period, x_fmt, -int(x0[j])))
             for kink in layer.y_kinks:
                 goal = kink << max(dropped, 0)
                 step = round((goal - int(exact_y[i])) / w)
@@ -388,7 +459,17 @@ def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess, tur
             offsets = stochastic_offsets(draws[0][0], layer.delta.dropped) if layer.delta.dropped >= 1 else None
             for i in neurons if offsets is not None else []:
                 outputs = [k for k in np.flatnonzero(feedback[i]) if k in free_e]
-                found.extend((x0, e) for e in _edge_errors(layer, i, e0, outputs, int(derivative[i]), int(offsets[i])))
+                solution = _edge_residue(int(derivative[i]), int(offsets[i]), layer.delta.dropped)
+                found.extend((x0, e) for e in _delta_errors(layer, i, e0, outputs, solution))
+        cuts = _cut_targets(layer.delta.rounding, layer.delta.dropped)
+        if cuts:
+            # The delta's residues below the cut of its deterministic rounding, for this f'.
+            derivative = forward(weights, x0[None, :], a, layer.act).derivative[0]
+            for i in neurons:
+                outputs = [k for k in np.flatnonzero(feedback[i]) if k in free_e]
+                for _, residue, bits, _ in cuts:
+                    solution = _residue_solution(int(derivative[i]), residue, bits)
+                    found.extend((x0, e) for e in _delta_errors(layer, i, e0, outputs, solution))
     # Weight steps: delta_i x_j on a tie, with the delta of the drawn sample.
     bits = layer.step.dropped
     step_offsets = stochastic_offsets(draws[1], bits) if draws[1] is not None and bits >= 1 else None
@@ -399,6 +480,11 @@ def _candidates(layer: _Layer, weights, x0, e0, free_x, free_e, delta_guess, tur
                 k = _solve(int(delta), wanted % (1 << bits), bits) if bits >= 1 else None
                 if k is not None:
                     with_x(j, _near(k, 1 << bits, x_fmt, int(x0[j])))
+            for _, residue, modulus_bits, _ in _cut_targets(layer.step.rounding, bits):
+                solution = _residue_solution(int(delta), residue, modulus_bits)
+                if solution is not None:
+                    with_x(j, _near(solution[0], 1 << solution[1], x_fmt, int(x0[j])))
+                    with_x(j, _near(solution[0], 1 << solution[1], x_fmt, -int(x0[j])))
             if step_offsets is not None:  # the step's STOCH carry edge, with the drawn delta
                 solution = _edge_residue(int(delta), int(step_offsets[i, j]), bits)
                 if solution is not None:
@@ -458,7 +544,7 @@ def direct_stimulus(config: LayerConfig, stimulus, protected_inputs: int = 0, pr
             for x, e in _candidates(layer, weights, base_x, base_e, free_x, free_e, delta_guess,
                                        sample * ROUNDS + round_, draws)[1:]:
                 found = _evaluate(layer, weights, x, e, target, draws)[0]
-                if _gain(found, met) > _gain(best_found, met):
+                if _gain(found, met, layer.cuts) > _gain(best_found, met, layer.cuts):
                     best, best_found, improved = (x, e), found, True
             if not improved:
                 break

@@ -1,7 +1,7 @@
 """Mutation testing of the generated PE: the mutant catalogue is found by tokens and names, with
 stable ids; the directed canonical sets meet the corner cases random data misses; and the
 canonical sets, run through the co-simulation harness, kill every mutant of the PE except the
-three shown below (and in docs/cosim.md section 9.5) to be equivalent."""
+five argued below (and in docs/cosim.md section 9.5) to be equivalent."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import re
 import numpy as np
 import pytest
 
-from ssdfa.golden.directed import _edge_residue, corner_cases
+from ssdfa.golden.directed import _cut_targets, _edge_residue, _residue_solution, corner_cases
 from ssdfa.golden.format import canonical_set_dirs, read_golden_set
 from ssdfa.golden.layer_vectors import LayerStimulus, draw_stimulus
+from ssdfa.model.arithmetic import Rounding
 from ssdfa.sim.cosim import CosimJob, elaborate
 from ssdfa.sim.mutants import KINDS, enumerate_mutants, sample
 
@@ -125,6 +126,63 @@ def test_the_carry_edge_residue_sets_every_dropped_bit(seed):
         assert total % (1 << dropped) == (1 << dropped) - 1, f"seed {seed}"
 
 
+#: The residues below the cut each canonical set needs for its deterministic non-RND casts: a
+#: rounding offset one off (TRN's 0 + 1, TRN_ZERO's 2^d - 1 - 1 and 0 + 1, RND_CONV's
+#: 2^(d-1) - 1 + LSB with the constant one off or the LSB subtracted) shows only there.
+CUTS = {
+    "sdfa2_tanh_wrap": {("y", "cut", "all-ones")},
+    "output_identity_stoch": {("y", "cut", "all-ones"), ("y", "cut", "neg-one")},
+    "dfa_dense_relu": {(cast, "cut", tie) for cast in ("delta", "step") for tie in ("tie-even", "tie-odd")},
+    "ssdfa_hardtanh_stoch8": {("y", "cut", "tie-even"), ("y", "cut", "tie-odd")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CUTS))
+def test_the_canonical_sets_meet_the_residues_below_the_cut_of_their_rounding(name):
+    golden = read_golden_set(CANONICAL[name])
+    met = corner_cases(golden.config, _stimulus_of(golden))
+    assert CUTS[name] <= met, sorted(map(str, CUTS[name] - met))
+    drawn = corner_cases(golden.config, draw_stimulus(golden.config, golden.parameters["samples"]))
+    assert not CUTS[name] <= drawn  # random data alone misses at least one
+
+
+@pytest.mark.parametrize("rounding", [Rounding.TRN, Rounding.TRN_ZERO, Rounding.RND_CONV])
+def test_each_cut_residue_is_where_an_offset_one_off_changes_the_result(rounding):
+    """Against the offsets of ``building_blocks.round_offset``: for every cut target, some
+    value with that residue rounds differently under an offset one higher or one lower."""
+    dropped = 5
+
+    def offset(value):
+        if rounding is Rounding.TRN:
+            return 0
+        if rounding is Rounding.TRN_ZERO:
+            return (1 << dropped) - 1 if value < 0 else 0
+        return (1 << (dropped - 1)) - 1 + ((value >> dropped) & 1)
+
+    for case, residue, bits, sign in _cut_targets(rounding, dropped):
+        values = [v for v in range(-512, 512) if v % (1 << bits) == residue and (not sign or (v > 0) == (sign > 0))]
+        assert values, case
+        for value in values:
+            right = (value + offset(value)) >> dropped
+            assert {(value + offset(value) + change) >> dropped for change in (-1, 1)} - {right}, (case, value)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_residue_solution_hits_any_target(seed):
+    rng = np.random.default_rng(seed)
+    bits = int(rng.integers(1, 40))
+    coefficient = int(rng.integers(-(1 << 20), 1 << 20)) << int(rng.integers(0, 3))
+    target = int(rng.integers(0, 1 << bits))
+    solution = _residue_solution(coefficient, target, bits)
+    if solution is None:
+        zeros = (abs(coefficient) & -abs(coefficient)).bit_length() - 1
+        assert coefficient == 0 or zeros >= bits or target % (1 << zeros), f"seed {seed}"
+        return
+    residue, period = solution
+    for value in (residue, residue - (1 << period), residue + 3 * (1 << period)):
+        assert (coefficient * value - target) % (1 << bits) == 0, f"seed {seed}"
+
+
 #: Survivors argued equivalent, as (set, kind, pattern of the original line), all in the SDFA
 #: tanh design (s = 2, WRAP):
 #: - ``received``'s sign extension (its d_first branch): that branch holds the first connection's
@@ -147,33 +205,9 @@ KNOWN_SURVIVORS = [
     ("sdfa2_tanh_wrap", "sign-ext-drop", r"= in_update \? s_rounded\[\d+:0\] : \{ s_rounded\[\d+\], "),
 ]
 
-#: Real faults the canonical sets do not kill yet, with why they miss them:
-#: - the host read-back of the feedback table sign-extends each value to the host word; without
-#:   it a negative value reads back with zero upper bits. The harness reads back deltas,
-#:   derivatives, LFSR states and weights but never the feedback table (every hidden layer).
-#: - rounding offsets one off where only an exact residue below the cut tells: the STOCH delta
-#:   offset's zero padding + 1 (SDFA tanh, 18 dropped bits: product + 4 draw = 2^18 - 1), TRN's
-#:   offset 0 + 1 (SDFA tanh's y: all dropped bits ones), TRN_ZERO's 2^14 - 1 - 1 and 0 + 1
-#:   (the output layer's y: a negative sum with dropped bits exactly 1, a positive one with all
-#:   ones), and RND_CONV's 2^13 - 1 + LSB with the LSB subtracted or 1 less (the DFA set's
-#:   update casts: dropped bits exactly one half or one half + 1). Random data meets each with
-#:   a probability of about 2^-14 per cast; the directed corner cases aim at RND's ties only.
-REAL_SURVIVORS = [
-    (name, "sign-ext-drop", r"= r_feedback \? \{ feedback_data\[\d+\], ")
-    for name in ("dfa_dense_relu", "sdfa2_tanh_wrap", "ssdfa_hardtanh_stoch8", "ssdfa_relu_rnd16")
-] + [
-    ("sdfa2_tanh_wrap", "const", r"assign round_offset = in_error \? \{ e_draw, 2'h0 \}"),
-    ("sdfa2_tanh_wrap", "const", r"= in_update \? e_draw\[\d+:\d+\] : 11'h000;"),
-    ("output_identity_stoch", "const", r"\? 14'h3fff : 14'h0000;"),
-    ("output_identity_stoch", "const", r"\? 14'h3fff : 14'h0000;"),
-    ("dfa_dense_relu", "op-swap", r"= 13'h1fff \+ round_value\[14\];"),
-    ("dfa_dense_relu", "const", r"= 13'h1fff \+ round_value\[14\];"),
-]
-
-
 def test_the_canonical_sets_kill_every_pe_mutant_but_the_known_equivalent_ones(require_tool):
     """All five canonical sets on the PE top under Icarus, every mutant of each set's design
-    (126, in two simulations): no real fault survives."""
+    (141, in two simulations): no real fault survives."""
     require_tool("icarus")
     from ssdfa.sim.mutation_campaign import report_lines, run_mutants
 
@@ -181,7 +215,7 @@ def test_the_canonical_sets_kill_every_pe_mutant_but_the_known_equivalent_ones(r
     report = run_mutants(jobs, simulator="icarus", hdl_clock=True, batch=128)
     text = "\n".join(report_lines(report))
     assert report.control_passed, text
-    # 126 on the pipelined PE: a guard against the catalogue silently losing sites.
+    # 141 on the PE with the shared rounding: a guard against the catalogue silently losing sites.
     assert report.applicable >= 120 and report.errors == 0, text
     unexplained = []
     allowed = list(KNOWN_SURVIVORS)
