@@ -113,7 +113,11 @@ class UARTBridge(wiring.Component):
         ]
 
         # -- the request being received ------------------------------------------------------------
+        # One CRC register and one XOR network serve the request (while receiving) and the reply
+        # (while sending): the two never overlap. The reply feeds it whatever byte it sends.
         crc = Signal(16, init=0xFFFF)
+        crc_byte = Signal(8)  # the byte entering the CRC: the received one, else the one being sent
+        crc_after = Signal(16)
         seq = Signal(8)
         command = Signal(8)
         length = Signal(8)
@@ -160,7 +164,7 @@ class UARTBridge(wiring.Component):
             m.d.sync += [replay.eq(0), immediate_seq.eq(seq), immediate_status.eq(int(status)),
                          immediate_length.eq(payload_length)]
 
-        tx_crc = Signal(16)
+        m.d.comb += [crc_byte.eq(byte), crc_after.eq(crc16_next(crc, crc_byte))]
         tx_position = Signal(8)
         reply_length = Signal(8)
         m.d.comb += [reply_length.eq(Mux(replay, last_length, immediate_length)),
@@ -184,7 +188,7 @@ class UARTBridge(wiring.Component):
                 Returns the condition under which the state takes a byte."""
                 m.d.sync += idle_clocks.eq(idle_clocks + 1)
                 with m.If(self.rx_valid):
-                    m.d.sync += [crc.eq(crc16_next(crc, byte)), idle_clocks.eq(0)]
+                    m.d.sync += [crc.eq(crc_after), idle_clocks.eq(0)]
                 with m.Elif(idle_clocks == self.frame_timeout):
                     fsm.goto("SYNC")
                 return self.rx_valid
@@ -346,14 +350,15 @@ class UARTBridge(wiring.Component):
 
             # -- reply --------------------------------------------------------------------------------
             with fsm.state("REPLY_SYNC"):
-                m.d.sync += [tx_crc.eq(0xFFFF), tx_position.eq(0)]
+                m.d.sync += [crc.eq(0xFFFF), tx_position.eq(0)]
                 send(frames.SYNC_REPLY, "REPLY_SEQ")
 
             def send_counted(value, next_state):
                 """Send a byte that the reply's CRC covers; returns the handshake."""
                 handshake = send(value, next_state)
+                m.d.comb += crc_byte.eq(self.tx_data)
                 with m.If(handshake):
-                    m.d.sync += tx_crc.eq(crc16_next(tx_crc, value))
+                    m.d.sync += crc.eq(crc_after)
                 return handshake
 
             with fsm.state("REPLY_SEQ"):
@@ -372,8 +377,8 @@ class UARTBridge(wiring.Component):
                     with m.If(tx_position + 1 == reply_length):
                         fsm.goto("REPLY_CRC_HI")
             with fsm.state("REPLY_CRC_HI"):
-                send(tx_crc[8:], "REPLY_CRC_LO")
+                send(crc[8:], "REPLY_CRC_LO")
             with fsm.state("REPLY_CRC_LO"):
-                send(tx_crc[:8], "SYNC")
+                send(crc[:8], "SYNC")
         return m
 
