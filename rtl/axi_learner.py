@@ -3,7 +3,8 @@ status, the counters and every learner memory; AXI4-Stream with TLAST for sample
 and predictions out.
 
 The wrapper uses only ``SSDFANetwork``'s external interface (``run``, ``busy``, ``done``,
-``host``, ``x``, ``label``, ``prediction``; docs/network.md §2). Offsets and fields come from
+``predictions_taken``, ``prediction_last``, ``host``, ``x``, ``label``, ``prediction``;
+docs/network.md §2). Offsets and fields come from
 ``register_map`` (the one source of the map); docs/bus.md describes the protocol.
 """
 
@@ -136,8 +137,8 @@ class AXILearner(wiring.Component):
         samples = Signal(32, name="samples_register")
         select = Signal(32, name="select_register")
         address = Signal(32, name="address_register")
-        run_samples = Signal(32)  # SAMPLES as the running run took it
-        predictions = Signal(32)
+        # The network counts the run's predictions against the SAMPLES it took at START.
+        predictions = network.predictions_taken
         done_flag = Signal()
         frame_error = Signal()
         label_error = Signal()
@@ -241,8 +242,6 @@ class AXILearner(wiring.Component):
                             run_valid.eq(1),
                             network.run.payload.mode.eq(Mux(infer, NetworkMode.INFER.value, NetworkMode.TRAIN.value)),
                             network.run.payload.samples.eq(samples),
-                            run_samples.eq(samples),
-                            predictions.eq(0),
                             done_flag.eq(0),
                             frame_error.eq(0),
                             label_error.eq(0),
@@ -328,10 +327,8 @@ class AXILearner(wiring.Component):
             self.m_axis_tdata.eq(prediction.payload.index | (prediction.payload.correct << correct.lsb)),
             self.m_axis_tvalid.eq(prediction.valid),
             prediction.ready.eq(self.m_axis_tready),
-            self.m_axis_tlast.eq(predictions + 1 == run_samples),
+            self.m_axis_tlast.eq(network.prediction_last),
         ]
-        with m.If(prediction.valid & prediction.ready):
-            m.d.sync += predictions.eq(predictions + 1)
         return m
 
 

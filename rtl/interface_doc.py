@@ -107,6 +107,8 @@ SIGNALS = {
     "error_router:busy": "high while the router delivers errors (its DELIVER state)",
     "busy": "high from the clock after a command (run) transfer until it has finished",
     "done": "one clock: the command (run) has finished",
+    "predictions_taken": "predictions taken since the run started (held after it; 0 after reset)",
+    "prediction_last": "the prediction offered on `prediction` is the run's last",
     "completed": "commands finished since reset",
     "clear_counters": "zero every counter on this clock",
     "errors_received": "error words taken on `e`",

@@ -290,6 +290,10 @@ class SSDFANetwork(wiring.Component):
         A run is active.
     done : Out(1)
         One clock: the run has finished (every layer idle, every prediction taken).
+    predictions_taken : Out(counter_width)
+        Predictions taken since the run started (held after it finishes; 0 after reset).
+    prediction_last : Out(1)
+        The prediction on ``prediction`` is the run's last (a wrapper's TLAST).
     host : In(NetworkHostSignature)
         Load and read back each layer's weights, feedback constants, LFSR seeds, index
         tables, deltas, derivatives and per-neuron error counters; read and clear the counters.
@@ -343,6 +347,8 @@ class SSDFANetwork(wiring.Component):
             "run": In(stream.Signature(RunLayout(counter_width))),
             "busy": Out(1),
             "done": Out(1),
+            "predictions_taken": Out(counter_width),
+            "prediction_last": Out(1),
             "host": In(NetworkHostSignature(
                 layers=len(configs),
                 pe_width=max(len(layer.host.pe) for layer in self._layers),
@@ -507,6 +513,7 @@ class SSDFANetwork(wiring.Component):
         prediction_taken = self.prediction.valid & self.prediction.ready
         with m.If(prediction_taken):
             m.d.sync += predictions.eq(predictions + 1)
+        m.d.comb += [self.predictions_taken.eq(predictions), self.prediction_last.eq(predictions + 1 == target)]
         finish = Signal()
         m.d.comb += [finish.eq(run_active & Cat(*quiet).all() & (predictions == target)), self.done.eq(finish)]
         with m.If(finish):

@@ -113,13 +113,19 @@ class UARTBridge(wiring.Component):
         ]
 
         # -- the request being received ------------------------------------------------------------
+        # One CRC register and one XOR network serve the request (while receiving) and the reply
+        # (while sending): the two never overlap. The reply feeds it whatever byte it sends.
         crc = Signal(16, init=0xFFFF)
+        crc_byte = Signal(8)  # the byte entering the CRC: the received one, else the one being sent
+        crc_after = Signal(16)
         seq = Signal(8)
         command = Signal(8)
         length = Signal(8)
-        position = Signal(8)  # payload bytes received; then the byte being used while executing
+        position = Signal(8)  # payload bytes received; the byte used while executing; the byte replied
         head = Array(Signal(8, name=f"head_{i}") for i in range(3))  # the first payload bytes
-        idle_clocks = Signal(range(self.frame_timeout + 1))
+        # Clocks without a byte while receiving, then clocks a sample word waits while executing:
+        # one counter serves both timeouts, which never run at once.
+        waited = Signal(range(max(self.frame_timeout, self.stall_timeout) + 1))
         byte = self.rx_data
 
         # -- the record of the last executed request, and the reply being sent -----------------------
@@ -128,7 +134,6 @@ class UARTBridge(wiring.Component):
         last_status = Signal(8)
         last_length = Signal(8)
         replay = Signal()  # the reply comes from the record (else: an immediate reply)
-        immediate_seq = Signal(8)
         immediate_status = Signal(8)
         immediate_length = Signal(8)
         hello = Array([last_seq, have_last, Const(self.inputs & 0xFF, 8), Const(self.inputs >> 8, 8),
@@ -142,7 +147,6 @@ class UARTBridge(wiring.Component):
         byte_index = Signal(2)
         words_done = Signal(8)
         words_wanted = Signal(8)
-        stall_clocks = Signal(range(self.stall_timeout + 1))
         drained = Signal(range(frames.MAX_PREDICTIONS_PER_REPLY + 1))
 
         m.d.comb += [
@@ -157,14 +161,13 @@ class UARTBridge(wiring.Component):
             return Mux(equals(response, _DECERR), int(frames.Status.BUS_DECERR), int(frames.Status.BUS_SLVERR))
 
         def reply_immediately(status, payload_length=0):
-            m.d.sync += [replay.eq(0), immediate_seq.eq(seq), immediate_status.eq(int(status)),
+            m.d.sync += [replay.eq(0), immediate_status.eq(int(status)),
                          immediate_length.eq(payload_length)]
 
-        tx_crc = Signal(16)
-        tx_position = Signal(8)
+        m.d.comb += [crc_byte.eq(byte), crc_after.eq(crc16_next(crc, crc_byte))]
         reply_length = Signal(8)
         m.d.comb += [reply_length.eq(Mux(replay, last_length, immediate_length)),
-                     reply_read.addr.eq(tx_position)]
+                     reply_read.addr.eq(position)]
 
         def send(value, next_state, m=m):
             m.d.comb += [self.tx_data.eq(value), self.tx_valid.eq(1)]
@@ -175,17 +178,17 @@ class UARTBridge(wiring.Component):
         with StateMachine(m, _STATES, name="bridge_state") as fsm:
             # -- receive ---------------------------------------------------------------------------
             with fsm.state("SYNC"):
-                m.d.sync += [crc.eq(0xFFFF), position.eq(0), idle_clocks.eq(0)]
+                m.d.sync += [crc.eq(0xFFFF), position.eq(0), waited.eq(0)]
                 with m.If(self.rx_valid & (byte == frames.SYNC_REQUEST)):
                     fsm.goto("SEQ")
 
             def receiving():
                 """In a frame byte state: abandon the frame when bytes stop; a byte enters the CRC.
                 Returns the condition under which the state takes a byte."""
-                m.d.sync += idle_clocks.eq(idle_clocks + 1)
+                m.d.sync += waited.eq(waited + 1)
                 with m.If(self.rx_valid):
-                    m.d.sync += [crc.eq(crc16_next(crc, byte)), idle_clocks.eq(0)]
-                with m.Elif(idle_clocks == self.frame_timeout):
+                    m.d.sync += [crc.eq(crc_after), waited.eq(0)]
+                with m.Elif(waited == self.frame_timeout):
                     fsm.goto("SYNC")
                 return self.rx_valid
 
@@ -247,7 +250,7 @@ class UARTBridge(wiring.Component):
                     m.d.sync += replay.eq(1)  # a retransmission: answer again, do nothing
                 with m.Else():
                     m.d.sync += [replay.eq(1), have_last.eq(1), last_seq.eq(seq), last_status.eq(int(frames.Status.OK)),
-                                 last_length.eq(0), words_done.eq(0), byte_index.eq(0), stall_clocks.eq(0),
+                                 last_length.eq(0), words_done.eq(0), byte_index.eq(0), waited.eq(0),
                                  drained.eq(0)]
                     with m.If(equals(command, int(frames.Command.READ))):
                         m.d.sync += words_wanted.eq(burst)
@@ -319,20 +322,20 @@ class UARTBridge(wiring.Component):
             with fsm.state("SAMPLE_BYTE"):
                 # Bytes enter at the top, so the feature ends in the top bytes of ``word``.
                 m.d.sync += [word.eq(Cat(word[8:], request_read.data)), position.eq(position + 1),
-                             byte_index.eq(byte_index + 1), stall_clocks.eq(0)]
+                             byte_index.eq(byte_index + 1), waited.eq(0)]
                 fsm.goto("SAMPLE_FETCH")
                 with m.If(is_label | (byte_index == self.feature_bytes - 1)):
                     fsm.goto("SAMPLE_PUSH")
             with fsm.state("SAMPLE_PUSH"):
                 m.d.comb += [self.m_axis_tvalid.eq(1), self.m_axis_tlast.eq(is_label),
                              self.m_axis_tdata.eq(Mux(is_label, word[24:], feature))]
-                m.d.sync += stall_clocks.eq(stall_clocks + 1)
+                m.d.sync += waited.eq(waited + 1)
                 with m.If(self.m_axis_tready):
                     m.d.sync += [words_done.eq(words_done + 1), byte_index.eq(0)]
                     fsm.goto("SAMPLE_FETCH")
                     with m.If(is_label):
                         fsm.goto("DRAIN")
-                with m.Elif(stall_clocks == self.stall_timeout):
+                with m.Elif(waited == self.stall_timeout):
                     m.d.sync += last_status.eq(int(frames.Status.STALL))
                     fsm.goto("REPLY_SYNC")
 
@@ -346,34 +349,37 @@ class UARTBridge(wiring.Component):
 
             # -- reply --------------------------------------------------------------------------------
             with fsm.state("REPLY_SYNC"):
-                m.d.sync += [tx_crc.eq(0xFFFF), tx_position.eq(0)]
+                m.d.sync += [crc.eq(0xFFFF), position.eq(0)]
                 send(frames.SYNC_REPLY, "REPLY_SEQ")
 
             def send_counted(value, next_state):
                 """Send a byte that the reply's CRC covers; returns the handshake."""
                 handshake = send(value, next_state)
+                m.d.comb += crc_byte.eq(self.tx_data)
                 with m.If(handshake):
-                    m.d.sync += tx_crc.eq(crc16_next(tx_crc, value))
+                    m.d.sync += crc.eq(crc_after)
                 return handshake
 
             with fsm.state("REPLY_SEQ"):
-                send_counted(Mux(replay, last_seq, immediate_seq), "REPLY_STATUS")
+                # Every reply's SEQ is ``seq``: an immediate reply answers the request just received, and a
+                # replayed or executed one has ``last_seq == seq``.
+                send_counted(seq, "REPLY_STATUS")
             with fsm.state("REPLY_STATUS"):
                 send_counted(Mux(replay, last_status, immediate_status), "REPLY_LENGTH")
             with fsm.state("REPLY_LENGTH"):
                 with m.If(send_counted(reply_length, "REPLY_PAYLOAD") & equals(reply_length, 0)):
                     fsm.goto("REPLY_CRC_HI")
             with fsm.state("REPLY_PAYLOAD"):
-                # The reply memory's read port shows byte tx_position a clock after it is set; the
+                # The reply memory's read port shows byte position a clock after it is set; the
                 # transmitter is busy for a whole byte time between two handshakes.
-                value = Mux(replay, reply_read.data, hello[tx_position[:3]])
+                value = Mux(replay, reply_read.data, hello[position[:3]])
                 with m.If(send_counted(value, "REPLY_PAYLOAD")):
-                    m.d.sync += tx_position.eq(tx_position + 1)
-                    with m.If(tx_position + 1 == reply_length):
+                    m.d.sync += position.eq(position + 1)
+                    with m.If(position + 1 == reply_length):
                         fsm.goto("REPLY_CRC_HI")
             with fsm.state("REPLY_CRC_HI"):
-                send(tx_crc[8:], "REPLY_CRC_LO")
+                send(crc[8:], "REPLY_CRC_LO")
             with fsm.state("REPLY_CRC_LO"):
-                send(tx_crc[:8], "SYNC")
+                send(crc[:8], "SYNC")
         return m
 
