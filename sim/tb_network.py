@@ -113,7 +113,8 @@ async def network_program(dut):
             result["reads"][step["name"]] = await _read(dut, step["reads"])
         else:
             raise ValueError(f"unknown program step {step['op']!r}")
-    result["streams"] = {name: int(getattr(dut, name).value.to_unsigned())
-                         for name in ("x_taken", "labels_taken", "predictions_taken")}
+    result["streams"] = {name: int(getattr(dut, port).value.to_unsigned())
+                         for name, port in (("x_taken", "x_taken"), ("labels_taken", "labels_taken"),
+                                            ("predictions_taken", "stream_predictions"))}
     with open(program["result"], "w") as handle:
         json.dump(result, handle)
