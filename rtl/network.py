@@ -608,16 +608,10 @@ def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETW
     the host, so the file does not depend on the seed; with it, the memories start with its
     weights and index tables (``SSDFANetwork``). ``layer_counters`` as for ``SSDFANetwork``.
     """
-    from amaranth.back import verilog
+    from .verilog import write_module
 
     network = SSDFANetwork(layers=configs, initial_state=initial_state, layer_counters=layer_counters)
     header = network_header(network.configs, top, initial_state)
     if not layer_counters:
         header += "// counters: the network's own only; per-layer and per-neuron counters read 0\n"
-    text = header + verilog.convert(network, name=top, emit_src=False)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{top}.v"
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    return path
+    return write_module(out_dir, top, header, network)

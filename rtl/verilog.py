@@ -177,17 +177,20 @@ def generate(config, out_dir, *, tops=None) -> list[Path]:
     list of Path
         The files written, in ``available_tops()`` order.
     """
+    config = resolve_config(config)
+    return [write_module(out_dir, name, config_header(config, name), component)
+            for name, component in build_tops(config, tops)]
+
+
+def write_module(out_dir, name: str, header: str, component) -> Path:
+    """Write ``component`` as Verilog module ``name`` to ``out_dir/<name>.v``, after ``header``,
+    and return the path. Amaranth's output carries no source locations, so the same design gives
+    the same bytes on any machine and checkout path; the file is written whole or not at all
+    (a failed run never leaves a truncated module)."""
     from amaranth.back import verilog
 
-    config = resolve_config(config)
-    components = build_tops(config, tops)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, component in components:
-        text = verilog.convert(component, name=name, emit_src=False)
-        path = out_dir / f"{name}.v"
-        # Whole or not at all: a failed run never leaves a truncated module.
-        write_atomically(path, config_header(config, name) + text)
-        paths.append(path)
-    return paths
+    path = out_dir / f"{name}.v"
+    write_atomically(path, header + verilog.convert(component, name=name, emit_src=False))
+    return path
