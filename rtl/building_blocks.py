@@ -75,6 +75,24 @@ def equals(value, constant) -> Value:
     return value == constant
 
 
+def below(value, count: int) -> Value:
+    """``value < count`` for an unsigned ``value`` and a constant ``count``, as two shallow
+    functions: the bits above ``count``'s width all zero, and the low bits below ``count``.
+
+    Synthesis maps a comparison with a constant to a carry chain as long as ``value``; this
+    form is a LUT or two whatever the width (a host address's range check was a PE's slowest
+    path on an iCE40 as a chain).
+    """
+    value = Value.cast(value)
+    if count >= 1 << len(value):
+        return C(1, 1)
+    if count <= 0:
+        return C(0, 1)
+    low = count.bit_length()
+    high_zero = ~value[low:].any() if len(value) > low else C(1, 1)
+    return high_zero & (value[:low] < count)
+
+
 def select(items, index):
     """``items[index]`` as a multiplexer that covers every value of ``index`` (an index beyond
     the items selects the last one), so that the Verilog case statement is complete: the items

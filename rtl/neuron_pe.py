@@ -23,7 +23,7 @@ from ssdfa.model.arithmetic import (
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation, tanh_table
 
-from .building_blocks import equals, extend, hw_cast, hw_saturate, register, round_offset, share, wire
+from .building_blocks import below, equals, extend, hw_cast, hw_saturate, register, round_offset, share, wire
 from .signatures import (
     ActivationLayout,
     Command,
@@ -181,9 +181,9 @@ class NeuronPE(wiring.Component):
 
     ERROR (§6.1, §6.2; §5.3 step 1), ``K s + 8`` clocks, one ``e`` word per clock, ``e.ready``
     high until the last word is taken. Each word goes down the pipeline as a product ``b e``
-    (relu, hardtanh: ``(b f'_k) e``, ``f'`` masking ``b`` in O); a neuron's ``s`` products are
-    summed exactly in D, which also draws once from the neuron's LFSR (STOCH) with its last
-    word; E multiplies by a tanh ``f'_k`` and R and S cast ``delta_k = cast((sum_t b_kt e_kt)
+    (relu, hardtanh: ``(b f'_k) e``, ``f'`` read in A and masking ``b`` in O); a neuron's ``s``
+    products are summed exactly in D, which also draws once from the neuron's LFSR (STOCH) with
+    its last word (the new state is written back in E, or in D when K = 1); E multiplies by a tanh ``f'_k`` and R and S cast ``delta_k = cast((sum_t b_kt e_kt)
     f'_k, f_b + f_e + f_f', delta format, update_rounding, overflow)``, written at the end of S. An output layer (identity, s = 1) stores
     ``delta_k = e_k``: no cast, no draw::
 
@@ -197,7 +197,8 @@ class NeuronPE(wiring.Component):
     UPDATE (§7; §5.3 step 2), ``K (N + 1) + 10`` clocks, ``x`` streamed again as in FORWARD.
     Nine clocks after the read of ``W[k, j]`` the PE writes ``cast(W - cast(delta_k x_j,
     f_d + f_x + shift, weight format, update_rounding, overflow), TRN, overflow)``: M
-    multiplies, D draws from neuron k's LFSR when STOCH, R rounds (and reads ``W[k, j]``
+    multiplies, D draws from neuron k's LFSR when STOCH (E writes the new state back, D when
+    K = 1), R rounds (and reads ``W[k, j]``
     again), S saturates, U subtracts, V saturates and writes. The three phases' casts share
     one rounding adder and one saturation (docs/rtl.md §1.4). A neuron's draws thus follow its delta draw in address order, bias
     last::
@@ -515,8 +516,16 @@ class NeuronPE(wiring.Component):
         # U for the subtraction instead of a register per stage carrying it there.
         o_weight = Signal(w_shape, name="o_weight", reset_less=True)
         o_x = Signal(x_op_shape, name="o_x", reset_less=True)
+        o_x_next = b_x
+        if mask_fprime:
+            # relu's and hardtanh's f' (one bit, read in A) registered as it is, so that masking
+            # b in front of the multiplier reads a flip-flop (from the bank's read port it was
+            # the learning PE's slowest path on an iCE40).
+            o_fprime = Signal(name="o_fprime", reset_less=True)
+            with m.If(advance):
+                m.d.sync += o_fprime.eq(fprimes.data[0])
         with m.If(advance):
-            m.d.sync += [o_weight.eq(w_rd.data), o_x.eq(b_x)]
+            m.d.sync += [o_weight.eq(w_rd.data), o_x.eq(o_x_next)]
         b_item = {"k": b_k, "addr": b_addr, "first": b_first, "restart": b_restart, "neuron_end": b_neuron_end,
                   "last": b_last}
         o_valid, o_item = follow("o", b_item, b_valid)
@@ -531,7 +540,7 @@ class NeuronPE(wiring.Component):
             if output_layer:
                 b_factor = C(1, 2)  # the error word times 1 is the delta (§6.2)
             elif mask_fprime:
-                b_factor = Mux(fprimes.data[0], feedback.data, 0)
+                b_factor = Mux(o_fprime, feedback.data, 0)
             else:
                 b_factor = feedback.data
             operand = Mux(in_update, deltas.data, Mux(in_error, b_factor, o_weight))
@@ -615,17 +624,30 @@ class NeuronPE(wiring.Component):
         draw = None
         if stoch:
             # -- stage D: LFSR draw, 16 steps (§5.1) in a few word operations (``lfsr_draw``) --
-            # The state is read in M: the loop from a state to the next is the bank's read
-            # port, the draw and the bank's write in D.
+            # The state is read in M and drawn in D. With K >= 2 the next state is registered
+            # with the draw and written back in E, from a flip-flop (read, draw and the bank's
+            # write multiplexers in one clock were a slowest path on an iCE40): a neuron's next
+            # read is K >= 2 clocks after its read, in the clock of the write at the earliest,
+            # which the transparent port of K = 2 covers. With K = 1 the next read is one
+            # clock later: the state is written back in D.
             lfsr_read_k, lfsr_sel = m_item["k"], lfsrs.data
             lfsr_next = wire(m, lfsr_draw(m, lfsr_sel), "lfsr_next")
             # §5.3: the delta draw (hidden layers only), then one per weight in address order.
             lfsr_advance = d_valid & (in_update | (C(0, 1) if output_layer else in_error & d_item["neuron_end"]))
             lfsr_advance = wire(m, lfsr_advance, "lfsr_advance")
-            e_draw = Signal(STOCH_BITS, name="e_draw", reset_less=True)
+            if K == 1:
+                e_lfsr = Signal(STOCH_BITS, name="e_draw", reset_less=True)
+                lfsr_write = (d_item["k"], lfsr_next, lfsr_advance)
+            else:
+                e_lfsr = Signal(LFSR_WIDTH, name="e_lfsr", reset_less=True)
+                # Nothing stalls in ERROR and UPDATE: the write is never repeated.
+                e_lfsr_write, e_lfsr_write_next = register(m, 1, "e_lfsr_write")
+                with m.If(advance):
+                    m.d.comb += e_lfsr_write_next.eq(lfsr_advance)
+                lfsr_write = (e_item["k"], e_lfsr, e_lfsr_write)
             with m.If(advance):
-                m.d.sync += e_draw.eq(lfsr_next[:STOCH_BITS])
-            draw = e_draw
+                m.d.sync += e_lfsr.eq(lfsr_next[: len(e_lfsr)])
+            draw = e_lfsr[:STOCH_BITS]
 
         # -- stage E: the value each phase casts, and its rounding offset ----------------------
         # FORWARD: the exact y; UPDATE: delta x; ERROR: (sum_t b e) f' (hidden) or e (output).
@@ -713,7 +735,17 @@ class NeuronPE(wiring.Component):
         with m.If(y_done & c_last):
             m.d.comb += running_next.eq(0)
         if learning:
-            fprime_next = wire(m, _derivative(m, c_y, c_a, act_fmt, act), "fprime_next")
+            if act is Activation.TANH:
+                # 1 - a^2 needs the ROM's a, which stage C reads.
+                fprime_next = wire(m, _derivative(m, c_y, c_a, act_fmt, act), "fprime_next")
+            else:
+                # f'(y) of the other activations needs y only: computed from y_next in stage S
+                # and registered with it, so that the bank's write data starts at a flip-flop
+                # (computed from c_y it was the learning PE's slowest path on an iCE40).
+                s_fprime = wire(m, _derivative(m, y_next, None, act_fmt, act), "fprime_next")
+                fprime_next = Signal(s_fprime.shape(), name="c_fprime", reset_less=True)
+                with m.If(advance):
+                    m.d.sync += fprime_next.eq(s_fprime)
 
         if learning:
             # -- ERROR (§6.1, §6.2): the delta is written at the end of stage S ----------------
@@ -760,7 +792,7 @@ class NeuronPE(wiring.Component):
         def host_write_enable(space, count):
             """The registered write enable of ``space``: a host write to one of its ``count`` words."""
             # Writes beyond the storage are ignored (compare only if the address can be there).
-            inside = (host.addr < count) if count < (1 << len(host.addr)) else C(1, 1)
+            inside = below(host.addr, count)
             enable, enable_next = register(m, 1, f"host_write_{space.name.lower()}")
             m.d.comb += enable_next.eq(host_write & equals(host.space, space) & inside)
             return enable, inside
@@ -776,13 +808,13 @@ class NeuronPE(wiring.Component):
         # Each entry: (read address, write address, write data, write enable).
         if learning:
             functional = {
-                Space.DERIVATIVE: (b_k if mask_fprime else d_item["k"], c_k, fprime_next, y_done),  # read in B or D
+                Space.DERIVATIVE: (e_k if mask_fprime else d_item["k"], c_k, fprime_next, y_done),  # read in A or D
                 Space.DELTA: (b_k, s_item["k"], delta_next, delta_write),  # read in B for O
             }
             if not output_layer:
                 functional[Space.FEEDBACK] = (b_addr, b_addr, C(0, 1), C(0, 1))  # read in B for O
             if stoch:
-                functional[Space.LFSR] = (lfsr_read_k, d_item["k"], lfsr_next, lfsr_advance)  # see stage D
+                functional[Space.LFSR] = (lfsr_read_k, *lfsr_write)  # see stage D
         # A read's word comes straight from the memories' read ports, one clock after r_en,
         # through a multiplexer whose selects are registered with the read. The weight block
         # RAM's slow clock-to-out (5.8 ns on an ECP5) leaves room for one LUT after it: the
