@@ -13,7 +13,9 @@ stalls, the lockstep fork of ``x`` across the PEs), and summing the PEs' events,
 and adding the sum to a 32-bit counter in that same clock was the whole learner's critical
 path. Registered, the events reach the adders at the start of the next clock, and a layer
 counter shows an event of clock t from clock t + 2 on (the network's counters, whose events
-come from registers, from t + 1).
+come from registers, from t + 1). The MAC counts, which add the summed events times K, register
+that product once more and show an event of clock t from t + 3 on; their events (input words,
+phase starts) are at least the PE's pipeline depth before the network's ``done``.
 Every layer event happens at least a clock before the network's ``done``, so a counter read
 issued after ``done`` sees every event of the run. ``clear`` also drops the registered events,
 so an event in the clock of a clear or the clock before is not counted, as before.
@@ -21,7 +23,7 @@ so an event in the clock of a clear or the clock before is not counted, as befor
 
 from __future__ import annotations
 
-from amaranth.hdl import C, Cat, Module, Mux, Signal
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value
 
 from .building_blocks import equals
 from .layer import SSDFALayer
@@ -87,6 +89,14 @@ class _Events:
         self.registers.append(held)
         return [held[i] for i in range(len(bits))]
 
+    def hold(self, value, name: str) -> Signal:
+        """``value`` as it was one clock earlier (a register cleared with the events)."""
+        value = Value.cast(value)
+        held = Signal(value.shape(), name=f"{self._prefix}_{name}")
+        self._m.d.sync += held.eq(value)
+        self.registers.append(held)
+        return held
+
 
 def _sum(bits) -> object:
     """The number of high bits among ``bits``: a balanced adder tree (log2 of the count deep, not
@@ -98,6 +108,13 @@ def _sum(bits) -> object:
         pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
         terms = pairs + terms[len(terms) - len(terms) % 2:]
     return terms[0]
+
+
+def _times(value, constant: int):
+    """``value * constant`` for a constant, as shifted copies added up: one adder for the
+    counters' K of a few set bits, where ``*`` took a DSP block on an ECP5."""
+    terms = [value.shift_left(bit) for bit in range(constant.bit_length()) if constant >> bit & 1]
+    return _sum(terms) if terms else C(0, 1)
 
 
 def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int, events: _Events) -> list[Signal]:
@@ -142,8 +159,9 @@ def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int, events
 
     x_forward, x_update = events(x_forward, "x_forward"), events(x_update, "x_update")
     starts_forward, starts_update = events(starts_forward, "starts_forward"), events(starts_update, "starts_update")
-    _count(m, counters["forward_macs"], (_sum(x_forward) + _sum(starts_forward)) * slots)
-    _count(m, counters["update_macs"], (_sum(x_update) + _sum(starts_update)) * slots)
+    # The MAC counts add K per word: the scaled sum is registered once more (see the docstring).
+    for name, words, starts in (("forward_macs", x_forward, starts_forward), ("update_macs", x_update, starts_update)):
+        _count(m, counters[name], events.hold(_times(_sum(words) + _sum(starts), slots), f"{name}_increment"))
     _count(m, counters["error_words"], _sum(events(error_words, "error_words")))
     if hidden:
         _count(m, counters["derivative_reads"], _sum(events(derivative_reads, "derivative_reads")))

@@ -115,7 +115,7 @@ class OutputErrorUnit(wiring.Component):
         outputs = self._outputs
 
         k = Signal(class_shape(outputs))  # position of the current activation in its sample
-        first = ~k.any()
+        first = Signal(init=1)  # k = 0
         last = k == outputs - 1 if outputs > 1 else C(1, 1)
         pending = Signal()  # a prediction waits on `prediction`
 
@@ -125,7 +125,12 @@ class OutputErrorUnit(wiring.Component):
             self.a.ready.eq(ok & (~self.train | self.e.ready)),
             self.label.ready.eq(self.a.ready & last),
         ]
-        take = self.a.valid & self.a.ready
+        # `take` is kept as a net and `first` is a register of its own, so that the comparison's
+        # carry chain (below), which arrives last, passes one LUT to best's enable: Yosys's LUT
+        # mapper sees the chain's output as an input like any other and had buried it under the
+        # handshake's logic and k's decoding (an ECP5 learner's slowest path).
+        take = Signal(attrs={"keep": 1})
+        m.d.comb += take.eq(self.a.valid & self.a.ready)
 
         # §6.0: the difference is exact at f_a fraction bits; one is raw 2^f_a. An unsigned
         # activation is zero-extended into a signed word first.
@@ -150,12 +155,14 @@ class OutputErrorUnit(wiring.Component):
         with m.If(take):
             with m.If(larger):
                 m.d.sync += [best.eq(self.a.payload), best_index.eq(k)]
+            m.d.sync += first.eq(last)
             with m.If(last):
                 m.d.sync += [
                     k.eq(0),
                     pending.eq(1),
                     self.prediction.payload.index.eq(final_index),
-                    self.prediction.payload.correct.eq(final_index == self.label.payload),
+                    # Both comparisons with the label sit beside the argmax's, not behind it.
+                    self.prediction.payload.correct.eq(Mux(larger, target, best_index == self.label.payload)),
                 ]
             with m.Else():
                 m.d.sync += k.eq(k + 1)

@@ -19,6 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssdfa.user_files import write_atomically
+
 __all__ = [
     "Field",
     "Register",
@@ -278,8 +280,7 @@ def write_artefacts(root) -> list[Path]:
     for relative, generate in ARTEFACTS:
         path = Path(root) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(generate())
+        write_atomically(path, generate())  # whole or not at all
         paths.append(path)
     return paths
 

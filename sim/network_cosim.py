@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ssdfa.errors import SsdfaError
+from ssdfa.user_files import write_atomically
 from ssdfa.model.layer_config import LayerConfig
 
 from .network_driver import MODE, NetworkDriver, NetworkState
@@ -966,8 +967,7 @@ def run_demo_rtl_steps(*, out: Callable[[str], None] = print, verilog_dir="build
     design = network_design(configs)
     path = Path(verilog_dir) / f"{NETWORK_TOP}.v"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(design.verilog)
+    write_atomically(path, design.verilog)  # whole or not at all
     how = "cached" if design.cached else f"elaborated in {design.elaborate_seconds:.1f} s"
     out(f"Verilog of the {'-'.join(map(str, sizes))} SSDFA network (PEs {'+'.join(str(c.pes) for c in configs)}): "
         f"{path} ({path.stat().st_size // 1024} KiB, {how})")

@@ -49,3 +49,20 @@ def test_board_top_plan_constrains_the_oscillator_and_places_the_uart(name, cons
     assert clock in text
     assert "uart_0__rx__io" in text and "uart_0__tx__io" in text
     assert target.clocks_per_bit == round(target.clock_hz / 115_200)
+
+
+def test_the_icebreaker_default_learner_fits_the_up5k_and_meets_its_clock(require_tool, tmp_path):
+    """The whole board build (about 80 s): the iCEBreaker core uses about 99% of the UP5K's logic
+    cells, so a change anywhere in the PE, the network or the bridge can tip it over."""
+    require_tool("yosys")
+    require_tool("nextpnr-ice40")
+    from ssdfa.board.build import build_board
+    from ssdfa.model.neuron_ops import ArithmeticConfig
+    from ssdfa.rtl.network import network_layer_configs
+
+    target = BOARDS["icebreaker"]
+    configs = network_layer_configs((64, *target.hidden, 10), ArithmeticConfig(seed=0), pes=target.pes)
+    report = build_board(target, configs, tmp_path, out=lambda line: None)
+    assert report.fits, report.utilisation
+    assert report.meets_timing, report.fmax_mhz
+    assert report.bitstream_sha256 is not None and (tmp_path / "ssdfa_board.bin").stat().st_size > 0
