@@ -327,8 +327,11 @@ class ErrorRouter(wiring.Component):
         collecting, collecting_next = register(m, 1, "collecting", init=1)
         write_addr, write_addr_next = register(m, index_width(outputs), "write_addr")
         take = wire(m, self.errors.valid & self.errors.ready, "take")
+        # write_addr = M - 1 as a register of its own: the handshake's `take` (decided late in
+        # its clock, behind the output-error unit) then passes one gate to the issue logic.
+        write_last, write_last_next = register(m, 1, "write_last", init=int(outputs == 1))
         last_take = Signal()
-        m.d.comb += last_take.eq(take & (write_addr == outputs - 1))
+        m.d.comb += last_take.eq(take & write_last)
         # DELIVER: `cursor` walks the table (slot k, connection t); the stage holds one word.
         cursor, cursor_next = register(m, range(depth + 1), "cursor")
         slot, slot_next = register(m, index_width(slots), "slot")
@@ -413,6 +416,8 @@ class ErrorRouter(wiring.Component):
         with m.If(restart):
             m.d.comb += [collecting_next.eq(1), cursor_next.eq(0), slot_next.eq(0), conn_next.eq(0)]
         with m.If(take):
+            if outputs > 1:
+                m.d.comb += write_last_next.eq(write_addr == outputs - 2)
             with m.If(last_take):
                 m.d.comb += [write_addr_next.eq(0), collecting_next.eq(0)]
             with m.Else():

@@ -115,22 +115,27 @@ class OutputErrorUnit(wiring.Component):
         outputs = self._outputs
 
         k = Signal(class_shape(outputs))  # position of the current activation in its sample
-        first = Signal(init=1)  # k = 0
-        last = k == outputs - 1 if outputs > 1 else C(1, 1)
+        # k = M - 1, a register of its own (a decoded k sat in front of every handshake).
+        last = Signal(init=int(outputs == 1))
         pending = Signal()  # a prediction waits on `prediction`
+        # The argmax runs a clock behind the handshake, on a registered copy of each activation
+        # taken (stage "s"): compared with the running best straight from the output layer's
+        # buffer, the comparison's carry chain and the handshake's enable were an ECP5
+        # learner's slowest path. A sample's last activation in that stage counts as a pending
+        # prediction, so that no later one overtakes it.
+        s_valid = Signal()
+        s_last = Signal(reset_less=True)
+        # From a last activation's transfer until its prediction's: one register, not the
+        # stage's and `pending`'s logic, in front of the handshake.
+        in_flight = Signal()
 
-        ok = self.a.valid & self.label.valid & (~last | ~pending)
+        ok = self.a.valid & self.label.valid & (~last | ~in_flight)
         m.d.comb += [
             self.e.valid.eq(ok & self.train),
             self.a.ready.eq(ok & (~self.train | self.e.ready)),
             self.label.ready.eq(self.a.ready & last),
         ]
-        # `take` is kept as a net and `first` is a register of its own, so that the comparison's
-        # carry chain (below), which arrives last, passes one LUT to best's enable: Yosys's LUT
-        # mapper sees the chain's output as an input like any other and had buried it under the
-        # handshake's logic and k's decoding (an ECP5 learner's slowest path).
-        take = Signal(attrs={"keep": 1})
-        m.d.comb += take.eq(self.a.valid & self.a.ready)
+        take = self.a.valid & self.a.ready
 
         # §6.0: the difference is exact at f_a fraction bits; one is raw 2^f_a. An unsigned
         # activation is zero-extended into a signed word first.
@@ -141,32 +146,45 @@ class OutputErrorUnit(wiring.Component):
         target = Signal()
         m.d.comb += target.eq(k == self.label.payload)
         difference = Signal(signed(width))
-        m.d.comb += difference.eq(a_value - Mux(target, C(1 << act.frac_bits, act.frac_bits + 1), 0))
+        # a - 1 is formed beside the label comparison and chosen after it, so that k's decoding
+        # does not sit in front of the subtraction's carry chain (an ECP5 learner's slow path).
+        minus_one = Signal(signed(width))
+        m.d.comb += [minus_one.eq(a_value - C(1 << act.frac_bits, act.frac_bits + 1)),
+                     difference.eq(Mux(target, minus_one, a_value))]
         error = Signal(format_shape(cfg.error))
         m.d.comb += error.eq(hw_cast(difference, act.frac_bits, cfg.error, cfg.rounding, cfg.overflow))
         m.d.comb += self.e.payload.eq(error)
 
-        # Running argmax: a later activation wins only when strictly larger (first on ties).
-        best = Signal(format_shape(act))
-        best_index = Signal(class_shape(outputs))
-        larger = Signal()
-        m.d.comb += larger.eq(first | (self.a.payload > best))
-        final_index = Mux(larger, k, best_index)
+        s_a = Signal(format_shape(act), reset_less=True)
+        s_k = Signal(class_shape(outputs), reset_less=True)
+        s_first, s_target = Signal(reset_less=True), Signal(reset_less=True)
+        s_label = Signal(class_shape(outputs), reset_less=True)
+        m.d.sync += s_valid.eq(take)
         with m.If(take):
-            with m.If(larger):
-                m.d.sync += [best.eq(self.a.payload), best_index.eq(k)]
-            m.d.sync += first.eq(last)
+            m.d.sync += [s_a.eq(self.a.payload), s_k.eq(k), s_first.eq(~k.any()), s_last.eq(last),
+                         s_target.eq(target), s_label.eq(self.label.payload)]
+            m.d.sync += k.eq(Mux(last, 0, k + 1))
+            if outputs > 1:
+                m.d.sync += last.eq(k == outputs - 2)
             with m.If(last):
+                m.d.sync += in_flight.eq(1)
+
+        # Running argmax: a later activation wins only when strictly larger (first on ties).
+        best = Signal(format_shape(act), reset_less=True)
+        best_index = Signal(class_shape(outputs), reset_less=True)
+        larger = Signal()
+        m.d.comb += larger.eq(s_first | (s_a > best))
+        with m.If(s_valid):
+            with m.If(larger):
+                m.d.sync += [best.eq(s_a), best_index.eq(s_k)]
+            with m.If(s_last):
                 m.d.sync += [
-                    k.eq(0),
                     pending.eq(1),
-                    self.prediction.payload.index.eq(final_index),
+                    self.prediction.payload.index.eq(Mux(larger, s_k, best_index)),
                     # Both comparisons with the label sit beside the argmax's, not behind it.
-                    self.prediction.payload.correct.eq(Mux(larger, target, best_index == self.label.payload)),
+                    self.prediction.payload.correct.eq(Mux(larger, s_target, best_index == s_label)),
                 ]
-            with m.Else():
-                m.d.sync += k.eq(k + 1)
         m.d.comb += self.prediction.valid.eq(pending)
         with m.If(self.prediction.valid & self.prediction.ready):
-            m.d.sync += pending.eq(0)
+            m.d.sync += [pending.eq(0), in_flight.eq(0)]
         return m
