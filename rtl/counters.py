@@ -99,8 +99,8 @@ class _Events:
 
 
 def _sum(bits) -> object:
-    """The number of high bits among ``bits``: a balanced adder tree (log2 of the count deep, not
-    a chain of one adder per bit)."""
+    """The sum of ``bits`` (event bits, or the shifted copies of ``_times``): a balanced adder
+    tree (log2 of the count deep, not a chain of one adder per term)."""
     terms = list(bits)
     if not terms:
         return C(0, 1)

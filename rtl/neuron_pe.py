@@ -183,9 +183,10 @@ class NeuronPE(wiring.Component):
     high until the last word is taken. Each word goes down the pipeline as a product ``b e``
     (relu, hardtanh: ``(b f'_k) e``, ``f'`` read in A and masking ``b`` in O); a neuron's ``s``
     products are summed exactly in D, which also draws once from the neuron's LFSR (STOCH) with
-    its last word (the new state is written back in E, or in D when K = 1); E multiplies by a tanh ``f'_k`` and R and S cast ``delta_k = cast((sum_t b_kt e_kt)
-    f'_k, f_b + f_e + f_f', delta format, update_rounding, overflow)``, written at the end of S. An output layer (identity, s = 1) stores
-    ``delta_k = e_k``: no cast, no draw::
+    its last word (the new state is written back in E, or in D when K = 1); E multiplies by a
+    tanh ``f'_k`` and R and S cast ``delta_k = cast((sum_t b_kt e_kt) f'_k, f_b + f_e + f_f',
+    delta format, update_rounding, overflow)``, written at the end of S. An output layer
+    (identity, s = 1) stores ``delta_k = e_k``: no cast, no draw::
 
         cycle       0    1    2    3    4    5    6    7    8    9    10
         cmd.valid   1
@@ -198,10 +199,9 @@ class NeuronPE(wiring.Component):
     Nine clocks after the read of ``W[k, j]`` the PE writes ``cast(W - cast(delta_k x_j,
     f_d + f_x + shift, weight format, update_rounding, overflow), TRN, overflow)``: M
     multiplies, D draws from neuron k's LFSR when STOCH (E writes the new state back, D when
-    K = 1), R rounds (and reads ``W[k, j]``
-    again), S saturates, U subtracts, V saturates and writes. The three phases' casts share
-    one rounding adder and one saturation (docs/rtl.md §1.4). A neuron's draws thus follow its delta draw in address order, bias
-    last::
+    K = 1), R rounds (and reads ``W[k, j]`` again), S saturates, U subtracts, V saturates and
+    writes. The three phases' casts share one rounding adder and one saturation (docs/rtl.md
+    §1.4). A neuron's draws thus follow its delta draw in address order, bias last::
 
         cycle       0    1    2    3    4    5    6    7    8    9    10   11   12   13   14   15   16
         cmd.valid   1
@@ -516,7 +516,6 @@ class NeuronPE(wiring.Component):
         # U for the subtraction instead of a register per stage carrying it there.
         o_weight = Signal(w_shape, name="o_weight", reset_less=True)
         o_x = Signal(x_op_shape, name="o_x", reset_less=True)
-        o_x_next = b_x
         if mask_fprime:
             # relu's and hardtanh's f' (one bit, read in A) registered as it is, so that masking
             # b in front of the multiplier reads a flip-flop (from the bank's read port it was
@@ -525,7 +524,7 @@ class NeuronPE(wiring.Component):
             with m.If(advance):
                 m.d.sync += o_fprime.eq(fprimes.data[0])
         with m.If(advance):
-            m.d.sync += [o_weight.eq(w_rd.data), o_x.eq(o_x_next)]
+            m.d.sync += [o_weight.eq(w_rd.data), o_x.eq(b_x)]
         b_item = {"k": b_k, "addr": b_addr, "first": b_first, "restart": b_restart, "neuron_end": b_neuron_end,
                   "last": b_last}
         o_valid, o_item = follow("o", b_item, b_valid)

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from ssdfa.errors import SsdfaError
-from ssdfa.user_files import write_atomically
 from ssdfa.model.layer_config import LayerConfig
+from ssdfa.user_files import write_atomically
 
 from .network_driver import MODE, NetworkDriver, NetworkState
 
