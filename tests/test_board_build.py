@@ -1,5 +1,6 @@
-"""``ssdfa board build`` without running the tools: the build plans of both boards, and the
-reading of nextpnr's report (the tools run in docs/board.md §5, minutes each)."""
+"""``ssdfa board build``: the build plans of both boards and the reading of nextpnr's report
+without the tools, and one whole iCEBreaker build (about 80 s), which guards its fit (the ULX3S
+build, minutes, is in docs/board.md §5)."""
 
 from __future__ import annotations
 
