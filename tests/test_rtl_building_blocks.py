@@ -16,7 +16,7 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
 from ssdfa.model.arithmetic import STOCH_BITS, FixedFormat, Overflow, Rounding, cast
-from ssdfa.rtl.building_blocks import hw_round, hw_saturate
+from ssdfa.rtl.building_blocks import below, hw_round, hw_saturate
 
 # (input shape, input fraction bits, target format): values wider and narrower than the target,
 # fewer fraction bits than it (a left shift), signed into unsigned and unsigned into signed.
@@ -63,3 +63,23 @@ def test_round_then_saturate_is_the_model_cast_for_every_input(shape, frac, fmt,
     sim.add_testbench(bench)
     sim.run()
     assert not mismatches, f"first mismatches (raw, draw, rounding, got, expected): {mismatches[:5]}"
+
+
+@pytest.mark.parametrize("width, count", [(4, 10), (6, 10), (6, 16), (5, 1), (3, 0), (3, 8), (3, 9), (7, 33)])
+def test_below_is_less_than_for_every_value(width, count):
+    m = Module()
+    value = Signal(width)
+    result = Signal()
+    m.d.comb += result.eq(below(value, count))
+    wrong = []
+
+    async def bench(ctx):
+        for raw in range(1 << width):
+            ctx.set(value, raw)
+            if ctx.get(result) != (raw < count):
+                wrong.append(raw)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not wrong, f"below(value, {count}) wrong for values {wrong[:5]}"

@@ -410,6 +410,51 @@ def test_output_error_unit_is_the_model_output_error_and_ties_predict_the_lowest
     assert [bool(p[1]) for p in got["p"]] == [int(np.argmax(s)) == label for s, label in zip(samples, labels)]
 
 
+def test_output_error_unit_holds_a_sample_back_while_the_last_prediction_waits():
+    """Samples offered back to back while `prediction` is taken only every seventh clock: the
+    argmax stage and the in-flight flag must neither drop nor overwrite a prediction."""
+    config = ArithmeticConfig()
+    outputs = 4
+    unit = OutputErrorUnit(outputs=outputs, arithmetic=config)
+    rng = np.random.default_rng(11)
+    act = config.activation
+    samples = [rng.integers(act.min_raw, act.max_raw + 1, size=outputs) for _ in range(8)]
+    labels = [int(v) for v in rng.integers(0, outputs, size=len(samples))]
+    taken = []
+
+    async def feed(ctx):
+        ctx.set(unit.train, 0)
+        for activations, label in zip(samples, labels):
+            for position, value in enumerate(activations):
+                ctx.set(unit.a.payload, int(value))
+                ctx.set(unit.a.valid, 1)
+                ctx.set(unit.label.payload, label)
+                ctx.set(unit.label.valid, 1)
+                await ctx.tick().until(unit.a.ready)
+        ctx.set(unit.a.valid, 0)
+        ctx.set(unit.label.valid, 0)
+
+    async def drain(ctx):
+        clock = 0
+        while len(taken) < len(samples):
+            ready = clock % 7 == 6
+            ctx.set(unit.prediction.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(unit.prediction.valid, unit.prediction.payload)
+            if valid and ready:
+                taken.append((payload.index, payload.correct))
+            clock += 1
+            assert clock < 1000, "the predictions stopped coming"
+
+    sim = Simulator(unit)
+    sim.add_clock(1e-8)
+    sim.add_testbench(feed)
+    sim.add_testbench(drain)
+    sim.run()
+    expected = [int(np.argmax(s)) for s in samples]
+    assert [index for index, _ in taken] == expected
+    assert [bool(correct) for _, correct in taken] == [e == label for e, label in zip(expected, labels)]
+
+
 # ------------------------------------------------------------------------------------------
 # Refusals: the driver checks before anything is simulated; the network checks its layers
 # ------------------------------------------------------------------------------------------
