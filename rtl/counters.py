@@ -13,9 +13,12 @@ stalls, the lockstep fork of ``x`` across the PEs), and summing the PEs' events,
 and adding the sum to a 32-bit counter in that same clock was the whole learner's critical
 path. Registered, the events reach the adders at the start of the next clock, and a layer
 counter shows an event of clock t from clock t + 2 on (the network's counters, whose events
-come from registers, from t + 1). The MAC counts, which add the summed events times K, register
-that product once more and show an event of clock t from t + 3 on; their events (input words,
-phase starts) are at least the PE's pipeline depth before the network's ``done``.
+come from registers, from t + 1). A count summed over several PEs (error words, f' reads,
+activations written) registers that sum once more (on a 10-PE layer the sum's adder tree and
+the 32-bit addition were the learner's critical path once the PEs' forks no longer were), and
+the MAC counts, which add the summed events times K, register that product: these show an event
+of clock t from t + 3 on; their events (input words, phase starts, error words, activations
+written) are at least the PE's pipeline depth before the network's ``done``.
 Every layer event happens at least a clock before the network's ``done``, so a counter read
 issued after ``done`` sees every event of the run. ``clear`` also drops the registered events,
 so an event in the clock of a clear or the clock before is not counted, as before.
@@ -162,12 +165,16 @@ def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int, events
     # The MAC counts add K per word: the scaled sum is registered once more (see the docstring).
     for name, words, starts in (("forward_macs", x_forward, starts_forward), ("update_macs", x_update, starts_update)):
         _count(m, counters[name], events.hold(_times(_sum(words) + _sum(starts), slots), f"{name}_increment"))
-    _count(m, counters["error_words"], _sum(events(error_words, "error_words")))
+    # A sum over the PEs is registered too before it is added (see the docstring).
+    def summed(bits, name):
+        return events.hold(_sum(events(bits, name)), f"{name}_increment") if len(bits) > 1 else events(bits, name)[0]
+
+    _count(m, counters["error_words"], summed(error_words, "error_words"))
     if hidden:
-        _count(m, counters["derivative_reads"], _sum(events(derivative_reads, "derivative_reads")))
+        _count(m, counters["derivative_reads"], summed(derivative_reads, "derivative_reads"))
     (received, taken_errors) = events([layer.x.valid & layer.x.ready, layer.e.valid & layer.e.ready], "layer")
     _count(m, counters["inputs_received"], received)
-    _count(m, counters["activations_written"], _sum(events(writes, "writes")))
+    _count(m, counters["activations_written"], summed(writes, "writes"))
     _count(m, counters["errors_received"], taken_errors)
     return [counters[name] for name, _ in LAYER_COUNTERS]
 

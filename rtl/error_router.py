@@ -77,7 +77,8 @@ class ErrorRouter(wiring.Component):
         ``valid & ready``; the router moves to the next word once every port has taken the
         current one (a port that took it early sees ``valid`` low until then), so identical
         consumers in the same phase see one word per clock. After the last word the router
-        returns to COLLECT.
+        returns to COLLECT. With ``lockstep`` the ports' ``ready`` must be equal on every clock
+        (the layer's PEs); port 0's decides for all, and every port's ``valid`` is the word's.
 
     Timing (one PE shown, ``M = 3``, ``K = 2``, ``s = 1``, consumer always ready)::
 
@@ -118,6 +119,12 @@ class ErrorRouter(wiring.Component):
         ``neuron_count``). The per-port counters ``delivered`` are always there.
     counter_width : int
         Bits of every counter (they wrap).
+    lockstep : bool
+        The consumers are in lockstep: their ``ready`` is equal on every clock. The router then
+        moves on when port 0 takes the word, instead of waiting for an AND over every port's
+        ``ready`` (on a 10-PE layer that AND, one net from each PE, was the learner's critical
+        path on an ECP5). A consumer that breaks the promise misses words: the layer's tests
+        check its PEs' ``ready``s on every clock.
 
     Attributes
     ----------
@@ -179,7 +186,7 @@ class ErrorRouter(wiring.Component):
     def __init__(self, *, outputs: int, neurons: int, pes: int = 1, connections: int = 1,
                  error_format: FixedFormat = FixedFormat(2, 14), index_table=None,
                  lfsr_seed: int | None = None, neuron_counters: bool = False,
-                 counter_width: int = 32):
+                 counter_width: int = 32, lockstep: bool = False):
         # An instance refused by the checks below is not an unused design: no warning for it.
         self._MustUse__silence = True
         for name, value in (("outputs", outputs), ("neurons", neurons), ("pes", pes),
@@ -197,6 +204,7 @@ class ErrorRouter(wiring.Component):
         self._pes = pes
         self._connections = connections
         self._error_format = error_format
+        self._lockstep = bool(lockstep)
         self._index_table = None if index_table is None else self._check_table(index_table)
         if lfsr_seed is not None:
             if not isinstance(lfsr_seed, int) or isinstance(lfsr_seed, bool) or lfsr_seed < 0:
@@ -300,6 +308,11 @@ class ErrorRouter(wiring.Component):
     def neuron_counters(self) -> bool:
         return self._neuron_counters
 
+    @property
+    def lockstep(self) -> bool:
+        """Whether port 0's ``ready`` decides for every port (see ``lockstep`` above)."""
+        return self._lockstep
+
     def words_per_sample(self) -> int:
         """Error words each PE port receives per sample: ``K * s``."""
         return self.table_depth
@@ -342,7 +355,8 @@ class ErrorRouter(wiring.Component):
         issuing = wire(m, (~collecting & (cursor != depth)) | last_take, "issuing")
         stage_valid, stage_valid_next = register(m, 1, "stage_valid")
         stage_slot = Signal(index_width(slots), reset_less=True)  # read only with a transfer
-        taken, taken_next = register(m, pes, "taken")  # ports that already took the staged word
+        if not self._lockstep:
+            taken, taken_next = register(m, pes, "taken")  # ports that already took the staged word
         accepted = Signal(pes)
         advance = Signal()
         restart = Signal()  # the last word has been taken by every port
@@ -397,15 +411,21 @@ class ErrorRouter(wiring.Component):
                 buffer_reads[p].addr.eq(issue_index[p]),
                 buffer_reads[p].en.eq(advance & issuing),
                 port.payload.eq(buffer_reads[p].data),
-                port.valid.eq(stage_valid & ~taken[p]),
+                port.valid.eq(stage_valid if self._lockstep else stage_valid & ~taken[p]),
                 accepted[p].eq(port.valid & port.ready),
             ]
-        m.d.comb += advance.eq(~stage_valid | (taken | accepted).all())
+        if self._lockstep:
+            m.d.comb += advance.eq(~stage_valid | self.to_pe[0].ready)
+        else:
+            m.d.comb += advance.eq(~stage_valid | (taken | accepted).all())
 
         with m.If(advance):
-            m.d.comb += [stage_valid_next.eq(issuing), taken_next.eq(0)]
+            m.d.comb += stage_valid_next.eq(issuing)
+            if not self._lockstep:
+                m.d.comb += taken_next.eq(0)
         with m.Else():
-            m.d.comb += taken_next.eq(taken | accepted)
+            if not self._lockstep:
+                m.d.comb += taken_next.eq(taken | accepted)
         with m.If(advance & issuing):
             m.d.comb += cursor_next.eq(cursor + 1)
             m.d.sync += stage_slot.eq(slot)

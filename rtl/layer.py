@@ -18,7 +18,7 @@ from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation
 
 from .error_router import ErrorRouter
-from .building_blocks import equals, index_width, register, select
+from .building_blocks import equals, index_width, register, select, wire
 from .neuron_pe import FORWARD_LATENCY, UPDATE_LATENCY, NeuronPE, phase_cycles
 from .signatures import ActivationLayout, Command, HostPortSignature, Space, format_shape
 
@@ -252,7 +252,7 @@ class SSDFALayer(wiring.Component):
                 outputs=config.outputs, neurons=n, pes=config.pes,
                 connections=config.shape.connections, error_format=config.arithmetic.error,
                 index_table=index_table, lfsr_seed=lfsr_seed,
-                neuron_counters=neuron_counters, counter_width=counter_width,
+                neuron_counters=neuron_counters, counter_width=counter_width, lockstep=True,
             )
         if weights is not None:
             weights = np.asarray(weights)
@@ -391,9 +391,16 @@ class SSDFALayer(wiring.Component):
         replay, replay_next = register(m, 1, "replay")  # the x broadcast comes from the buffer
         source_valid = Signal()
         source_payload = Signal(format_shape(cfg.arithmetic.activation))
-        x_valids, x_done = _lockstep_fork(m, "x", source_valid, [pe.x.ready for pe in self._pes])
-        for pe, valid in zip(self._pes, x_valids):
-            m.d.comb += [pe.x.valid.eq(valid), pe.x.payload.eq(source_payload)]
+        # Every PE takes each word in the same clock, and PE 0's `ready` says when: the PEs are
+        # identical, given the same commands, x and error words in the same clocks, and their
+        # control does not depend on data, so their `x.ready`s are equal on every clock (the
+        # layer's tests check it on every clock they run). An AND over the P readies, one net
+        # from each PE, was the 64-100-10 learner's critical path on an ECP5 (docs/implement.md).
+        # The command fork below keeps its AND: off the critical path, and deciding it (and
+        # "PEs idle") from PE 0 as well moved the placement to a slower result (83.08 MHz).
+        x_done = wire(m, source_valid & self._pes[0].x.ready, "x_done")
+        for pe in self._pes:
+            m.d.comb += [pe.x.valid.eq(source_valid), pe.x.payload.eq(source_payload)]
 
         # Zeroed by every FORWARD before x is taken: no reset needed.
         write_addr = Signal(index_width(fan_in), reset_less=True)
@@ -452,8 +459,13 @@ class SSDFALayer(wiring.Component):
             # clock presents, transparent to this clock's write: the word is on the port in
             # the same clocks as from an asynchronous read of ``read_slot``.
             read = bank.read_port(transparent_for=(write,))
+            # `written != slots` as a register of its own (the same value on every clock): the
+            # PE's `y.ready` feeds its stall and so every stage's enable, and from the count's
+            # comparison it was the 64-100-10 learner's critical path on an ECP5.
+            room, room_next = register(m, 1, f"room_{p}", init=1)
+            m.d.comb += room_next.eq(written_next[p] != slots)
             m.d.comb += [
-                pe.y.ready.eq(written[p] != slots),
+                pe.y.ready.eq(room),
                 write.addr.eq(written[p]),
                 write.data.eq(pe.y.payload),
                 write.en.eq(pe.y.valid & pe.y.ready),

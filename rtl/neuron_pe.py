@@ -373,10 +373,10 @@ class NeuronPE(wiring.Component):
                 m.d.comb += running_next.eq(equals(self.cmd.payload, Command.FORWARD))
         # The phase, decoded into one register each, high exactly while `running` and in it:
         # every stage reads these, and a register is the shortest path there is.
-        in_phase = {}
+        in_phase, in_phase_next = {}, {}
         for command in (Command.FORWARD, Command.ERROR, Command.UPDATE) if learning else (Command.FORWARD,):
             flag, flag_next = register(m, 1, f"in_{command.name.lower()}")
-            in_phase[command] = flag
+            in_phase[command], in_phase_next[command] = flag, flag_next
             m.d.comb += flag_next.eq(running_next & Mux(accept, equals(self.cmd.payload, command), flag))
         in_forward = in_phase[Command.FORWARD]
         in_update = in_phase.get(Command.UPDATE, C(0, 1))
@@ -613,8 +613,12 @@ class NeuronPE(wiring.Component):
             exact_sum = acc_sum
         if shared is not None:
             # FORWARD reads the accumulators; a host write that lands in its first clock still
-            # reaches the LFSR states, since no accumulator is written before stage E.
-            shared.drive(m, read_first=in_forward, write_first=accs.write.en)
+            # reaches the LFSR states, since no accumulator is written before stage E. The read
+            # half is `~in_forward` as a register of its own (the address's top bit): `in_forward`
+            # reaches every stage, and a LUT RAM's address from it was a critical path on an ECP5.
+            reads_lfsrs, reads_lfsrs_next = register(m, 1, "accs_lfsrs_reads_lfsrs", init=1)
+            m.d.comb += reads_lfsrs_next.eq(~in_phase_next[Command.FORWARD])
+            shared.drive(m, read_first=~reads_lfsrs, write_first=accs.write.en)
         # Past E go the bias (FORWARD: the exact sum, §4.1), every weight (UPDATE) and a
         # neuron's last error word (ERROR: its delta).
         keep = e_item["neuron_end"] | in_update
@@ -821,6 +825,11 @@ class NeuronPE(wiring.Component):
         # last multiplexer is a 3-input LUT the placer can put beside the reader's flip-flop
         # (merged into one 5-input function it took two LUTs and a PFUMX on an ECP5).
         host_read = host.r_en & idle
+        # `idle` again, as a register of its own for the banks' read-address multiplexers:
+        # `running` reaches every stage, and from it through a LUT RAM's address (the shared
+        # accumulator/LFSR memory, 20 cells on an ECP5) was the 64-100-10 learner's critical path.
+        banks_to_host, banks_to_host_next = register(m, 1, "banks_to_host", init=1)
+        m.d.comb += banks_to_host_next.eq(~running_next)
         r_weight, r_weight_next = register(m, 1, "r_weight", init=1)
         with m.If(host_read):
             m.d.comb += r_weight_next.eq(equals(host.space, Space.WEIGHT))
@@ -831,8 +840,8 @@ class NeuronPE(wiring.Component):
             bank_addr = bank.addr_width
             bank.connect(
                 m,
-                read_addr=Mux(idle, host.addr[:bank_addr], read_addr),
-                read_en=Mux(idle, host.r_en, advance),
+                read_addr=Mux(banks_to_host, host.addr[:bank_addr], read_addr),
+                read_en=Mux(banks_to_host, host.r_en, advance),
                 write_addr=Mux(enable, q_addr[:bank_addr], write_addr),
                 write_data=Mux(enable, q_data[: len(bank.data)], write_data),
                 write_en=enable | write_en,

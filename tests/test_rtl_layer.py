@@ -118,6 +118,7 @@ class Run:
     delivered: list = field(default_factory=list)
     done_clocks: list = field(default_factory=list)  # clock of each `done`, counted from the first SAMPLE
     cmd_clocks: list = field(default_factory=list)
+    lockstep_clocks: int = 0  # clocks on which the PEs' handshakes were compared
 
 
 def run_layer(layer: SSDFALayer, data: LayerData, *, back_to_back=False, throttle=None,
@@ -288,10 +289,28 @@ def run_layer(layer: SSDFALayer, data: LayerData, *, back_to_back=False, throttl
                 run.y[-1].append((ctx.get(layer.y.payload.y), ctx.get(layer.y.payload.a)))
             await ctx.tick()
 
+    # The layer's x fork and its router's error fork let PE 0's `ready` decide for every PE
+    # (rtl/layer.py): check on every clock that the PEs' handshakes are equal.
+    handshakes = [[pe.cmd.ready, pe.x.ready, pe.y.valid, pe.y.ready, pe.busy] for pe in layer.pes]
+    if layer.router is not None:
+        for row, pe in zip(handshakes, layer.pes):
+            row.append(pe.e.ready)
+    flat = [signal for row in handshakes for signal in row]
+
+    async def check_lockstep(ctx):
+        async for _, _, *values in ctx.tick().sample(*flat):
+            if finished[0]:
+                return
+            rows = [values[i:i + len(handshakes[0])] for i in range(0, len(values), len(handshakes[0]))]
+            assert all(row == rows[0] for row in rows), (
+                f"PEs out of lockstep at clock {clock[0]}: (cmd.ready, x.ready, y.valid, y.ready, busy, e.ready) = {rows}")
+            run.lockstep_clocks += 1
+
     sim = Simulator(layer)
     sim.add_clock(1e-8)
     sim.add_testbench(main)
     sim.add_testbench(clocks, background=True)
+    sim.add_testbench(check_lockstep, background=True)
     sim.add_testbench(drive_x, background=True)
     sim.add_testbench(drive_e, background=True)
     sim.add_testbench(monitor_y, background=True)
@@ -326,6 +345,7 @@ def check(config: LayerConfig, seed: int, samples: int = 3, *, layer_kwargs=None
     assert run.counts == [s * samples] * config.shape.neurons, where
     assert run.received == config.outputs * samples, where
     assert run.delivered == [slots * s * samples] * config.pes, where
+    assert run.lockstep_clocks > 0, where
     return run
 
 
