@@ -18,8 +18,12 @@ def random_table(rng: random.Random, neurons: int, connections: int, outputs: in
     return [rng.sample(range(outputs), connections) for _ in range(neurons)]
 
 
-def run_router(router: ErrorRouter, samples, *, ready_probability=1.0, seed=0, host_table=None):
+def run_router(router: ErrorRouter, samples, *, ready_probability=1.0, seed=0, host_table=None,
+               same_ready=False):
     """Feed each sample's M errors, collect what every port receives, return (words, log).
+
+    With ``same_ready`` every port's ``ready`` is the same random draw on each clock (the
+    consumers in lockstep that a ``lockstep`` router is built for).
 
     ``words[sample][p]`` is the list of words port ``p`` took; ``log`` records the clock of the
     last error taken and the clocks of every transfer of each sample, for the timing checks.
@@ -55,6 +59,8 @@ def run_router(router: ErrorRouter, samples, *, ready_probability=1.0, seed=0, h
             ctx.set(router.errors.valid, 0)
             while any(len(words[s][p]) < per_port for p in range(pes)):
                 readies = [rng.random() < ready_probability for _ in range(pes)]
+                if same_ready:
+                    readies = [readies[0]] * pes
                 for p, port in enumerate(router.to_pe):
                     ctx.set(port.ready, readies[p])
                     if readies[p] and ctx.get(port.valid):
@@ -159,6 +165,24 @@ def test_lockstep_fork_gives_each_port_every_word_once_under_random_backpressure
     for s, errors in enumerate(samples):
         assert words[s] == expected_words(table, errors, pes, connections)
     assert counts["neurons"] == [connections * len(samples)] * neurons
+
+
+def test_a_lockstep_router_gives_consumers_that_agree_every_word_once_under_random_backpressure():
+    # Port 0's ready moves a lockstep router on (the layer's PEs agree on every clock).
+    rng = random.Random(11)
+    outputs, neurons, pes, connections = 7, 12, 4, 2
+    fmt = FixedFormat(3, 9)
+    table = random_table(rng, neurons, connections, outputs)
+    router = ErrorRouter(outputs=outputs, neurons=neurons, pes=pes, connections=connections,
+                         error_format=fmt, index_table=table, neuron_counters=True, lockstep=True)
+    assert router.lockstep
+    samples = [[rng.randint(fmt.min_raw, fmt.max_raw) for _ in range(outputs)] for _ in range(3)]
+    words, log, counts = run_router(router, samples, ready_probability=0.6, seed=11, same_ready=True)
+    for s, errors in enumerate(samples):
+        assert words[s] == expected_words(table, errors, pes, connections), f"seed 11, sample {s}"
+        assert all(clocks == log[s]["transfers"][0] for clocks in log[s]["transfers"]), f"sample {s}"
+    assert counts["neurons"] == [connections * len(samples)] * neurons
+    assert counts["delivered"] == [neurons // pes * connections * len(samples)] * pes
 
 
 def test_index_table_written_through_the_host_port_routes_like_one_given_at_elaboration():
