@@ -9,7 +9,7 @@ counter to the cost model's categories.
 
 Timing: the layer counters' events are registered before they are counted. An event such as a
 PE's ``x`` transfer is decided late in its clock (a layer's output-buffer count, the PEs'
-stalls, the lockstep fork of ``x`` across the PEs), and summing the PEs' events, scaling by K
+stalls, the ``x`` broadcast's handshake), and summing the PEs' events, scaling by K
 and adding the sum to a 32-bit counter in that same clock was the whole learner's critical
 path. Registered, the events reach the adders at the start of the next clock, and a layer
 counter shows an event of clock t from clock t + 2 on (the network's counters, whose events
