@@ -119,15 +119,17 @@ class Run:
     done_clocks: list = field(default_factory=list)  # clock of each `done`, counted from the first SAMPLE
     cmd_clocks: list = field(default_factory=list)
     lockstep_clocks: int = 0  # clocks on which the PEs' handshakes were compared
+    pe_stall_clocks: int = 0  # clocks on which the PEs held an output that their bank had no room for
 
 
-def run_layer(layer: SSDFALayer, data: LayerData, *, back_to_back=False, throttle=None,
+def run_layer(layer: SSDFALayer, data: LayerData, *, back_to_back=False, throttle=None, y_ready_chance=0.7,
               host_table=False, host_weights=False) -> Run:
     """Load the layer, run every sample with SAMPLE commands, read everything back.
 
     ``back_to_back`` holds ``cmd`` at SAMPLE and reads back only at the end (the co-simulation
     pattern); otherwise the bench reads deltas, weights and LFSR states after every sample.
-    ``throttle`` (a random.Random) drops x/e ``valid`` and y ``ready`` at random.
+    ``throttle`` (a random.Random) drops x/e ``valid`` at random and raises y ``ready`` with
+    probability ``y_ready_chance`` on each clock.
     """
     cfg = layer.config
     a = cfg.arithmetic
@@ -237,11 +239,16 @@ def run_layer(layer: SSDFALayer, data: LayerData, *, back_to_back=False, throttl
 
     started = [False]
 
+    # Far more clocks than any run here takes even with every stream throttled: a layer that
+    # loses an item fails here instead of waiting forever.
+    clock_limit = 1000 + 50 * len(data.samples) * (3 * slots * (fan_in + 1) + slots * s + n_neurons + 50)
+
     async def clocks(ctx):
         # Values sampled at each clock edge: no race with the other testbenches' writes.
         async for _, _, valid, ready, done in ctx.tick().sample(layer.cmd.valid, layer.cmd.ready, layer.done):
             if finished[0]:
                 return
+            assert clock[0] < clock_limit, f"the layer hung: {clock[0]} clocks"
             if started[0]:
                 if valid and ready:
                     run.cmd_clocks.append(clock[0])
@@ -281,7 +288,7 @@ def run_layer(layer: SSDFALayer, data: LayerData, *, back_to_back=False, throttl
 
     async def monitor_y(ctx):
         while not finished[0]:
-            ready = chance(0.7)
+            ready = chance(y_ready_chance)
             ctx.set(layer.y.ready, ready)
             if ready and ctx.get(layer.y.valid):
                 if not run.y or len(run.y[-1]) == n_neurons:
@@ -305,6 +312,7 @@ def run_layer(layer: SSDFALayer, data: LayerData, *, back_to_back=False, throttl
             assert all(row == rows[0] for row in rows), (
                 f"PEs out of lockstep at clock {clock[0]}: (cmd.ready, x.ready, y.valid, y.ready, busy, e.ready) = {rows}")
             run.lockstep_clocks += 1
+            run.pe_stall_clocks += rows[0][2] and not rows[0][3]
 
     sim = Simulator(layer)
     sim.add_clock(1e-8)
@@ -416,6 +424,15 @@ def test_layer_matches_the_model_on_random_configurations_under_random_stalls(se
     config = random_case(seed)
     print(f"seed {seed}: {config.to_dict()}")
     check(config, seed, throttle=random.Random(seed))
+
+
+def test_a_slow_consumer_of_y_stalls_the_next_forward_pass_and_loses_nothing():
+    """Samples back to back and y read out slower than the next forward pass computes: each
+    PE's first output of the next sample waits for its bank's room (the PEs' ``y.ready``), and
+    the whole forward pipeline stalls behind it (the other layer tests never fill a bank)."""
+    config = make_config(fan_in=2, neurons=4, pes=2, outputs=3, formats=Q12)
+    run = check(config, seed=7, samples=3, back_to_back=True, throttle=random.Random(7), y_ready_chance=0.03)
+    assert run.pe_stall_clocks > 0, "the consumer was never slow enough to stall a PE"
 
 
 def test_index_table_and_weights_loaded_through_the_host_port_give_the_same_training():
