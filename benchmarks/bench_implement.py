@@ -24,7 +24,10 @@ hour on a loaded 2-core machine). ``--only pe`` or ``--only network`` runs one p
 ``--learner 100/10,1:ecp5-45f`` places other learners (HIDDEN[/PES]:DEVICE); ``--implemented
 FILE`` takes a learner's placement from the report ``ssdfa implement --network ... --json``
 printed instead of placing it again (the clocks per sample and the model's speed are still
-measured in this run). Run: ``python benchmarks/bench_implement.py``.
+measured in this run); ``--seeds 2,3,4`` places each learner again with those nextpnr seeds and
+prints its fmax over every seed (min, median, max): a learner that fills much of the die moves
+by several MHz from one placement to the next, and the tables stay at seed 1. Run:
+``python benchmarks/bench_implement.py``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -95,6 +99,26 @@ def _implemented(text: str) -> dict:
     return report
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    """``2,3,4``: nextpnr seeds, each a non-negative integer."""
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+        if any(seed < 0 for seed in seeds):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected non-negative seeds such as 2,3,4, not {text!r}") from None
+    return seeds
+
+
+def _mhz(fmax: float | None) -> str:
+    return "-" if fmax is None else f"{fmax:.2f}"
+
+
+def _path_text(report: dict) -> str:
+    path = report["critical_path"]
+    return f"{path['from']} -> {path['to']}, {path['ns']:.1f} ns" if path else "-"
+
+
 def _cells(report: dict, name: str) -> str:
     entry = report["utilisation"].get(name)
     return "-" if not name or entry is None else f"{entry['used']:,} / {entry['available']:,}"
@@ -102,7 +126,7 @@ def _cells(report: dict, name: str) -> str:
 
 def _row(label: str, report: dict, seconds: float | None) -> str:
     chosen = device(report["device"])
-    fmax = f"{report['fmax_mhz']:.2f}" if report["fmax_mhz"] is not None else "-"
+    fmax = _mhz(report["fmax_mhz"])
     path = report["critical_path"]
     levels = path["logic_levels"] if path else 0
     path_text = f"{path['ns']:.1f} ns, {levels} level{'' if levels == 1 else 's'}" if path else "-"
@@ -125,21 +149,23 @@ def implement_pe(config, top: str, name: str) -> tuple[dict, float]:
         return report.to_json(), time.perf_counter() - started
 
 
-def implement_network(configs, learner: Learner, keep: Path | None) -> tuple[dict, float]:
-    """What ``ssdfa implement --network --hidden H [--pes P] --device D --target-mhz T [--out DIR]``
-    reports."""
+def implement_network(configs, learner: Learner, keep: Path | None, seed: int = SEED) -> tuple[dict, float]:
+    """What ``ssdfa implement --network --hidden H [--pes P] --device D --target-mhz T --seed S
+    [--out DIR]`` reports."""
     from ssdfa.rtl.network import NETWORK_TOP, generate_network
 
     def place(directory) -> tuple[dict, float]:
         path = generate_network(configs, directory, layer_counters=learner.layer_counters)
         started = time.perf_counter()
-        report = implement(path, NETWORK_TOP, learner.device, seed=SEED, target_mhz=learner.target_mhz,
+        report = implement(path, NETWORK_TOP, learner.device, seed=seed, target_mhz=learner.target_mhz,
                            work_dir=directory)
         return report.to_json(), time.perf_counter() - started
 
     if keep is not None:
         hidden = ",".join(map(str, learner.hidden))
         directory = keep / f"{hidden}_{'+'.join(map(str, learner.pes))}_{learner.device}"
+        if seed != SEED:
+            directory = directory.with_name(f"{directory.name}_seed{seed}")
         directory.mkdir(parents=True, exist_ok=True)
         return place(directory)
     with tempfile.TemporaryDirectory(prefix="ssdfa-bench-") as scratch:
@@ -198,6 +224,9 @@ def main(argv=None) -> int:
     parser.add_argument("--counters", choices=("all", "network"), default="all",
                         help="the --learner learners' counters: all (default) or the network's own only, as the "
                              "board cores build them (ssdfa implement --counters)")
+    parser.add_argument("--seeds", type=_seeds, default=(), metavar="S,S,...",
+                        help="place each learner again with these nextpnr seeds and print its fmax over all seeds "
+                             "(min, median, max; the tables stay at seed 1): how much of a figure is placement")
     parser.add_argument("--samples", type=int, default=200,
                         help="digits samples for the clocks-per-sample and model-speed measurements (default 200)")
     args = parser.parse_args(argv)
@@ -217,6 +246,7 @@ def main(argv=None) -> int:
                 pe_reports[label, name] = report
                 print(_row(label, report, seconds), flush=True)
     learner_reports = []  # (label, Learner, report)
+    spreads = []  # (label, device, [(seed, fmax or None)])
     if args.only in (None, "network"):
         for report in args.implemented or []:
             network = report["network"]
@@ -233,6 +263,14 @@ def main(argv=None) -> int:
             report, seconds = implement_network(configs, learner, args.keep)
             learner_reports.append((label, learner, report))
             print(_row(label, report, seconds), flush=True)
+            spread = [(SEED, report["fmax_mhz"])]
+            for seed in dict.fromkeys(s for s in args.seeds if s != SEED):
+                again, seconds = implement_network(configs, learner, args.keep, seed=seed)
+                print(f"  {label} on {learner.device}, seed {seed}: fmax {_mhz(again['fmax_mhz'])} MHz, "
+                      f"critical path {_path_text(again)} ({seconds:.0f} s)", flush=True)
+                spread.append((seed, again["fmax_mhz"]))
+            if len(spread) > 1:
+                spreads.append((label, learner.device, spread))
 
     paths = [(label, report) for (label, _), report in pe_reports.items()] + [
         (label, report) for label, _, report in learner_reports]
@@ -243,6 +281,14 @@ def main(argv=None) -> int:
             if report["critical_path"]:
                 path = report["critical_path"]
                 print(f"  {label} on {report['device']}: {path['from']} -> {path['to']}")
+    for label, name, spread in spreads:
+        placed = sorted(f for _, f in spread if f is not None)
+        seeds = ", ".join(f"{seed}: {_mhz(f)}" for seed, f in spread)
+        print()
+        print(f"Placement spread of the {label} on {name}, fmax (MHz) by nextpnr seed: {seeds}")
+        if placed:
+            print(f"  min {placed[0]:.2f}, median {statistics.median(placed):.2f}, max {placed[-1]:.2f} "
+                  f"over {len(placed)} placements")
     if pe_reports:
         print()
         print("Logic cells of the learning PE against the inference-only PE (wrapper included in both):")
