@@ -24,9 +24,9 @@ hour on a loaded 2-core machine). ``--only pe`` or ``--only network`` runs one p
 ``--learner 100/10,1:ecp5-45f`` places other learners (HIDDEN[/PES]:DEVICE); ``--implemented
 FILE`` takes a learner's placement from the report ``ssdfa implement --network ... --json``
 printed instead of placing it again (the clocks per sample and the model's speed are still
-measured in this run); ``--seeds 2,3,4`` places each learner again with those nextpnr seeds and
-prints its fmax over every seed (min, median, max): a learner that fills much of the die moves
-by several MHz from one placement to the next, and the tables stay at seed 1. Run:
+measured in this run); ``--seeds 2,3,4`` places each PE and learner again with those nextpnr
+seeds and prints its fmax over every seed (min, median, max): a learner that fills much of the
+die moves by several MHz from one placement to the next, and the tables stay at seed 1. Run:
 ``python benchmarks/bench_implement.py``.
 """
 
@@ -138,13 +138,13 @@ def _row(label: str, report: dict, seconds: float | None) -> str:
             f"{wrapper} | {took} |")
 
 
-def implement_pe(config, top: str, name: str) -> tuple[dict, float]:
+def implement_pe(config, top: str, name: str, seed: int = SEED) -> tuple[dict, float]:
     from ssdfa.rtl.verilog import generate
 
     with tempfile.TemporaryDirectory(prefix="ssdfa-bench-") as scratch:
         (path,) = generate(config, scratch, tops=[top])
         started = time.perf_counter()
-        report = implement(path, top, name, seed=SEED, target_mhz=PE_TARGETS[name], wrapper="registered",
+        report = implement(path, top, name, seed=seed, target_mhz=PE_TARGETS[name], wrapper="registered",
                            work_dir=scratch)
         return report.to_json(), time.perf_counter() - started
 
@@ -225,8 +225,8 @@ def main(argv=None) -> int:
                         help="the --learner learners' counters: all (default) or the network's own only, as the "
                              "board cores build them (ssdfa implement --counters)")
     parser.add_argument("--seeds", type=_seeds, default=(), metavar="S,S,...",
-                        help="place each learner again with these nextpnr seeds and print its fmax over all seeds "
-                             "(min, median, max; the tables stay at seed 1): how much of a figure is placement")
+                        help="place each PE and learner again with these nextpnr seeds and print its fmax over all "
+                             "seeds (min, median, max; the tables stay at seed 1): how much of a figure is placement")
     parser.add_argument("--samples", type=int, default=200,
                         help="digits samples for the clocks-per-sample and model-speed measurements (default 200)")
     args = parser.parse_args(argv)
@@ -237,6 +237,7 @@ def main(argv=None) -> int:
           "pin wrapper | seconds |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |")
     pe_reports = {}
+    spreads = []  # (label, device, [(seed, fmax or None)])
     if args.only in (None, "pe"):
         learning = load_layer_config(PE_CONFIG)
         inference = dataclasses.replace(learning, learning=False)
@@ -245,8 +246,15 @@ def main(argv=None) -> int:
                 report, seconds = implement_pe(config, "neuron_pe", name)
                 pe_reports[label, name] = report
                 print(_row(label, report, seconds), flush=True)
+                spread = [(SEED, report["fmax_mhz"])]
+                for seed in dict.fromkeys(s for s in args.seeds if s != SEED):
+                    again, seconds = implement_pe(config, "neuron_pe", name, seed=seed)
+                    print(f"  {label} on {name}, seed {seed}: fmax {_mhz(again['fmax_mhz'])} MHz, "
+                          f"critical path {_path_text(again)} ({seconds:.0f} s)", flush=True)
+                    spread.append((seed, again["fmax_mhz"]))
+                if len(spread) > 1:
+                    spreads.append((label, name, spread))
     learner_reports = []  # (label, Learner, report)
-    spreads = []  # (label, device, [(seed, fmax or None)])
     if args.only in (None, "network"):
         for report in args.implemented or []:
             network = report["network"]
