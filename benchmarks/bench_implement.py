@@ -138,6 +138,19 @@ def _row(label: str, report: dict, seconds: float | None) -> str:
             f"{wrapper} | {took} |")
 
 
+def _place_again(label: str, name: str, report: dict, seeds, place) -> list:
+    """Place a design again with each of ``seeds`` other than ``SEED`` (``place(seed)`` returns
+    (report, seconds)), printing each; ``[(label, name, [(seed, fmax), ...])]`` with seed 1's
+    ``report`` first, or ``[]`` when no other seed was asked for."""
+    spread = [(SEED, report["fmax_mhz"])]
+    for seed in dict.fromkeys(s for s in seeds if s != SEED):
+        again, seconds = place(seed)
+        print(f"  {label} on {name}, seed {seed}: fmax {_mhz(again['fmax_mhz'])} MHz, "
+              f"critical path {_path_text(again)} ({seconds:.0f} s)", flush=True)
+        spread.append((seed, again["fmax_mhz"]))
+    return [(label, name, spread)] if len(spread) > 1 else []
+
+
 def implement_pe(config, top: str, name: str, seed: int = SEED) -> tuple[dict, float]:
     from ssdfa.rtl.verilog import generate
 
@@ -246,14 +259,8 @@ def main(argv=None) -> int:
                 report, seconds = implement_pe(config, "neuron_pe", name)
                 pe_reports[label, name] = report
                 print(_row(label, report, seconds), flush=True)
-                spread = [(SEED, report["fmax_mhz"])]
-                for seed in dict.fromkeys(s for s in args.seeds if s != SEED):
-                    again, seconds = implement_pe(config, "neuron_pe", name, seed=seed)
-                    print(f"  {label} on {name}, seed {seed}: fmax {_mhz(again['fmax_mhz'])} MHz, "
-                          f"critical path {_path_text(again)} ({seconds:.0f} s)", flush=True)
-                    spread.append((seed, again["fmax_mhz"]))
-                if len(spread) > 1:
-                    spreads.append((label, name, spread))
+                spreads += _place_again(label, name, report, args.seeds,
+                                        lambda seed: implement_pe(config, "neuron_pe", name, seed=seed))
     learner_reports = []  # (label, Learner, report)
     if args.only in (None, "network"):
         for report in args.implemented or []:
@@ -271,14 +278,8 @@ def main(argv=None) -> int:
             report, seconds = implement_network(configs, learner, args.keep)
             learner_reports.append((label, learner, report))
             print(_row(label, report, seconds), flush=True)
-            spread = [(SEED, report["fmax_mhz"])]
-            for seed in dict.fromkeys(s for s in args.seeds if s != SEED):
-                again, seconds = implement_network(configs, learner, args.keep, seed=seed)
-                print(f"  {label} on {learner.device}, seed {seed}: fmax {_mhz(again['fmax_mhz'])} MHz, "
-                      f"critical path {_path_text(again)} ({seconds:.0f} s)", flush=True)
-                spread.append((seed, again["fmax_mhz"]))
-            if len(spread) > 1:
-                spreads.append((label, learner.device, spread))
+            spreads += _place_again(label, learner.device, report, args.seeds,
+                                    lambda seed: implement_network(configs, learner, args.keep, seed=seed))
 
     paths = [(label, report) for (label, _), report in pe_reports.items()] + [
         (label, report) for label, _, report in learner_reports]
