@@ -12,6 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from ssdfa.study.database import ResultsDatabase
 from ssdfa.study.spec import load_spec, spec_from_dict
 
@@ -128,7 +130,10 @@ def test_two_runs_started_together_on_one_database_run_each_cell_once(tmp_path):
     first = start_study(tmp_path, "first", workers=1, stub=True, wait_for="second")
     second = start_study(tmp_path, "second", workers=1, stub=True)
     outputs = [run.communicate(timeout=300)[0] for run in (first, second)]
-    assert [first.returncode, second.returncode] == [0, 0], outputs
+    if [first.returncode, second.returncode] != [0, 0]:
+        # Each run's whole output (an assertion's message would be cut to a few lines).
+        pytest.fail("".join(f"--- run {name}, exit status {run.returncode}:\n{output}\n"
+                            for name, run, output in zip(("first", "second"), (first, second), outputs)))
     started = executions(tmp_path)
     keys = [key for _, key, _ in started]
     assert sorted(keys) == sorted(cells), f"cells run more than once: {len(keys)} runs of {len(cells)} cells"
