@@ -249,8 +249,7 @@ def _configs(root):
 
 def generate_verilog(out_dir, root):
     """Write ``<out_dir>/<config>/ssdfa_layer.v`` for every probe configuration."""
-    from amaranth.back import verilog
-
+    from ssdfa.rtl import shared_modules
     from ssdfa.rtl.layer import SSDFALayer
 
     paths = {}
@@ -258,7 +257,7 @@ def generate_verilog(out_dir, root):
         directory = out_dir / name
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "ssdfa_layer.v"
-        path.write_text(verilog.convert(SSDFALayer(config=config), name="ssdfa_layer", emit_src=False))
+        path.write_text(shared_modules.convert(SSDFALayer(config=config), "ssdfa_layer"))
         paths[name] = path
     return paths
 

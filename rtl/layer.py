@@ -20,6 +20,7 @@ from ssdfa.model.neuron_ops import Activation
 from .error_router import ErrorRouter
 from .building_blocks import equals, index_width, register, select, wire
 from .neuron_pe import FORWARD_LATENCY, UPDATE_LATENCY, NeuronPE, phase_cycles
+from .shared_modules import pe_submodule
 from .signatures import ActivationLayout, Command, HostPortSignature, Space, format_shape
 
 __all__ = ["SSDFALayer", "LayerCommand", "LayerSpace", "LayerHostSignature", "LayerCycles", "layer_cycles"]
@@ -259,6 +260,7 @@ class SSDFALayer(wiring.Component):
             if weights.shape != (n, config.shape.fan_in + 1):
                 raise ValueError(f"weights must have shape {(n, config.shape.fan_in + 1)}, not {weights.shape}")
         slots = config.neurons_per_pe
+        self._trained = weights is not None
         self._pes = [
             NeuronPE(config=config, weight_init=None if weights is None else weights[p * slots:(p + 1) * slots].ravel())
             for p in range(config.pes)
@@ -308,7 +310,7 @@ class SSDFALayer(wiring.Component):
         cfg = self._config
         pes, slots, fan_in = cfg.pes, cfg.neurons_per_pe, cfg.shape.fan_in
         for p, pe in enumerate(self._pes):
-            m.submodules[f"pe_{p}"] = pe
+            m.submodules[f"pe_{p}"] = pe_submodule(self, pe, p, own_contents=self._trained)
         router = self._router
         if router is not None:
             m.submodules.router = router

@@ -184,13 +184,14 @@ def generate(config, out_dir, *, tops=None) -> list[Path]:
 
 def write_module(out_dir, name: str, header: str, component) -> Path:
     """Write ``component`` as Verilog module ``name`` to ``out_dir/<name>.v``, after ``header``,
-    and return the path. Amaranth's output carries no source locations, so the same design gives
+    and return the path. A layer's PEs instance one module, written once (``shared_modules``).
+    Amaranth's output carries no source locations, so the same design gives
     the same bytes on any machine and checkout path; the file is written whole or not at all
     (a failed run never leaves a truncated module)."""
-    from amaranth.back import verilog
+    from .shared_modules import convert
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.v"
-    write_atomically(path, header + verilog.convert(component, name=name, emit_src=False))
+    write_atomically(path, header + convert(component, name))
     return path

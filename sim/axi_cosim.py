@@ -88,7 +88,7 @@ def axi_design(configs: Sequence[LayerConfig], *, build_root=None) -> AxiDesign:
                          time.perf_counter() - started, True, stored["version_word"])
     except (OSError, ValueError, KeyError):
         pass
-    from amaranth.back import verilog
+    from ssdfa.rtl import shared_modules
     from amaranth.hdl import Value
     from amaranth.lib import wiring
 
@@ -98,7 +98,7 @@ def axi_design(configs: Sequence[LayerConfig], *, build_root=None) -> AxiDesign:
     ports = {}
     for path, member, value in learner.signature.flatten(learner):
         ports["__".join(str(part) for part in path)] = (member.flow == wiring.In, len(Value.cast(value)))
-    text = verilog.convert(learner, name=AXI_LEARNER_TOP, emit_src=False)
+    text = shared_modules.convert(learner, AXI_LEARNER_TOP)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_name(f".{cached.name}.{uuid.uuid4().hex}")
     partial.write_text(json.dumps({"verilog": text, "ports": ports, "version_word": learner.version_word}))

@@ -42,10 +42,9 @@ def board_core_verilog(configs: Sequence[LayerConfig], clocks_per_bit: int, *, b
     cached = root / "elaborated" / f"board-core-{key[:32]}.v"
     if cached.is_file():
         return cached.read_text()
-    from amaranth.back import verilog
+    from ssdfa.rtl import shared_modules
 
-    text = verilog.convert(BoardCore(layers=configs, clocks_per_bit=clocks_per_bit), name=BOARD_CORE_TOP,
-                           emit_src=False)
+    text = shared_modules.convert(BoardCore(layers=configs, clocks_per_bit=clocks_per_bit), BOARD_CORE_TOP)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_name(f".{cached.name}.{uuid.uuid4().hex}")
     partial.write_text(text)

@@ -132,7 +132,7 @@ def network_design(configs: Sequence[LayerConfig], *, build_root=None, initial_s
                              time.perf_counter() - started, True)
     except (OSError, ValueError, KeyError):
         pass
-    from amaranth.back import verilog
+    from ssdfa.rtl import shared_modules
     from amaranth.hdl import Value
     from amaranth.lib import wiring
 
@@ -142,8 +142,7 @@ def network_design(configs: Sequence[LayerConfig], *, build_root=None, initial_s
     ports = {}
     for path, member, value in network.signature.flatten(network):
         ports["__".join(str(part) for part in path)] = (member.flow == wiring.In, len(Value.cast(value)))
-    text = network_header(network.configs, NETWORK_TOP, initial_state) + verilog.convert(
-        network, name=NETWORK_TOP, emit_src=False)
+    text = network_header(network.configs, NETWORK_TOP, initial_state) + shared_modules.convert(network, NETWORK_TOP)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_name(f".{cached.name}.{uuid.uuid4().hex}")
     partial.write_text(json.dumps({"verilog": text, "ports": ports}))

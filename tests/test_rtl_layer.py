@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from ssdfa.model.arithmetic import FixedFormat, LfsrBank, Rounding, layer_seed, lfsr_seed
 from ssdfa.model.feedback import lfsr_connectivity
 from ssdfa.model.layer_config import LayerConfig, layer_config_from_dict
 from ssdfa.model.neuron_ops import Activation, dense_feedback, feedback_delta, forward, weight_update
+from ssdfa.rtl import shared_modules
 from ssdfa.rtl.layer import LayerCommand, LayerSpace, SSDFALayer, layer_cycles
 
 # ------------------------------------------------------------------------------------------
@@ -563,5 +563,5 @@ def test_layer_verilog_lints_clean(name, require_tool, tmp_path):
 
     config, kwargs = LINT_CASES[name]
     path = tmp_path / "ssdfa_layer.v"
-    path.write_text(verilog.convert(SSDFALayer(config=config, **kwargs), name="ssdfa_layer", emit_src=False))
+    path.write_text(shared_modules.convert(SSDFALayer(config=config, **kwargs), "ssdfa_layer"))
     lint_verilog(path, "ssdfa_layer")

@@ -1,0 +1,116 @@
+"""Verilog in which a layer's PEs are one module, written once and instanced by every PE.
+
+Amaranth's backend writes one Verilog module per submodule *instance*, each with only the
+ports its parent happens to use: a 10-PE layer came out as ten copies of a 75 kB PE
+(``\\ssdfa_layer.pe_0`` .. ``pe_9``), PE 0's with one port more than the others'. ``convert``
+writes a design instead with every PE of a layer as an instance of one module, that of the
+standalone ``neuron_pe`` top (every port of its signature), written once after the design's
+own modules::
+
+    module ssdfa_layer (...);                 // the top, as before
+      \\ssdfa_layer.neuron_pe  pe_0 (...);
+      ...
+      \\ssdfa_layer.neuron_pe  pe_9 (...);
+    module \\ssdfa_layer.router (...);
+    module \\ssdfa_layer.neuron_pe (...);     // once
+
+In a network each layer's PEs get theirs (``\\ssdfa_network.layer0.neuron_pe``: the layers'
+PEs differ in fan-in, neurons and activation). The names start with the top's, as Amaranth's
+own submodule names do, so the files of several tops can be compiled together. PEs whose
+weight memories start with different contents (a design generated with trained weights) are
+different modules, one per PE (``\\ssdfa_network.layer0.neuron_pe_3``).
+
+Only the Verilog changes: Amaranth's simulator elaborates the PEs as ordinary submodules
+(outside ``convert`` a layer adds its NeuronPE objects), and the instanced module is the same
+elaborated logic, so every simulation of the generated Verilog checks this path bit for bit.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from amaranth.hdl import ClockSignal, Elaboratable, Instance, ResetSignal, ValueCastable
+from amaranth.lib import wiring
+
+__all__ = ["convert", "pe_submodule"]
+
+
+class _SharedModules:
+    """The PE modules one conversion instances, by module name, in the order first used."""
+
+    def __init__(self, top_name: str, top):
+        self.top_name = top_name
+        self.top = top
+        self.modules: dict[str, wiring.Component] = {}
+        self._prefixes: dict[int, str] = {}  # id(layer) -> its modules' prefix
+
+    def module_name(self, layer, index: int, own_contents: bool) -> str:
+        prefix = self._prefixes.get(id(layer))
+        if prefix is None:
+            prefix = self.top_name if layer is self.top else f"{self.top_name}.layer{layer.config.index}"
+            taken = set(self._prefixes.values())
+            # Two layers of one index (a design built by hand) must not share a module.
+            prefix = next(p for p in (prefix, *(f"{prefix}_{n}" for n in range(1, len(taken) + 2)))
+                          if p not in taken)
+            self._prefixes[id(layer)] = prefix
+        return f"{prefix}.neuron_pe" + (f"_{index}" if own_contents else "")
+
+
+_ACTIVE: ContextVar[_SharedModules | None] = ContextVar("ssdfa_shared_modules", default=None)
+
+
+def _port_map(component: wiring.Component) -> list[tuple[str, str, object]]:
+    """Instance ports for ``component``, named as ``amaranth.back.verilog.convert`` names its
+    top's ports (the signature's path joined by ``__``), plus the clock and reset."""
+    ports = [("i", "clk", ClockSignal()), ("i", "rst", ResetSignal())]
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        ports.append(("i" if member.flow == wiring.In else "o", "__".join(map(str, path)), value))
+    return ports
+
+
+def pe_submodule(layer, pe, index: int, *, own_contents: bool = False):
+    """What ``layer`` adds as its PE ``index``: ``pe`` itself, or, inside ``convert``, an
+    instance of the PE's shared module (connected to ``pe``'s own port signals, so the layer's
+    logic around it is the same either way). ``own_contents``: the PE's memories start with
+    contents of their own (trained weights), so it gets a module of its own."""
+    shared = _ACTIVE.get()
+    if shared is None:
+        return pe
+    name = shared.module_name(layer, index, own_contents)
+    if name in shared.modules:
+        _never_elaborated(pe)
+    else:
+        shared.modules[name] = pe
+    return Instance(name, *_port_map(pe))
+
+
+def _never_elaborated(pe) -> None:
+    """Silence Amaranth's "created but never used" for ``pe`` and the elaboratables it built
+    (its weight memory): its logic is elaborated once, as another PE's shared module."""
+    for value in (pe, *vars(pe).values()):
+        if isinstance(value, Elaboratable):
+            value._MustUse__silence = True
+
+
+@contextmanager
+def _sharing(top_name: str, top):
+    token = _ACTIVE.set(_SharedModules(top_name, top))
+    try:
+        yield _ACTIVE.get()
+    finally:
+        _ACTIVE.reset(token)
+
+
+def convert(component, name: str) -> str:
+    """The Verilog of ``component`` as module ``name``, without source locations, each layer's
+    PEs instancing one module written after the design's own (module docstring)."""
+    from amaranth.back import verilog
+
+    with _sharing(name, component) as shared:
+        text = verilog.convert(component, name=name, emit_src=False)
+    for module_name, pe in shared.modules.items():
+        text += verilog.convert(pe, name=module_name, emit_src=False)
+    return text
