@@ -473,8 +473,13 @@ class SSDFANetwork(wiring.Component):
         # -- run control -----------------------------------------------------------------------
         run_active = Signal()
         mode = Signal(NetworkMode)
-        target = Signal(self._counter_width)
+        # The run's samples are kept as the index of its last, `samples - 1`, and every count
+        # that stops at `samples` has a flag saying it has: each comparison is of a count with
+        # this register, on a flag's or `prediction_last`'s path, never a carry chain
+        # (`predictions + 1 == samples` was the UP5K learner's critical path).
+        last_index = Signal(self._counter_width)
         predictions = Signal(self._counter_width)
+        all_taken = Signal()  # every prediction of the run taken
         train = Signal()
         m.d.comb += [
             train.eq(equals(mode.as_value(), NetworkMode.TRAIN.value)),
@@ -483,39 +488,44 @@ class SSDFANetwork(wiring.Component):
             self.busy.eq(run_active),
         ]
         issued = [Signal(self._counter_width, name=f"issued{index}") for index in range(count)]
+        all_issued = [Signal(name=f"all_issued{index}") for index in range(count)]
         starting = self.run.valid & self.run.ready
+        no_samples = ~self.run.payload.samples.any()
         with m.If(starting):
             m.d.sync += [
                 run_active.eq(1),
                 mode.eq(self.run.payload.mode),
-                target.eq(self.run.payload.samples),
+                last_index.eq(self.run.payload.samples - 1),
                 predictions.eq(0),
+                all_taken.eq(no_samples),
             ]
-            m.d.sync += [i.eq(0) for i in issued]
+            m.d.sync += [i.eq(0) for i in issued] + [a.eq(no_samples) for a in all_issued]
         # One command per layer and sample, each layer on its own: SAMPLE in training (FORWARD,
         # ERROR, which waits for the broadcast errors, then UPDATE at once), FORWARD in
         # inference. The errors reach every router in the same clocks, so every layer updates
         # as soon as its own deltas are written, without waiting for another layer.
         quiet = []
-        for layer, sent in zip(layers, issued):
+        for layer, sent, sent_all in zip(layers, issued, all_issued):
             cmd = layer.cmd
-            # `sent` counts up from 0 and stops at `target`: `!=` is `<` without a carry chain
-            # (a comparison of two 32-bit words was the iCE40's critical path).
-            m.d.comb += cmd.valid.eq(run_active & (sent != target))
+            m.d.comb += cmd.valid.eq(run_active & ~sent_all)
             with m.If(train):
                 m.d.comb += cmd.payload.eq(LayerCommand.SAMPLE)
             with m.Else():
                 m.d.comb += cmd.payload.eq(LayerCommand.FORWARD)
             with m.If(cmd.valid & cmd.ready):
                 m.d.sync += sent.eq(sent + 1)
-            quiet.append((sent == target) & ~layer.busy)
+                with m.If(sent == last_index):
+                    m.d.sync += sent_all.eq(1)
+            quiet.append(sent_all & ~layer.busy)
 
         prediction_taken = self.prediction.valid & self.prediction.ready
         with m.If(prediction_taken):
             m.d.sync += predictions.eq(predictions + 1)
-        m.d.comb += [self.predictions_taken.eq(predictions), self.prediction_last.eq(predictions + 1 == target)]
+            with m.If(predictions == last_index):
+                m.d.sync += all_taken.eq(1)
+        m.d.comb += [self.predictions_taken.eq(predictions), self.prediction_last.eq(predictions == last_index)]
         finish = Signal()
-        m.d.comb += [finish.eq(run_active & Cat(*quiet).all() & (predictions == target)), self.done.eq(finish)]
+        m.d.comb += [finish.eq(run_active & Cat(*quiet).all() & all_taken), self.done.eq(finish)]
         with m.If(finish):
             m.d.sync += run_active.eq(0)
 

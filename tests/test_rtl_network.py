@@ -56,6 +56,7 @@ class Bench:
         self.activations = [[] for _ in network.layers]  # per layer: (y, a) in stream order
         self.errors = []
         self.predictions = []
+        self.prediction_counts = []  # per prediction taken: (predictions_taken, prediction_last)
         self.update_clocks = [[] for _ in network.layers]  # PE 0 takes UPDATE
         self.error_clocks = [[] for _ in network.layers]  # PE 0 takes ERROR
         self.idle_clocks = [set() for _ in network.layers]  # PE 0 is idle
@@ -115,21 +116,23 @@ class Bench:
         async def watch(ctx):
             ctx.set(net.prediction.ready, 1)
             unit = net.output_error
-            signals = [unit.e.valid, unit.e.ready, unit.e.payload, net.prediction.valid, net.prediction.payload]
+            signals = [unit.e.valid, unit.e.ready, unit.e.payload, net.prediction.valid, net.prediction.payload,
+                       net.predictions_taken, net.prediction_last]
             for layer in net.layers:
                 pe = layer.pes[0]
                 signals += [layer.y.valid, layer.y.ready, layer.y.payload, pe.cmd.valid, pe.cmd.ready,
                             pe.cmd.payload, pe.busy, layer.e.valid, layer.e.ready]
             async for values in ctx.tick().sample(*signals):
                 values = values[2:]
-                e_valid, e_ready, e_payload, p_valid, p_payload = values[:5]
+                e_valid, e_ready, e_payload, p_valid, p_payload, taken, last = values[:7]
                 if e_valid and e_ready:
                     self.errors.append(e_payload)
                 if p_valid:
                     self.predictions.append((p_payload.index, p_payload.correct))
+                    self.prediction_counts.append((taken, last))
                 for index in range(len(net.layers)):
                     (y_valid, y_ready, y_payload, c_valid, c_ready, c_payload, busy, l_e_valid,
-                     l_e_ready) = values[5 + 9 * index:14 + 9 * index]
+                     l_e_ready) = values[7 + 9 * index:16 + 9 * index]
                     if y_valid and y_ready:
                         self.activations[index].append((y_payload.y, y_payload.a))
                     if c_valid and c_ready and c_payload == Command.UPDATE:
@@ -356,6 +359,25 @@ def test_inference_run_predicts_like_the_model_and_changes_no_weight():
     assert bench.errors == [] and result["counters"]["layer0.error_words"] == 0
     for got, expected in zip(result["weights"], model.raw_weights()):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_runs_of_zero_one_and_three_samples_finish_and_flag_exactly_their_last_prediction():
+    model, network, driver = make_case("relu-stoch")
+    x, labels = samples_for(model, 4, seed=8)
+    done_after = []
+
+    async def script(bench, ctx):
+        await bench.write(ctx, driver.load_writes(driver.state_from_model(model)))
+        for samples in (0, 1, 3):
+            await bench.run(ctx, NetworkMode.INFER, samples)
+            done_after.append((len(bench.predictions), ctx.get(network.predictions_taken)))
+
+    bench = Bench(network, [("infer", x, labels)])
+    bench.simulate(script)
+    # A run of no samples takes none and finishes; each run's count starts again from 0.
+    assert done_after == [(0, 0), (1, 1), (4, 3)]
+    assert bench.prediction_counts == [(0, 1), (0, 0), (1, 0), (2, 1)]
+    assert [p[0] for p in bench.predictions] == model.predict(x).tolist()
 
 
 # ------------------------------------------------------------------------------------------
