@@ -115,8 +115,9 @@ class ErrorRouter(wiring.Component):
         above); needs ``connections == 1`` and ``outputs <= 2**16``. The router then has no
         ``table`` port and no ``table_fault``.
     neuron_counters : bool
-        Keep a counter of the error words each neuron receives (``N`` counters, readable through
-        ``neuron_count``). The per-port counters ``delivered`` are always there.
+        Keep a counter of the error words each neuron receives (``N`` counters, or ``K`` with
+        ``lockstep``; readable through ``neuron_count``). The per-port counters ``delivered``
+        are always there.
     counter_width : int
         Bits of every counter (they wrap).
     lockstep : bool
@@ -148,7 +149,8 @@ class ErrorRouter(wiring.Component):
         Error words taken by each port.
     neuron_count : In(ErrorRouter.CounterRead), with ``neuron_counters``
         Combinational read of neuron ``pe * K + slot``'s counter (an out-of-range ``pe`` or
-        ``slot`` reads the last one).
+        ``slot`` reads the last one). With ``lockstep`` the neurons of one slot share a counter
+        (every port takes their words together) and ``pe`` is not used.
 
     Raises
     ------
@@ -456,15 +458,21 @@ class ErrorRouter(wiring.Component):
                 m.d.comb += count_next.eq(count + 1)
             delivered.append(count_next)
         if self._neuron_counters:
+            # In lockstep every port takes slot k's words in the same transfers, so the P neurons
+            # of slot k have one count: K counters instead of P K (90 fewer 32-bit counters and
+            # a 10-way smaller read multiplexer on a 10-PE layer). A port that broke the promise
+            # shows in its own `delivered` count.
+            rows = 1 if self._lockstep else pes
             counts = [[register(m, self._counter_width, f"count_{p}_{k}") for k in range(slots)]
-                      for p in range(pes)]
-            for p in range(pes):
+                      for p in range(rows)]
+            for p in range(rows):
                 for k in range(slots):
                     count, count_next = counts[p][k]
                     with m.If(accepted[p] & equals(stage_slot, k)):
                         m.d.comb += count_next.eq(count + 1)
             read = self.neuron_count
-            m.d.comb += read.data.eq(select([select([c for c, _ in row], read.slot) for row in counts], read.pe))
+            by_slot = [select([c for c, _ in row], read.slot) for row in counts]
+            m.d.comb += read.data.eq(by_slot[0] if self._lockstep else select(by_slot, read.pe))
             with m.If(self.clear_counters):
                 m.d.comb += [count_next.eq(0) for row in counts for _, count_next in row]
         with m.If(self.clear_counters):
