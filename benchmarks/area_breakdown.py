@@ -88,6 +88,8 @@ def main(argv=None) -> int:
     from amaranth.back import verilog
 
     design, top, configs = _design(args)
+    # Amaranth's own conversion, not rtl.shared_modules: one module per PE instance, so that
+    # `-noflatten` counts every PE's cells where it sits.
     text = verilog.convert(design, name=top, emit_src=False)
     modules = module_cells(text, top, flatten=args.flat)
     sizes = "-".join(str(n) for n in [configs[0].shape.fan_in] + [c.shape.neurons for c in configs])
