@@ -25,7 +25,7 @@ from ssdfa.model.neuron_ops import ArithmeticConfig
 
 from .layer import LayerCommand, LayerSpace
 from .network import NETWORK_TOP, NetworkMode, NetworkSpace, SSDFANetwork, network_layer_configs
-from .signatures import Command, Space
+from .signatures import Command, Space, signature_only, verilog_ports
 
 __all__ = ["BEGIN", "END", "EXAMPLE_LAYER", "EXAMPLE_NETWORK", "example_tops", "tables", "write"]
 
@@ -141,33 +141,15 @@ def example_tops() -> list[tuple[str, object]]:
     tops = [*build_tops(EXAMPLE_LAYER), (NETWORK_TOP, SSDFANetwork(
         layers=network_layer_configs(EXAMPLE_NETWORK, ArithmeticConfig())))]
     for _, component in tops:
-        _silence(component)
+        signature_only(component)
     return tops
-
-
-def _silence(component, seen=None) -> None:
-    """Only the signatures are read: that the components (and their parts) are never elaborated
-    is intended, not a forgotten design, so Amaranth need not warn about it."""
-    from amaranth.hdl import Elaboratable
-
-    seen = set() if seen is None else seen
-    if id(component) in seen:
-        return
-    seen.add(id(component))
-    component._MustUse__silence = True
-    for value in vars(component).values():
-        for part in value if isinstance(value, (list, tuple)) else (value,):
-            if isinstance(part, Elaboratable):
-                _silence(part, seen)
 
 
 def ports(component) -> list[tuple[str, str, int, tuple]]:
     """``(verilog name, "in"/"out", bits, member path)`` of every port of ``component``, then
     the clock and the reset of its ``sync`` domain, as Amaranth's Verilog names them."""
-    rows = []
-    for path, member, _ in component.signature.flatten(component):
-        name = "__".join(str(part) for part in path)
-        rows.append((name, "in" if member.flow.name == "In" else "out", Shape.cast(member.shape).width, path))
+    rows = [(name, "in" if is_input else "out", len(value), path)
+            for name, path, is_input, value in verilog_ports(component)]
     return rows + [("clk", "in", 1, ("clk",)), ("rst", "in", 1, ("rst",))]
 
 

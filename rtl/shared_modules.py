@@ -30,8 +30,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from amaranth.hdl import ClockSignal, Elaboratable, Instance, ResetSignal, ValueCastable
+from amaranth.hdl import ClockSignal, Instance, ResetSignal
 from amaranth.lib import wiring
+
+from .signatures import signature_only, verilog_ports
 
 __all__ = ["convert", "pe_submodule"]
 
@@ -61,14 +63,10 @@ _ACTIVE: ContextVar[_SharedModules | None] = ContextVar("ssdfa_shared_modules", 
 
 
 def _port_map(component: wiring.Component) -> list[tuple[str, str, object]]:
-    """Instance ports for ``component``, named as ``amaranth.back.verilog.convert`` names its
-    top's ports (the signature's path joined by ``__``), plus the clock and reset."""
+    """Instance ports for ``component``: its signature's, named as its own module's, plus the
+    clock and reset."""
     ports = [("i", "clk", ClockSignal()), ("i", "rst", ResetSignal())]
-    for path, member, value in component.signature.flatten(component):
-        if isinstance(value, ValueCastable):
-            value = value.as_value()
-        ports.append(("i" if member.flow == wiring.In else "o", "__".join(map(str, path)), value))
-    return ports
+    return ports + [("i" if is_input else "o", name, value) for name, _, is_input, value in verilog_ports(component)]
 
 
 def pe_submodule(layer, pe, index: int, *, own_contents: bool = False):
@@ -81,18 +79,10 @@ def pe_submodule(layer, pe, index: int, *, own_contents: bool = False):
         return pe
     name = shared.module_name(layer, index, own_contents)
     if name in shared.modules:
-        _never_elaborated(pe)
+        signature_only(pe)  # its logic is elaborated once, as PE `shared.modules[name]`'s module
     else:
         shared.modules[name] = pe
     return Instance(name, *_port_map(pe))
-
-
-def _never_elaborated(pe) -> None:
-    """Silence Amaranth's "created but never used" for ``pe`` and the elaboratables it built
-    (its weight memory): its logic is elaborated once, as another PE's shared module."""
-    for value in (pe, *vars(pe).values()):
-        if isinstance(value, Elaboratable):
-            value._MustUse__silence = True
 
 
 @contextmanager

@@ -11,7 +11,7 @@ Directions are written from the point of view of the component that *drives* the
 
 from __future__ import annotations
 
-from amaranth.hdl import Shape, signed, unsigned
+from amaranth.hdl import Elaboratable, Shape, ValueCastable, signed, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,6 +26,8 @@ __all__ = [
     "HostSignature",
     "host_data_width",
     "host_addr_width",
+    "verilog_ports",
+    "signature_only",
 ]
 
 
@@ -186,3 +188,28 @@ class HostSignature(HostPortSignature):
 
     def __init__(self, *, addr_width: int, data_width: int):
         super().__init__(Space, addr_width=addr_width, data_width=data_width)
+
+
+def verilog_ports(component):
+    """``(name, path, is_input, value)`` for every member of ``component``'s signature, named as
+    ``amaranth.back.verilog.convert`` names a top's ports: the member's path joined by ``__``.
+    ``value`` is the member's ``Value`` (a layout's view as its bits); the clock and reset of the
+    ``sync`` domain (``clk``, ``rst``) are not members and not listed."""
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        yield "__".join(str(part) for part in path), path, member.flow == wiring.In, value
+
+
+def signature_only(component, seen=None) -> None:
+    """Mark ``component`` and the elaboratables it holds as used for their signature only, never
+    elaborated: intended, not a forgotten design, so Amaranth need not warn about them."""
+    seen = set() if seen is None else seen
+    if id(component) in seen:
+        return
+    seen.add(id(component))
+    component._MustUse__silence = True
+    for value in vars(component).values():
+        for part in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(part, Elaboratable):
+                signature_only(part, seen)

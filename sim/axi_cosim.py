@@ -89,15 +89,11 @@ def axi_design(configs: Sequence[LayerConfig], *, build_root=None) -> AxiDesign:
     except (OSError, ValueError, KeyError):
         pass
     from ssdfa.rtl import shared_modules
-    from amaranth.hdl import Value
-    from amaranth.lib import wiring
-
     from ssdfa.rtl.axi_learner import AXI_LEARNER_TOP, AXILearner
+    from ssdfa.rtl.signatures import verilog_ports
 
     learner = AXILearner(layers=configs)
-    ports = {}
-    for path, member, value in learner.signature.flatten(learner):
-        ports["__".join(str(part) for part in path)] = (member.flow == wiring.In, len(Value.cast(value)))
+    ports = {name: (is_input, len(value)) for name, _, is_input, value in verilog_ports(learner)}
     text = shared_modules.convert(learner, AXI_LEARNER_TOP)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_name(f".{cached.name}.{uuid.uuid4().hex}")

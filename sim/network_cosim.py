@@ -133,15 +133,11 @@ def network_design(configs: Sequence[LayerConfig], *, build_root=None, initial_s
     except (OSError, ValueError, KeyError):
         pass
     from ssdfa.rtl import shared_modules
-    from amaranth.hdl import Value
-    from amaranth.lib import wiring
-
     from ssdfa.rtl.network import NETWORK_TOP, SSDFANetwork, network_header
+    from ssdfa.rtl.signatures import verilog_ports
 
     network = SSDFANetwork(layers=configs, initial_state=initial_state)
-    ports = {}
-    for path, member, value in network.signature.flatten(network):
-        ports["__".join(str(part) for part in path)] = (member.flow == wiring.In, len(Value.cast(value)))
+    ports = {name: (is_input, len(value)) for name, _, is_input, value in verilog_ports(network)}
     text = network_header(network.configs, NETWORK_TOP, initial_state) + shared_modules.convert(network, NETWORK_TOP)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_name(f".{cached.name}.{uuid.uuid4().hex}")
