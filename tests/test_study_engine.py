@@ -25,7 +25,7 @@ TINY = ["data.train_limit=120", "data.test_limit=60", "network.hidden=[16]", "ne
 #: file, from the worker processes) and slows down, so that the study can be killed mid-way.
 SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import faulthandler, sys, time
     from ssdfa.study.cells import cell_key
     from ssdfa.study.engine import run_study
     from ssdfa.study.runner import run_cell
@@ -44,6 +44,9 @@ SCRIPT = textwrap.dedent(
         return {"test_accuracy": 0.5} if STUB else run_cell(task)
 
     if __name__ == "__main__":
+        # A run that hangs prints where each of its threads is, and exits, before the test
+        # gives up on it: the failure then says where it stuck.
+        faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
         spec_path, db_path, LOG, RUN, workers, lease, STUB, WAIT_FOR, SLEEP, *overrides = sys.argv[1:]
         STUB, SLEEP = STUB == "stub", float(SLEEP)
         outcome = run_study(
@@ -53,6 +56,54 @@ SCRIPT = textwrap.dedent(
         sys.exit(0 if outcome.complete else 1)
     """
 )
+
+
+#: Seconds after which a run started by ``start_study`` dumps its threads' stacks and exits.
+HANG_SECONDS = 240
+SCRIPT = f"HANG_SECONDS = {HANG_SECONDS}\n{SCRIPT}"
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test():
+    """Kill what a failed test left running: a live run would hold the database and the CPU, and
+    its unread pipe would be reported against whichever test comes next."""
+    yield
+    for run in _started:
+        _kill(run)
+        run.wait()
+        run.stdout.close()
+    _started.clear()
+
+
+_started: list[subprocess.Popen] = []
+
+
+def _kill(run: subprocess.Popen) -> None:
+    """SIGKILL ``run``'s process group: the run, its Dask scheduler and workers (they outlive a
+    run that exited on its own after a hang)."""
+    try:
+        os.killpg(run.pid, signal.SIGKILL)
+    except ProcessLookupError:  # nothing of the group is left
+        pass
+
+
+def finish(runs: dict[str, subprocess.Popen], tmp_path: Path, timeout: float = HANG_SECONDS + 60) -> list[str]:
+    """Wait for every run; their outputs. A run still going after ``timeout`` seconds fails the
+    test with every run's output and the cells started so far."""
+    deadline = time.monotonic() + timeout
+    outputs = {}
+    for name, run in runs.items():
+        try:
+            outputs[name] = run.communicate(timeout=max(0.0, deadline - time.monotonic()))[0]
+        except subprocess.TimeoutExpired:
+            for other in runs.values():
+                _kill(other)
+            texts = {other: (outputs.get(other) or runs[other].communicate()[0]) for other in runs}
+            log = tmp_path / "log.txt"
+            pytest.fail(f"run {name} still going after {timeout:.0f} s\n"
+                        + "".join(f"--- run {n}, exit status {runs[n].returncode}:\n{t}\n" for n, t in texts.items())
+                        + f"--- cells started:\n{log.read_text() if log.exists() else ''}")
+    return [outputs[name] for name in runs]
 
 
 def finished_rows(db_path: Path) -> dict[str, tuple]:
@@ -75,11 +126,13 @@ def start_study(
     returns a fixed result instead of training."""
     script = tmp_path / "run_study.py"
     script.write_text(SCRIPT)
-    return subprocess.Popen(
+    run = subprocess.Popen(
         [sys.executable, str(script), str(QUICK), str(tmp_path / "quick.db"), str(tmp_path / "log.txt"), run,
          str(workers), str(lease_seconds), "stub" if stub else "train", wait_for, str(seconds), *TINY, *overrides],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, text=True,
     )
+    _started.append(run)
+    return run
 
 
 def executions(tmp_path: Path) -> list[tuple[str, str, float]]:
@@ -109,7 +162,7 @@ def test_study_killed_mid_way_resumes_without_losing_or_repeating_a_cell(tmp_pat
     assert orphaned and not orphaned & set(before)  # the dead run's unfinished cells were leased
 
     second = start_study(tmp_path, "second", lease_seconds=2)
-    output, _ = second.communicate(timeout=120)
+    output, = finish({"second": second}, tmp_path)
     assert second.returncode == 0, output
     assert f"{len(before)} already finished" in output
 
@@ -129,7 +182,7 @@ def test_two_runs_started_together_on_one_database_run_each_cell_once(tmp_path):
     # The first run holds its first cell until the second has started one, so the two overlap.
     first = start_study(tmp_path, "first", workers=1, stub=True, wait_for="second")
     second = start_study(tmp_path, "second", workers=1, stub=True)
-    outputs = [run.communicate(timeout=300)[0] for run in (first, second)]
+    outputs = finish({"first": first, "second": second}, tmp_path)
     if [first.returncode, second.returncode] != [0, 0]:
         # Each run's whole output (an assertion's message would be cut to a few lines).
         pytest.fail("".join(f"--- run {name}, exit status {run.returncode}:\n{output}\n"
@@ -151,7 +204,7 @@ def test_a_live_run_keeps_the_lease_of_a_cell_that_outlasts_it(tmp_path):
     first = start_study(tmp_path, "first", workers=1, lease_seconds=1, stub=True, wait_for="second", seconds=2.5,
                         overrides=one_seed)
     second = start_study(tmp_path, "second", workers=1, lease_seconds=1, stub=True, seconds=2.5, overrides=one_seed)
-    outputs = [run.communicate(timeout=300)[0] for run in (first, second)]
+    outputs = finish({"first": first, "second": second}, tmp_path)
     assert [first.returncode, second.returncode] == [0, 0], outputs
     keys = [key for _, key, _ in executions(tmp_path)]
     assert sorted(keys) == sorted(cells), f"cells run more than once: {len(keys)} runs of {len(cells)} cells"
@@ -166,7 +219,7 @@ def test_a_lease_whose_owner_stopped_renewing_it_is_retried_when_it_expires(tmp_
         (_, expires), = db.leases().values()
     assert claimed == [held.key]
     run = start_study(tmp_path, "next", workers=1, stub=True)
-    output, _ = run.communicate(timeout=180)
+    output, = finish({"next": run}, tmp_path)
     assert run.returncode == 0, output
     started = executions(tmp_path)
     assert sorted(key for _, key, _ in started) == sorted(cell.key for cell in cells)  # each once, the held one too
