@@ -46,6 +46,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from ssdfa.cli._argtypes import nextpnr_opts  # noqa: E402
 from ssdfa.cli.implement import network_configs  # noqa: E402
 from ssdfa.errors import SsdfaError  # noqa: E402
 from ssdfa.model.layer_config import load_layer_config  # noqa: E402
@@ -151,27 +152,28 @@ def _place_again(label: str, name: str, report: dict, seeds, place) -> list:
     return [(label, name, spread)] if len(spread) > 1 else []
 
 
-def implement_pe(config, top: str, name: str, seed: int = SEED) -> tuple[dict, float]:
+def implement_pe(config, top: str, name: str, seed: int = SEED, nextpnr_opts=()) -> tuple[dict, float]:
     from ssdfa.rtl.verilog import generate
 
     with tempfile.TemporaryDirectory(prefix="ssdfa-bench-") as scratch:
         (path,) = generate(config, scratch, tops=[top])
         started = time.perf_counter()
         report = implement(path, top, name, seed=seed, target_mhz=PE_TARGETS[name], wrapper="registered",
-                           work_dir=scratch)
+                           work_dir=scratch, nextpnr_opts=nextpnr_opts)
         return report.to_json(), time.perf_counter() - started
 
 
-def implement_network(configs, learner: Learner, keep: Path | None, seed: int = SEED) -> tuple[dict, float]:
+def implement_network(configs, learner: Learner, keep: Path | None, seed: int = SEED,
+                      nextpnr_opts=()) -> tuple[dict, float]:
     """What ``ssdfa implement --network --hidden H [--pes P] --device D --target-mhz T --seed S
-    [--out DIR]`` reports."""
+    [--nextpnr-opts O] [--out DIR]`` reports."""
     from ssdfa.rtl.network import NETWORK_TOP, generate_network
 
     def place(directory) -> tuple[dict, float]:
         path = generate_network(configs, directory, layer_counters=learner.layer_counters)
         started = time.perf_counter()
         report = implement(path, NETWORK_TOP, learner.device, seed=seed, target_mhz=learner.target_mhz,
-                           work_dir=directory)
+                           work_dir=directory, nextpnr_opts=nextpnr_opts)
         return report.to_json(), time.perf_counter() - started
 
     if keep is not None:
@@ -220,6 +222,7 @@ def model_samples_per_second(hidden: tuple[int, ...], samples: int) -> float:
     return len(y) / best
 
 
+
 def _label(sizes, pes) -> str:
     return f"learner {'-'.join(str(s) for s in sizes)} (PEs {'+'.join(str(p) for p in pes)})"
 
@@ -240,11 +243,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=_seeds, default=(), metavar="S,S,...",
                         help="place each PE and learner again with these nextpnr seeds and print its fmax over all "
                              "seeds (min, median, max; the tables stay at seed 1): how much of a figure is placement")
+    parser.add_argument("--nextpnr-opts", type=nextpnr_opts, default=(), metavar="OPTIONS",
+                        help="extra nextpnr options for every placement, as ssdfa implement --nextpnr-opts")
     parser.add_argument("--samples", type=int, default=200,
                         help="digits samples for the clocks-per-sample and model-speed measurements (default 200)")
     args = parser.parse_args(argv)
 
-    print(f"ssdfa implement, nextpnr seed {SEED}; utilisation is used / available")
+    tuned = f", nextpnr options {' '.join(args.nextpnr_opts)}" if args.nextpnr_opts else ""
+    print(f"ssdfa implement, nextpnr seed {SEED}{tuned}; utilisation is used / available")
     print()
     print("| design | device | fits | logic cells | block RAMs | DSPs | target (MHz) | fmax (MHz) | critical path | "
           "pin wrapper | seconds |")
@@ -256,11 +262,12 @@ def main(argv=None) -> int:
         inference = dataclasses.replace(learning, learning=False)
         for name in PE_TARGETS:
             for label, config in (("PE 64x100/10 learning", learning), ("PE 64x100/10 inference-only", inference)):
-                report, seconds = implement_pe(config, "neuron_pe", name)
+                report, seconds = implement_pe(config, "neuron_pe", name, nextpnr_opts=args.nextpnr_opts)
                 pe_reports[label, name] = report
                 print(_row(label, report, seconds), flush=True)
                 spreads += _place_again(label, name, report, args.seeds,
-                                        lambda seed: implement_pe(config, "neuron_pe", name, seed=seed))
+                                        lambda seed: implement_pe(config, "neuron_pe", name, seed=seed,
+                                                                  nextpnr_opts=args.nextpnr_opts))
     learner_reports = []  # (label, Learner, report)
     if args.only in (None, "network"):
         for report in args.implemented or []:
@@ -275,11 +282,12 @@ def main(argv=None) -> int:
             sizes = (configs[0].shape.fan_in, *learner.hidden, configs[-1].shape.neurons)
             learner = dataclasses.replace(learner, pes=tuple(c.pes for c in configs))
             label = _label(sizes, learner.pes) + ("" if learner.layer_counters else ", network counters only")
-            report, seconds = implement_network(configs, learner, args.keep)
+            report, seconds = implement_network(configs, learner, args.keep, nextpnr_opts=args.nextpnr_opts)
             learner_reports.append((label, learner, report))
             print(_row(label, report, seconds), flush=True)
             spreads += _place_again(label, learner.device, report, args.seeds,
-                                    lambda seed: implement_network(configs, learner, args.keep, seed=seed))
+                                    lambda seed: implement_network(configs, learner, args.keep, seed=seed,
+                                                                   nextpnr_opts=args.nextpnr_opts))
 
     paths = [(label, report) for (label, _), report in pe_reports.items()] + [
         (label, report) for label, _, report in learner_reports]

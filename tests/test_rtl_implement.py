@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from ssdfa.cli import main
 from ssdfa.errors import SsdfaError
 from ssdfa.rtl.devices import DEVICES
-from ssdfa.rtl.implement import implement
+from ssdfa.rtl.implement import implement, nextpnr_options
 from ssdfa.rtl.pin_wrapper import WRAPPER_TOP, Port, wrapper_verilog
 from ssdfa.rtl.synth import synthesize
 
@@ -122,6 +123,7 @@ def test_a_tiny_pe_is_placed_and_routed_on_the_up5k_through_the_pin_wrapper(tiny
     # fmax is the inverse of the critical path's delay.
     assert path["ns"] == pytest.approx(1000 / report["fmax_mhz"], rel=0.01)
     assert report["configuration"]["layer"]["fan_in"] == 4
+    assert report["nextpnr_options"] == []  # nextpnr's own placement and routing settings
 
 
 def test_the_same_inputs_and_seed_give_the_same_report(tiny_pe_output, capsys, tiny_config, tmp_path):
@@ -140,6 +142,44 @@ def test_the_human_report_says_fit_fmax_and_the_wrapper(tools, capsys, tiny_conf
     assert status == 0, err
     assert out.startswith("neuron_pe on ecp5-25f (ECP5 LFE5U-25F speed 6, CABGA381), seed 1: fits")
     assert "MHz" in out and "TRELLIS_COMB" in out and "serial implement_wrapper" in out and "pad timing is not" in out
+
+
+def test_extra_nextpnr_options_tune_placement_and_are_recorded(tools, capsys, tmp_path):
+    tools("nextpnr-ice40")
+    source = tmp_path / "counter.v"
+    source.write_text(COUNTER)
+    report = implement(source, "counter", "ice40-up5k", nextpnr_opts="--placer sa --placer-heap-alpha=0.2",
+                       work_dir=tmp_path / "work")
+    assert report.fits and report.to_json()["nextpnr_options"] == ["--placer", "sa", "--placer-heap-alpha=0.2"]
+    assert "Running simulated annealing placer" in (tmp_path / "work" / "nextpnr.log").read_text()
+    status, out, err = _run(capsys, ["implement", "--config", str(tmp_path / "none.toml"), "--device", "ice40-up5k",
+                                     "--nextpnr-opts=--tmg-ripup"])
+    assert status == 2 and "none.toml" in err  # the option parsed; the missing file is the error
+
+
+@pytest.mark.parametrize("options, named", [
+    ("--seed 3", "'--seed'"),  # the flow's own: the report says which seed
+    ("--report x.json", "'--report'"),
+    ("--pack-only", "'--pack-only'"),  # would stop before routing
+    ("30", "'30'"),
+    ("'--placer", "No closing quotation"),
+    (["--placer", "sa", "--json", "other.json"], "'--json'"),
+])
+def test_nextpnr_options_other_than_placement_and_routing_ones_are_refused_by_name(options, named):
+    with pytest.raises(SsdfaError, match=re.escape(named)):
+        nextpnr_options(options)
+
+
+@pytest.mark.parametrize("options, named", [("--placer nonsense", "'nonsense'"),
+                                            ("--placer-heap-timingweight abc", "('abc')")])
+def test_a_value_nextpnr_refuses_is_one_line_naming_it(tools, tmp_path, options, named):
+    tools("nextpnr-ice40")
+    source = tmp_path / "counter.v"
+    source.write_text(COUNTER)
+    with pytest.raises(SsdfaError) as refused:
+        implement(source, "counter", "ice40-up5k", nextpnr_opts=options)
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and named in message and options in message
 
 
 def test_an_unknown_device_is_one_line_and_exit_status_2(capsys, tiny_config):
@@ -284,6 +324,7 @@ def test_no_temporary_files_are_left_behind(tools, tmp_path, monkeypatch):
     (["--network", "--pes", "3"], "(3,)"),
     (["--config", "nowhere.toml"], "nowhere.toml"),
     (["--config", "nowhere.toml", "--target-mhz", "0"], "'0'"),
+    (["--config", "nowhere.toml", "--nextpnr-opts", "--no-route now"], "'--no-route'"),
 ])
 def test_bad_options_are_one_line_and_exit_status_2(capsys, argv, named):
     status, out, err = _run(capsys, ["implement", *argv, "--device", "ice40-up5k"])

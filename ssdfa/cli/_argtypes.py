@@ -27,3 +27,14 @@ def positive_int(text: str) -> int:
 def natural_int(text: str) -> int:
     """A seed or an index: an integer >= 0."""
     return _integer_at_least(text, 0, "a non-negative integer")
+
+
+def nextpnr_opts(text: str) -> tuple[str, ...]:
+    """Extra nextpnr options in one string (``ssdfa.rtl.implement.nextpnr_options`` checks them)."""
+    from ssdfa.errors import SsdfaError
+    from ssdfa.rtl.implement import nextpnr_options
+
+    try:
+        return nextpnr_options(text)
+    except SsdfaError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

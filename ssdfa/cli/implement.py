@@ -6,7 +6,7 @@ import argparse
 import json
 import tempfile
 
-from ._argtypes import natural_int
+from ._argtypes import natural_int, nextpnr_opts
 
 JSON_SCHEMA = 1
 CONFIG_TOPS = ("neuron_pe", "error_router", "ssdfa_layer")
@@ -43,6 +43,7 @@ def _frequency(text: str) -> float:
     return value
 
 
+
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.replace("+", ",").split(","))
@@ -71,6 +72,10 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=natural_int, default=1, metavar="K", help="nextpnr's seed (default 1)")
     parser.add_argument("--target-mhz", type=_frequency, default=50.0, metavar="F",
                         help="clock frequency that placement and routing aim at (default 50); fmax is measured")
+    parser.add_argument("--nextpnr-opts", type=nextpnr_opts, default=(), metavar="OPTIONS",
+                        help="extra nextpnr options that tune placement and routing, in one quoted string as "
+                             "Amaranth's nextpnr_opts, e.g. '--placer-heap-timingweight 30' (docs/implement.md "
+                             "section 3 lists the ones passed on; a single option as --nextpnr-opts=--tmg-ripup); the report records them")
     parser.add_argument("--wrapper", choices=WRAPPER_CHOICES, default="auto",
                         help="pin wrapper (docs/implement.md section 4): auto (default: registered when the port "
                              "bits outnumber the pins, else none), registered (every port from or to a plain "
@@ -159,7 +164,7 @@ def run(args) -> int:
     def place(directory):
         path, top = _verilog(args, design, directory)
         return implement(path, top, chosen, seed=args.seed, target_mhz=args.target_mhz, wrapper=args.wrapper,
-                         work_dir=directory)
+                         work_dir=directory, nextpnr_opts=args.nextpnr_opts)
 
     if args.out:
         report = place(args.out)
@@ -181,6 +186,8 @@ def report_lines(report, chosen) -> list[str]:
     if report.fits:
         fmax = "no clock" if report.fmax_mhz is None else f"{report.fmax_mhz:.2f} MHz"
         lines.append(f"  fmax {fmax} (placement and routing aimed at {report.target_mhz:g} MHz)")
+    if report.nextpnr_options:
+        lines.append(f"  nextpnr options: {' '.join(report.nextpnr_options)}")
     path = report.critical_path
     if path is not None:
         lines.append(f"  critical path {path.ns:.2f} ns, {path.logic_levels} logic levels: {path.start} -> {path.end}")
