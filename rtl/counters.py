@@ -16,9 +16,12 @@ counter shows an event of clock t from clock t + 2 on (the network's counters, w
 come from registers, from t + 1). A count summed over several PEs (error words, f' reads,
 activations written) registers that sum once more (on a 10-PE layer the sum's adder tree and
 the 32-bit addition were the learner's critical path once the PEs' forks no longer were), and
-the MAC counts, which add the summed events times K, register that product: these show an event
-of clock t from t + 3 on; their events (input words, phase starts, error words, activations
-written) are at least the PE's pipeline depth before the network's ``done``.
+the MAC counts, which add the summed events times K, register the two sums (input words and
+phase starts) and then that product: with timing-weighted placement, the sums, their addition
+and the K multiple in one clock were the 64-100-10 learner's critical path at every seed
+(docs/implement.md §5.1). These show an event of clock t from t + 4 on; their events (input
+words, phase starts, error words, activations written) are at least the PE's pipeline depth
+before the network's ``done``.
 Every layer event happens at least a clock before the network's ``done``, so a counter read
 issued after ``done`` sees every event of the run. ``clear`` also drops the registered events,
 so an event in the clock of a clear or the clock before is not counted, as before.
@@ -162,9 +165,11 @@ def _layer_counters(m: Module, index: int, layer: SSDFALayer, width: int, events
 
     x_forward, x_update = events(x_forward, "x_forward"), events(x_update, "x_update")
     starts_forward, starts_update = events(starts_forward, "starts_forward"), events(starts_update, "starts_update")
-    # The MAC counts add K per word: the scaled sum is registered once more (see the docstring).
+    # The MAC counts add K per word: the sums over the PEs are registered, and then their K
+    # multiple (see the docstring).
     for name, words, starts in (("forward_macs", x_forward, starts_forward), ("update_macs", x_update, starts_update)):
-        _count(m, counters[name], events.hold(_times(_sum(words) + _sum(starts), slots), f"{name}_increment"))
+        words_sum, starts_sum = events.hold(_sum(words), f"{name}_words"), events.hold(_sum(starts), f"{name}_starts")
+        _count(m, counters[name], events.hold(_times(words_sum + starts_sum, slots), f"{name}_increment"))
     # A sum over the PEs is registered too before it is added (see the docstring).
     def summed(bits, name):
         return events.hold(_sum(events(bits, name)), f"{name}_increment") if len(bits) > 1 else events(bits, name)[0]
