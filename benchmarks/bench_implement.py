@@ -229,7 +229,6 @@ def model_samples_per_second(hidden: tuple[int, ...], samples: int) -> float:
     return len(y) / best
 
 
-
 def _label(sizes, pes) -> str:
     return f"learner {'-'.join(str(s) for s in sizes)} (PEs {'+'.join(str(p) for p in pes)})"
 
