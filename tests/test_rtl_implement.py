@@ -144,8 +144,12 @@ def test_the_human_report_says_fit_fmax_and_the_wrapper(tools, capsys, tiny_conf
     assert "MHz" in out and "TRELLIS_COMB" in out and "serial implement_wrapper" in out and "pad timing is not" in out
 
 
-def test_extra_nextpnr_options_tune_placement_and_are_recorded(tools, capsys, tmp_path):
+def test_extra_nextpnr_options_tune_placement_and_are_recorded(tools, capsys, tmp_path, tiny_config):
     tools("nextpnr-ice40")
+    status, out, err = _run(capsys, ["implement", "--config", str(tiny_config), "--device", "ice40-up5k",
+                                     "--nextpnr-opts", "--placer sa"])
+    assert status == 0, err
+    assert "\n  nextpnr options: --placer sa\n" in out  # the human report says how it was placed
     source = tmp_path / "counter.v"
     source.write_text(COUNTER)
     report = implement(source, "counter", "ice40-up5k", nextpnr_opts="--placer sa --placer-heap-alpha=0.2",
