@@ -48,7 +48,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from ssdfa.cli._argtypes import nextpnr_opts  # noqa: E402
+from ssdfa.cli._argtypes import nextpnr_opts as nextpnr_opts_argument  # noqa: E402
 from ssdfa.cli.implement import network_configs  # noqa: E402
 from ssdfa.errors import SsdfaError  # noqa: E402
 from ssdfa.model.layer_config import load_layer_config  # noqa: E402
@@ -249,7 +249,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=_seeds, default=(), metavar="S,S,...",
                         help="place each PE and learner again with these nextpnr seeds and print its fmax over all "
                              "seeds (min, median, max; the tables stay at seed 1): how much of a figure is placement")
-    parser.add_argument("--nextpnr-opts", type=nextpnr_opts, default=(), metavar="OPTIONS",
+    parser.add_argument("--nextpnr-opts", type=nextpnr_opts_argument, default=(), metavar="OPTIONS",
                         help="extra nextpnr options for every placement, as ssdfa implement --nextpnr-opts")
     parser.add_argument("--samples", type=int, default=200,
                         help="digits samples for the clocks-per-sample and model-speed measurements (default 200)")

@@ -201,10 +201,11 @@ def _run(command: list[str], cwd: Path, log: Path) -> tuple[int, str]:
 def _option_refusal(log: str, options: tuple[str, ...]) -> str:
     """nextpnr's line refusing one of ``options`` (``the argument ('abc') for option
     '--placer-heap-timingweight' is invalid``, ``ERROR: Placer algorithm 'x' is not supported``):
-    an error line that names one of them; '' if there is none."""
-    words = {part for option in options for part in option.split("=", 1) if part}
+    an error line that quotes one of them, as nextpnr does; '' if there is none. Quoted, so that
+    a short value (``--threads 1``) is not found in an unrelated error."""
+    quoted = {f"'{part}'" for option in options for part in option.split("=", 1) if part}
     for line in log.splitlines():
-        if ("for option" in line or line.startswith("ERROR:")) and any(word in line for word in words):
+        if ("for option" in line or line.startswith("ERROR:")) and any(word in line for word in quoted):
             return line.removeprefix("ERROR:").strip()
     return ""
 
