@@ -124,45 +124,34 @@ class ResultsDatabase:
         Raises SsdfaError for a file that is not a study database; such a file is not modified.
         """
         path = Path(path)
-        fresh = _is_fresh(path)
-        if not fresh:
-            _check_header(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(path, isolation_level=None, timeout=30)
-        except (sqlite3.Error, OSError) as exc:
-            raise SsdfaError(f"cannot open study database {path}: {exc}") from None
-        try:
-            # A file with an SQLite header and nothing in it is one that another run started
-            # together with this one is creating (it switched to WAL, its tables are not yet
-            # committed): join the creation below rather than refuse it as a foreign database.
-            fresh = fresh or _holds_nothing(connection)
-            if fresh:
-                connection.execute("PRAGMA journal_mode = WAL")
-                # Runs started together may all find no file: the first to take the write lock
-                # creates the tables, and the others find them made.
-                with _transaction(connection):
-                    if not connection.execute(
-                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'study_schema'"
-                    ).fetchone():
-                        for statement in filter(str.strip, _CREATE.split(";")):
-                            connection.execute(statement)
-                _check_identity(connection, path)
-            else:
-                version = _check_identity(connection, path)
-                connection.execute("PRAGMA journal_mode = WAL")
-                if version < SCHEMA_VERSION:
-                    _upgrade(connection)
-            connection.executescript(f"BEGIN IMMEDIATE; {_CREATE_LEASES} COMMIT;")
-            # A committed row survives the process being killed (WAL + synchronous FULL).
-            connection.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
-            connection.close()
-            raise SsdfaError(f"{path}: cannot use it as a study database: {exc}") from None
-        except SsdfaError:
-            connection.close()
-            raise
-        return cls(path, connection)
+        # SQLite refuses some lock upgrades at once instead of waiting for the busy timeout (a
+        # connection that reads and then needs the write lock another holds, as when switching
+        # to WAL while another run creates the file): such a refusal is retried from the start.
+        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        while True:
+            fresh = _is_fresh(path)
+            if not fresh:
+                _check_header(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(path, isolation_level=None, timeout=_LOCK_WAIT_SECONDS)
+            except (sqlite3.Error, OSError) as exc:
+                raise SsdfaError(f"cannot open study database {path}: {exc}") from None
+            try:
+                _prepare_for_writing(connection, path, fresh)
+            except sqlite3.OperationalError as exc:
+                connection.close()
+                if _is_locked(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise SsdfaError(f"{path}: cannot use it as a study database: {exc}") from None
+            except sqlite3.Error as exc:
+                connection.close()
+                raise SsdfaError(f"{path}: cannot use it as a study database: {exc}") from None
+            except SsdfaError:
+                connection.close()
+                raise
+            return cls(path, connection)
 
     @classmethod
     def open_existing(cls, path) -> ResultsDatabase:
@@ -323,6 +312,42 @@ class _transaction:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         self.connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+#: How long opening a database waits for another run's lock (the busy timeout, and the retries
+#: of a lock SQLite refuses at once).
+_LOCK_WAIT_SECONDS = 30.0
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _prepare_for_writing(connection: sqlite3.Connection, path: Path, fresh: bool) -> None:
+    """Create the tables (``fresh``) or check and upgrade them; WAL, the leases, synchronous FULL."""
+    # A file with an SQLite header and nothing in it is one that another run started
+    # together with this one is creating (it switched to WAL, its tables are not yet
+    # committed): join the creation below rather than refuse it as a foreign database.
+    fresh = fresh or _holds_nothing(connection)
+    if fresh:
+        connection.execute("PRAGMA journal_mode = WAL")
+        # Runs started together may all find no file: the first to take the write lock
+        # creates the tables, and the others find them made.
+        with _transaction(connection):
+            if not connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'study_schema'"
+            ).fetchone():
+                for statement in filter(str.strip, _CREATE.split(";")):
+                    connection.execute(statement)
+        _check_identity(connection, path)
+    else:
+        version = _check_identity(connection, path)
+        connection.execute("PRAGMA journal_mode = WAL")
+        if version < SCHEMA_VERSION:
+            _upgrade(connection)
+    connection.executescript(f"BEGIN IMMEDIATE; {_CREATE_LEASES} COMMIT;")
+    # A committed row survives the process being killed (WAL + synchronous FULL).
+    connection.execute("PRAGMA synchronous = FULL")
 
 
 def _is_fresh(path: Path) -> bool:

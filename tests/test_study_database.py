@@ -55,6 +55,26 @@ def test_a_run_opening_a_database_another_run_is_creating_joins_it(tmp_path):
     assert sqlite3.connect(path).execute("SELECT count(*) FROM study_schema").fetchone()[0] == 2
 
 
+def test_a_run_that_finds_the_new_file_before_its_switch_to_wal_waits_for_the_lock(tmp_path):
+    # The other run holds the write lock of the new file while it is still a rollback-journal
+    # file: SQLite refuses this run's switch to WAL at once (no busy wait: a reader asking for
+    # the lock a writer holds), and opening must wait and retry rather than fail (it did, in a
+    # test of two runs started together).
+    import threading
+    import time
+
+    path = tmp_path / "s.db"
+    creator = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    creator.execute("BEGIN IMMEDIATE")
+    creator.execute("CREATE TABLE placeholder (x)")  # uncommitted: the file holds a header only
+    threading.Timer(0.5, lambda: creator.execute("ROLLBACK")).start()
+    started = time.monotonic()
+    with ResultsDatabase.create_or_open(path) as db:
+        assert db.count() == {"ok": 0, "diverged": 0, "failed": 0}
+    assert time.monotonic() - started >= 0.4  # it waited for the other run's lock
+    creator.close()
+
+
 def test_an_empty_sqlite_file_becomes_a_study_database(tmp_path):
     path = tmp_path / "s.db"
     connection = sqlite3.connect(path)
