@@ -20,6 +20,9 @@ own submodule names do, so the files of several tops can be compiled together. P
 weight memories start with different contents (a design generated with trained weights) are
 different modules, one per PE (``\\ssdfa_network.layer0.neuron_pe_3``).
 
+A build system that converts the design itself (amaranth-boards' ``platform.prepare``, the
+board builds) takes ``elaborate``'s fragment, with each PE module's Verilog as a file of its own.
+
 Only the Verilog changes: Amaranth's simulator elaborates the PEs as ordinary submodules
 (outside ``convert`` a layer adds its NeuronPE objects), and the instanced module is the same
 elaborated logic, so every simulation of the generated Verilog checks this path bit for bit.
@@ -30,12 +33,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from amaranth.hdl import ClockSignal, Instance, ResetSignal
+from amaranth.hdl import ClockSignal, Fragment, Instance, ResetSignal
 from amaranth.lib import wiring
 
 from .signatures import signature_only, verilog_ports
 
-__all__ = ["convert", "pe_submodule"]
+__all__ = ["convert", "elaborate", "pe_submodule"]
 
 
 class _SharedModules:
@@ -104,3 +107,17 @@ def convert(component, name: str) -> str:
     for module_name, pe in shared.modules.items():
         text += verilog.convert(pe, name=module_name, emit_src=False)
     return text
+
+
+def elaborate(component, name: str, platform) -> tuple[Fragment, dict[str, str]]:
+    """``component`` elaborated for ``platform`` as design ``name``, each layer's PEs instancing
+    one module, and the Verilog of those modules by module name (module docstring). For a build
+    system that converts the design itself (amaranth-boards' ``platform.prepare`` takes the
+    fragment, and the modules as files of its own): its netlist, like ``convert``'s, holds each
+    PE once."""
+    from amaranth.back import verilog
+
+    with _sharing(name, component) as shared:
+        fragment = Fragment.get(component, platform)
+    return fragment, {module_name: verilog.convert(pe, name=module_name, emit_src=False)
+                      for module_name, pe in shared.modules.items()}

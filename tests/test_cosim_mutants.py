@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from ssdfa.golden.directed import _cut_targets, _edge_residue, _residue_solution, corner_cases
+from ssdfa.golden.directed import _cut_targets, _edge_residue, _residue_solution, _weight_range_cases, corner_cases
 from ssdfa.golden.format import canonical_set_dirs, read_golden_set
 from ssdfa.golden.layer_vectors import LayerStimulus, draw_stimulus
 from ssdfa.model.arithmetic import Rounding
@@ -107,6 +107,32 @@ def test_the_sdfa_tanh_set_meets_the_stochastic_carry_edge_of_its_delta():
     assert ("delta", "stoch-edge") in corner_cases(golden.config, _stimulus_of(golden))
     drawn = corner_cases(golden.config, draw_stimulus(golden.config, golden.parameters["samples"]))
     assert ("delta", "stoch-edge") not in drawn
+
+
+@pytest.mark.parametrize("rounding", [Rounding.RND, Rounding.TRN])
+def test_a_new_weight_counts_above_the_maximum_only_when_its_rounded_step_puts_it_there(rounding):
+    """Half an LSB below zero, the exact step's floor is -1 LSB, so the weight at its maximum
+    minus that floor is one above it: RND rounds that step to 0 (the weight stays at the maximum:
+    not the case), TRN to -1 (one above it: the case). At the minimum, a step of half an LSB
+    rounds to 1 LSB under RND (one below: the case) and to 0 under TRN (not)."""
+    from dataclasses import replace
+
+    from ssdfa.model.neuron_ops import ArithmeticConfig
+
+    a = replace(ArithmeticConfig(), update_rounding=rounding)
+    dropped = a.delta.frac_bits + a.activation.frac_bits + a.shift - a.weight.frac_bits
+    half = 1 << (dropped - 1)
+
+    def cases(weight, exact_step):
+        return _weight_range_cases(a, a.delta.frac_bits, np.array([[weight]]), np.array([[exact_step]]), None)
+
+    top, bottom = a.weight.max_raw, a.weight.min_raw
+    assert (("w", "above-max") in cases(top, -half)) == (rounding is Rounding.TRN)
+    assert ("w", "above-max") in cases(top, -3 * half)  # -1.5 LSB: -1 or -2, above either way
+    assert cases(top, 0) == set() and cases(top - 1, -half) == set()
+    assert (("w", "below-min") in cases(bottom, half)) == (rounding is Rounding.RND)
+    assert ("w", "below-min") in cases(bottom, 3 * half)
+    assert cases(bottom, 0) == set() and cases(bottom + 2, 3 * half) == set()
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -15,7 +15,7 @@ from ssdfa.errors import SsdfaError
 
 from .boards import Board
 
-__all__ = ["BuildReport", "build_board", "NEXTPNR_SEED"]
+__all__ = ["BuildReport", "board_plan", "build_board", "NEXTPNR_SEED"]
 
 #: nextpnr's placement seed: the same inputs give the same bitstream.
 NEXTPNR_SEED = 1
@@ -59,27 +59,39 @@ def _tools(family: str) -> dict:
     return env
 
 
+def board_plan(board: Board, configs):
+    """amaranth-boards' build plan of the board top for ``configs`` (files and scripts, nothing
+    run), and the learner's layer sizes. Each layer's PEs are one module, written once as a file
+    of the plan and instanced, not one copy per PE (``shared_modules.elaborate``)."""
+    from ssdfa.rtl import shared_modules
+    from ssdfa.rtl.board_core import BoardCore
+    from ssdfa.rtl.board_top import BoardTop
+
+    platform = board.platform_instance()
+    core = BoardCore(layers=configs, clocks_per_bit=board.clocks_per_bit)
+    overrides = {"nextpnr_opts": f"--seed {NEXTPNR_SEED}"}
+    if board.family == "ice40":
+        overrides["synth_opts"] = "-dsp"  # the UP5K's eight multipliers, not LUTs
+    design, pe_modules = shared_modules.elaborate(BoardTop(core), BUILD_NAME, platform)
+    for module_name, verilog_text in pe_modules.items():
+        platform.add_file(f"{module_name}.v", verilog_text)
+    plan = platform.prepare(design, name=BUILD_NAME, **overrides)
+    return plan, (core.inputs, *(c.shape.neurons for c in configs))
+
+
 def build_board(board: Board, configs, out_dir, *, out=print) -> BuildReport:
     """Elaborate the board top for ``configs``, run the tools in ``out_dir``, report."""
     import hashlib
 
     import subprocess
 
-    from ssdfa.rtl.board_core import BoardCore
-    from ssdfa.rtl.board_top import BoardTop
     from ssdfa.rtl.implement import read_nextpnr_log
 
-    platform = board.platform_instance()
     family = board.family
     env = _tools(family)
     out_dir = Path(out_dir)
-    core = BoardCore(layers=configs, clocks_per_bit=board.clocks_per_bit)
-    sizes = (core.inputs, *(c.shape.neurons for c in configs))
     started = time.perf_counter()
-    overrides = {"nextpnr_opts": f"--seed {NEXTPNR_SEED}"}
-    if family == "ice40":
-        overrides["synth_opts"] = "-dsp"  # the UP5K's eight multipliers, not LUTs
-    plan = platform.prepare(BoardTop(core), name=BUILD_NAME, **overrides)
+    plan, sizes = board_plan(board, configs)
     plan.extract(str(out_dir))
     bitstream = out_dir / f"{BUILD_NAME}.bin" if family == "ice40" else out_dir / f"{BUILD_NAME}.bit"
     bitstream.unlink(missing_ok=True)  # a failed build must not leave an older bitstream looking current
