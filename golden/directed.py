@@ -34,7 +34,7 @@ import dataclasses
 
 import numpy as np
 
-from ssdfa.model.arithmetic import STOCH_BITS, FixedFormat, LfsrBank, Rounding, layer_seed, stochastic_offsets
+from ssdfa.model.arithmetic import STOCH_BITS, FixedFormat, LfsrBank, Rounding, cast, layer_seed, stochastic_offsets
 from ssdfa.model.layer_config import LayerConfig
 from ssdfa.model.neuron_ops import Activation, dense_feedback, feedback_delta, forward, output_error, weight_update
 
@@ -298,15 +298,24 @@ def _evaluate(layer: _Layer, weights, x, e, target, draws):
     found |= _cut_cases(layer.step, exact_step)
     found |= _stochastic_cases(layer.step, exact_step, draws[1])
     updated = weight_update(weights, delta, layer.delta_frac, x_row, a, draws[1])
-    # The weight cast only handles overflow: the unclamped new weight is w - step, and the step
-    # is at most one LSB from its exact value, so the exact difference tells which side.
-    step_whole = exact_step >> layer.step.dropped if layer.step.dropped >= 0 else exact_step << -layer.step.dropped
-    unclamped = weights - step_whole
+    found |= _weight_range_cases(a, layer.delta_frac, weights, exact_step, draws[1])
+    return found, updated, e
+
+
+def _weight_range_cases(a, delta_frac: int, weights, exact_step, draws) -> set:
+    """The new weights' range cases: the new weight before its overflow cast above the weight
+    format's maximum or below its minimum. The step is rounded and cast exactly as
+    ``weight_update`` casts it (the same draws): judged from the exact step's floor instead, a
+    weight that the rounded-up step brings back to the maximum would count as above it."""
+    step = cast(np.array(exact_step, dtype=np.int64), delta_frac + a.activation.frac_bits + a.shift, a.weight,
+                a.update_rounding, a.overflow, draws)
+    unclamped = np.asarray(weights, dtype=np.int64) - step
+    found = set()
     if np.any(unclamped > a.weight.max_raw):
         found.add(("w", "above-max"))
-    if np.any(unclamped < a.weight.min_raw - 1):
+    if np.any(unclamped < a.weight.min_raw):
         found.add(("w", "below-min"))
-    return found, updated, e
+    return found
 
 
 def _solve(coefficient: int, wanted: int, modulus_bits: int):
