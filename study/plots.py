@@ -78,7 +78,8 @@ def _save(plt, figure, path: Path):
 
 
 def subject(groups: Sequence[Group]) -> str:
-    """The dataset(s) and network(s) of ``groups``: ``digits, network 64-64-10 relu, 5 epochs``.
+    """The dataset(s) and network(s) of ``groups``, and their arithmetic when they share it:
+    ``digits, network 64-64-10 relu, 5 epochs; fixed point``.
 
     The network is written as its layer sizes, input to output.
     """
@@ -91,7 +92,10 @@ def subject(groups: Sequence[Group]) -> str:
                 f"{settings['activation']}, {settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''}")
         if part not in parts:
             parts.append(part)
-    return "; ".join(parts)
+    # Float or fixed point, when every group shares it (else the panels or the legend say it).
+    precisions = {group.settings["precision"] for group in groups}
+    arithmetic = {"float": "float", "fixed": "fixed point"}.get(precisions.pop()) if len(precisions) == 1 else None
+    return "; ".join(parts) + (f"; {arithmetic}" if arithmetic else "")
 
 
 def _classes(groups: Sequence[Group]) -> int | None:

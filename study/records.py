@@ -18,7 +18,7 @@ from .database import CellRow
 
 __all__ = [
     "Record", "Group", "records_from_rows", "diverged_records", "group_over_seeds", "SETTING_COLUMNS",
-    "varying_settings",
+    "varying_settings", "shared_settings",
 ]
 
 #: The settings of a record, in table order (``seed`` last, so that a group drops it).
@@ -140,6 +140,20 @@ def varying_settings(records: list[Record], exclude: tuple[str, ...] = ()) -> li
         column for column in SETTING_COLUMNS
         if column not in exclude and len({_hashable(r.settings[column]) for r in records}) > 1
     ]
+
+
+def shared_settings(records: list[Record]) -> dict:
+    """The settings that every one of ``records`` has, with the same value, other than None and
+    the seed: ``precision`` first, then in table order."""
+    if not records:
+        return {}
+    order = ["precision", *(c for c in SETTING_COLUMNS if c not in ("precision", "seed"))]
+    shared = {}
+    for column in order:
+        values = {_hashable(r.settings[column]) for r in records}
+        if len(values) == 1 and (value := values.pop()) is not None:
+            shared[column] = value
+    return shared
 
 
 def _settings(config: dict, result: dict) -> dict:

@@ -46,6 +46,7 @@ from .records import (
     diverged_records,
     group_over_seeds,
     records_from_rows,
+    shared_settings,
     varying_settings,
 )
 
@@ -201,6 +202,11 @@ def _overview(db_name: str, rows, records: list[Record], failed, outdated: int, 
         f"{len(rows)} cells in the database: {len(records)} finished, {len(diverged)} diverged, "
         f"{len(failed)} failed. Datasets: {', '.join(datasets) or 'none'}.",
     ]
+    shared = shared_settings(records + diverged)
+    if shared:
+        # The tables show only what varies: what every cell shares (float or fixed point first)
+        # is said once here, or two studies of one grid would read alike.
+        lines += ["", "Every cell: " + ", ".join(f"{name} {value}" for name, value in shared.items()) + "."]
     if outdated:
         lines.append(f"\n{outdated} more cells were computed by another version of the arithmetic or "
                      f"the training ({CURRENT_VERSIONS} now) and are left out.")

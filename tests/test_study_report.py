@@ -192,6 +192,21 @@ def test_width_and_rank_figures_name_their_dataset_and_network(reports, tmp_path
     ranked = [g for g in floats if g.settings["hidden"] == "20"]
     rank = plot_rank(ranked, [], tmp_path / "r.png")
     assert "digits" in rank.get_suptitle() and "network 64-20-10" in rank.get_suptitle()
+    assert rank.get_suptitle().endswith("; float") and width.get_suptitle().endswith("; fixed point")
+
+
+@pytest.mark.parametrize("precision", ["fixed", "float"])
+def test_the_report_says_what_every_cell_shares_float_or_fixed_point_first(tmp_path, precision):
+    """The tables show only the settings that vary: two studies of one grid, one in float and one
+    in fixed point, must not read alike."""
+    fill(tmp_path / "one.db", {**RANK, "arithmetic": {"precision": precision}})
+    write_report(tmp_path / "one.db", tmp_path / "out", area=AreaEstimator(disabled=True))
+    shared = next(line for line in (tmp_path / "out" / "report.md").read_text().splitlines()
+                  if line.startswith("Every cell: "))
+    assert shared.startswith(f"Every cell: precision {precision}, dataset digits, hidden 20, ")
+    names = [item.split(" ")[0] for item in shared.removeprefix("Every cell: ").removesuffix(".").split(", ")]
+    assert ("update_rounding" in names) == (precision == "fixed")  # a float cell has no rounding
+    assert "seed" not in names and "rank" not in names  # seeds and the rank vary
 
 
 def test_area_figure_names_dataset_and_network_and_labels_its_log_axis(tmp_path):
