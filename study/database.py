@@ -45,7 +45,7 @@ from ssdfa.errors import SsdfaError
 
 from .cells import Cell, canonical_json
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "ResultsDatabase", "CellRow"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "ResultsDatabase", "CellRow", "holds_nothing"]
 
 APPLICATION_ID = 0x53534446  # "SSDF"
 SCHEMA_VERSION = 2
@@ -348,6 +348,26 @@ def _prepare_for_writing(connection: sqlite3.Connection, path: Path, fresh: bool
     connection.executescript(f"BEGIN IMMEDIATE; {_CREATE_LEASES} COMMIT;")
     # A committed row survives the process being killed (WAL + synchronous FULL).
     connection.execute("PRAGMA synchronous = FULL")
+
+
+def holds_nothing(path) -> bool:
+    """True for no file, an empty one, or an SQLite file with no schema object and no application
+    id: a database that ``create_or_open`` creates, or that a run started together with this one
+    is creating (its tables are not committed yet). Reads only; False for anything else."""
+    path = Path(path)
+    if _is_fresh(path):
+        return True
+    try:
+        _check_header(path)
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=_LOCK_WAIT_SECONDS)
+    except (SsdfaError, sqlite3.Error):
+        return False
+    try:
+        return _holds_nothing(connection)
+    except sqlite3.Error:
+        return False
+    finally:
+        connection.close()
 
 
 def _is_fresh(path: Path) -> bool:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ssdfa.errors import SsdfaError
 
-from .database import FINISHED_STATUSES, ResultsDatabase
+from .database import FINISHED_STATUSES, ResultsDatabase, holds_nothing
 from .leases import DEFAULT_LEASE_SECONDS, Heartbeat, lease_owner, owner_is_dead
 from .runner import execute_cell, run_cell
 from .spec import StudySpec
@@ -163,7 +163,9 @@ def run_study(
 
 
 def _finished_keys(db_path: Path) -> set[str]:
-    if not db_path.exists():
+    # No file, or one that a run started together with this one is creating (empty, or its tables
+    # not committed yet): nothing is finished, and create_or_open below joins the creation.
+    if holds_nothing(db_path):
         return set()
     with ResultsDatabase.open_existing(db_path) as database:
         return database.finished_keys()

@@ -75,6 +75,27 @@ def test_a_run_that_finds_the_new_file_before_its_switch_to_wal_waits_for_the_lo
     creator.close()
 
 
+def test_a_run_reading_a_database_another_run_is_creating_finds_nothing_finished(tmp_path):
+    # A run's first look (before its cluster starts) can come while a run started with it creates
+    # the file: empty, then switched to WAL, then its tables in an open transaction.
+    from ssdfa.study.database import _CREATE
+    from ssdfa.study.engine import _finished_keys
+
+    path = tmp_path / "s.db"
+    creator = sqlite3.connect(path, isolation_level=None)
+    creator.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    assert path.stat().st_size == 0 and _finished_keys(path) == set()
+    creator.execute("PRAGMA journal_mode = WAL")
+    assert _finished_keys(path) == set()
+    creator.execute("BEGIN IMMEDIATE")
+    for statement in filter(str.strip, _CREATE.split(";")):
+        creator.execute(statement)
+    assert _finished_keys(path) == set()
+    creator.execute("COMMIT")
+    assert _finished_keys(path) == set()
+    creator.close()
+
+
 def test_an_empty_sqlite_file_becomes_a_study_database(tmp_path):
     path = tmp_path / "s.db"
     connection = sqlite3.connect(path)

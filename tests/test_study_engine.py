@@ -35,7 +35,9 @@ SCRIPT = textwrap.dedent(
         key = cell_key({k: v for k, v in task.items() if k != "data_dir"})
         with open(LOG, "a") as log:
             log.write(f"{RUN} {key} {time.time()}\\n")
-        if WAIT_FOR:  # hold this cell until the run named WAIT_FOR has started one
+        # Hold this run's first cell (only that one: a WAIT_FOR run that died early then costs one
+        # wait, not one per cell) until the run named WAIT_FOR has started one.
+        if WAIT_FOR and [line.split()[0] for line in open(LOG)].count(RUN) == 1:
             # Generous: the other run's Dask cluster may take long to start on a loaded machine.
             deadline = time.monotonic() + 150
             while time.monotonic() < deadline and f"{WAIT_FOR} " not in open(LOG).read():
