@@ -1,5 +1,5 @@
 """``ssdfa board build``: the build plans of both boards and the reading of nextpnr's report
-without the tools, and one whole iCEBreaker build (about 80 s), which guards its fit (the ULX3S
+without the tools, and one whole iCEBreaker build (about 110 s), which guards its fit (the ULX3S
 build, minutes, is in docs/board.md §5)."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def test_board_plan_writes_each_layers_pe_module_once_and_instances_it():
 
 
 def test_the_icebreaker_default_learner_fits_the_up5k_and_meets_its_clock(require_tool, tmp_path):
-    """The whole board build (about 80 s): the iCEBreaker core uses about 94% of the UP5K's logic
+    """The whole board build (about 110 s): the iCEBreaker core uses about 98% of the UP5K's logic
     cells, so a change anywhere in the PE, the network or the bridge can tip it over."""
     require_tool("yosys")
     require_tool("nextpnr-ice40")

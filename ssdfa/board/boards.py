@@ -52,7 +52,7 @@ class Board:
 
 BOARDS = {
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40", 12_000_000, 115_200,
-                        (10,), (1, 1), "iCEBreaker, Lattice iCE40 UP5K (SG48), 12 MHz oscillator, FTDI UART"),
+                        (24,), (1, 1), "iCEBreaker, Lattice iCE40 UP5K (SG48), 12 MHz oscillator, FTDI UART"),
     "ulx3s": Board("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5", 25_000_000, 115_200,
                    (32,), (4, 2), "ULX3S, Lattice ECP5 LFE5U-85F (CABGA381), 25 MHz oscillator, FTDI UART"),
 }
