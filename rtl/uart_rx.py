@@ -2,17 +2,17 @@
 
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from .building_blocks import equals
 from .state_machine import StateMachine
+from .uart_bit_time import UARTBitTimed
 
 __all__ = ["UARTReceiver"]
 
 
-class UARTReceiver(wiring.Component):
+class UARTReceiver(UARTBitTimed):
     """Samples ``rx`` in the middle of each bit and presents each good byte for one clock.
 
     A start bit that is gone at its middle is a glitch and is ignored; a byte whose stop bit is
@@ -34,16 +34,6 @@ class UARTReceiver(wiring.Component):
     rx: In(1, init=1)
     data: Out(8)
     valid: Out(1)
-
-    def __init__(self, *, clocks_per_bit: int):
-        if not isinstance(clocks_per_bit, int) or clocks_per_bit < 4:
-            raise ValueError(f"clocks_per_bit must be an integer of at least 4, not {clocks_per_bit!r}")
-        self._clocks_per_bit = clocks_per_bit
-        super().__init__()
-
-    @property
-    def clocks_per_bit(self) -> int:
-        return self._clocks_per_bit
 
     def elaborate(self, platform):
         m = Module()

@@ -2,15 +2,15 @@
 
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .building_blocks import equals
+from .uart_bit_time import UARTBitTimed
 
 __all__ = ["UARTTransmitter"]
 
 
-class UARTTransmitter(wiring.Component):
+class UARTTransmitter(UARTBitTimed):
     """Sends the byte on ``data`` when ``valid`` and ``ready`` are both high.
 
     Parameters
@@ -30,16 +30,6 @@ class UARTTransmitter(wiring.Component):
     valid: In(1)
     ready: Out(1)
     tx: Out(1, init=1)
-
-    def __init__(self, *, clocks_per_bit: int):
-        if not isinstance(clocks_per_bit, int) or clocks_per_bit < 4:
-            raise ValueError(f"clocks_per_bit must be an integer of at least 4, not {clocks_per_bit!r}")
-        self._clocks_per_bit = clocks_per_bit
-        super().__init__()
-
-    @property
-    def clocks_per_bit(self) -> int:
-        return self._clocks_per_bit
 
     def elaborate(self, platform):
         m = Module()
