@@ -24,6 +24,7 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from ssdfa.cli import EXIT_BROKEN_PIPE, _discard_stdout  # noqa: E402
 from ssdfa.cli._argtypes import positive_int  # noqa: E402
 from ssdfa.errors import SsdfaError  # noqa: E402
 from ssdfa.model.arithmetic import FixedFormat  # noqa: E402
@@ -117,6 +118,8 @@ def main(argv=None) -> int:
                 # The table so far, after every row: an interrupted run keeps the rows it finished.
                 if args.json:
                     write_atomically(args.json, json.dumps({"setup": setup, "rows": rows}, indent=2) + "\n")
+    except BrokenPipeError:
+        raise  # standard output closed: handled below, as every ssdfa command does
     except OSError as exc:
         print(f"table4_mnist_cnn: error: cannot write {args.json}: {os_error_text(exc)}", file=sys.stderr)
         return 2
@@ -148,4 +151,10 @@ def _row(spec, dataset, config, arithmetic: str, algorithm: str, args) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # a closed standard output ends the run quietly (the JSON keeps its rows)
+        _discard_stdout()
+        status = EXIT_BROKEN_PIPE
+    sys.exit(status)

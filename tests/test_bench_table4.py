@@ -62,3 +62,11 @@ def test_bad_input_is_one_line_before_any_training(data_dir, arguments, message)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert "test acc" not in done.stdout  # nothing trained
+
+
+def test_a_closed_standard_output_ends_the_run_quietly(data_dir):
+    run = subprocess.Popen([sys.executable, str(SCRIPT), "--data-dir", str(data_dir), *SMALL, "--algorithms", "bp"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()  # the reader went away before the first line
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 141 and stderr == b"", stderr.decode()
