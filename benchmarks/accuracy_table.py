@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ssdfa.cli import build_parser
+from ssdfa.cli import build_parser, run_script
 from ssdfa.cli.train import build_request, load_data, prepare, resolve_defaults
 from ssdfa.model.training import train
 
@@ -90,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -22,6 +22,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from ssdfa.cli import run_script
 from ssdfa.rtl.synth import require_yosys
 
 COLUMNS = ("SB_LUT4", "flip-flops", "SB_CARRY", "SB_RAM40_4K", "SB_SPRAM256KA", "SB_MAC16")
@@ -110,4 +111,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

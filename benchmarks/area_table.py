@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from ssdfa.cli import run_script
 from ssdfa.cli.synth import synth_config
 from ssdfa.model.layer_config import layer_config_from_dict
 
@@ -47,4 +48,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ssdfa.cli import run_script
+
 SSDFA = [sys.executable, "-m", "ssdfa"]
 
 
@@ -56,4 +58,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -26,6 +26,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from ssdfa.cli import run_script  # noqa: E402
 from ssdfa.model.conv_network import ConvLayerSpec, ConvNetSpec, FixedConvNetwork, FloatConvNetwork  # noqa: E402
 from ssdfa.model.neuron_ops import ArithmeticConfig  # noqa: E402
 
@@ -78,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

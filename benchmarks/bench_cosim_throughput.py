@@ -31,6 +31,7 @@ import argparse
 import json
 import time
 
+from ssdfa.cli import run_script
 from ssdfa.golden.layer_vectors import generate_layer_set
 from ssdfa.model.layer_config import layer_config_from_dict
 from ssdfa.sim.cosim import CosimJob, run_jobs
@@ -102,4 +103,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -48,6 +48,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from ssdfa.cli import run_script  # noqa: E402
 from ssdfa.cli._argtypes import nextpnr_opts as nextpnr_opts_argument  # noqa: E402
 from ssdfa.cli.implement import network_configs  # noqa: E402
 from ssdfa.errors import SsdfaError  # noqa: E402
@@ -346,4 +347,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

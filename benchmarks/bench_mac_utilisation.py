@@ -31,6 +31,7 @@ from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
+from ssdfa.cli import run_script
 from ssdfa.model.arithmetic import LfsrBank, Rounding, layer_seed, lfsr_seed
 from ssdfa.model.layer_config import layer_config_from_dict
 from ssdfa.model.neuron_ops import dense_feedback, feedback_delta, forward, weight_update
@@ -226,4 +227,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -27,6 +27,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from ssdfa.cli import run_script  # noqa: E402
 from ssdfa.model.arithmetic import Rounding  # noqa: E402
 from ssdfa.model.fixed_network import FixedNetwork  # noqa: E402
 from ssdfa.model.float_network import FloatNetwork  # noqa: E402
@@ -123,4 +124,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from ssdfa.cli import run_script
 from ssdfa.golden.format import GoldenSet, canonical_set_dirs
 from ssdfa.golden.layer_vectors import GENERATOR, draw_stimulus, generate_layer_set, simulate_layer
 from ssdfa.model.layer_config import load_layer_config
@@ -61,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

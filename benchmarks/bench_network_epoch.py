@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 
+from ssdfa.cli import run_script
 from ssdfa.sim.network_cosim import NetworkJob, run_network_cosim
 
 #: The goal: a verified digits epoch in at most this many seconds of simulation wall time.
@@ -43,4 +44,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -33,6 +33,7 @@ import argparse
 import itertools
 import sys
 
+from ssdfa.cli import run_script
 from ssdfa.errors import SsdfaError
 from ssdfa.model.neuron_ops import ArithmeticConfig
 from ssdfa.rtl.network import (
@@ -125,4 +126,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -15,6 +15,7 @@ Markdown table (docs/rtl.md section 3.2).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import inspect
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from ssdfa.cli import run_script
 from ssdfa.model.layer_config import load_layer_config
 from ssdfa.rtl import neuron_pe
 from ssdfa.rtl.synth import synthesize
@@ -90,7 +92,8 @@ def cells(module, config):
     return report.luts, report.flip_flops, report.carries, report.block_rams, report.dsps
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # --help; no options
     learning = load_layer_config(PE_CONFIG)
     inference = dataclasses.replace(learning, learning=False)
     print("NeuronPE of configs/ssdfa_64x100_10pe.toml (K = 10, 16-bit words, relu, STOCH, SAT); "
@@ -112,4 +115,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

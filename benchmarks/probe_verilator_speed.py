@@ -462,4 +462,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ssdfa.cli import run_script  # here: the simulator imports this module for its cocotb test
+
+    run_script(main)

@@ -24,7 +24,7 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from ssdfa.cli import EXIT_BROKEN_PIPE, _discard_stdout  # noqa: E402
+from ssdfa.cli import run_script  # noqa: E402
 from ssdfa.cli._argtypes import positive_int  # noqa: E402
 from ssdfa.errors import SsdfaError  # noqa: E402
 from ssdfa.model.arithmetic import FixedFormat  # noqa: E402
@@ -151,10 +151,4 @@ def _row(spec, dataset, config, arithmetic: str, algorithm: str, args) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        status = main()
-        sys.stdout.flush()
-    except BrokenPipeError:  # a closed standard output ends the run quietly (the JSON keeps its rows)
-        _discard_stdout()
-        status = EXIT_BROKEN_PIPE
-    sys.exit(status)
+    run_script(main)

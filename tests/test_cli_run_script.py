@@ -1,0 +1,66 @@
+"""``ssdfa.cli.run_script``: the benchmarks' entry point handles bad input, a closed standard
+output and Ctrl-C as every ``ssdfa`` command does."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from ssdfa.cli import run_script
+    from ssdfa.errors import SsdfaError
+
+    def main():
+        what = sys.argv[1]
+        if what == "bad":
+            raise SsdfaError("--size 0 is not a size")
+        if what == "status":
+            return 3
+        if what == "wait":
+            print("ready", flush=True)
+            time.sleep(60)
+        for _ in range(100_000):
+            print("a line of the table")
+        return 0
+
+    run_script(main)
+    """
+)
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "some_bench.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+def test_bad_input_is_one_line_naming_the_script(script):
+    done = subprocess.run([sys.executable, str(script), "bad"], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (2, "some_bench: error: --size 0 is not a size\n")
+
+
+def test_the_status_of_main_is_the_exit_status(script):
+    assert subprocess.run([sys.executable, str(script), "status"], timeout=60).returncode == 3
+
+
+def test_a_closed_standard_output_ends_quietly_with_141(script):
+    run = subprocess.Popen([sys.executable, str(script), "print"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()
+    _, stderr = run.communicate(timeout=60)
+    assert (run.returncode, stderr) == (141, b"")
+
+
+def test_ctrl_c_is_one_line_and_130(script):
+    run = subprocess.Popen([sys.executable, str(script), "wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    assert run.stdout.readline() == "ready\n"
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert (run.returncode, stderr) == (130, "some_bench: interrupted\n")
