@@ -104,9 +104,7 @@ def convert(component, name: str) -> str:
 
     with _sharing(name, component) as shared:
         text = verilog.convert(component, name=name, emit_src=False)
-    for module_name, pe in shared.modules.items():
-        text += verilog.convert(pe, name=module_name, emit_src=False)
-    return text
+    return text + "".join(_module_verilog(shared).values())
 
 
 def elaborate(component, name: str, platform) -> tuple[Fragment, dict[str, str]]:
@@ -115,9 +113,14 @@ def elaborate(component, name: str, platform) -> tuple[Fragment, dict[str, str]]
     system that converts the design itself (amaranth-boards' ``platform.prepare`` takes the
     fragment, and the modules as files of its own): its netlist, like ``convert``'s, holds each
     PE once."""
-    from amaranth.back import verilog
-
     with _sharing(name, component) as shared:
         fragment = Fragment.get(component, platform)
-    return fragment, {module_name: verilog.convert(pe, name=module_name, emit_src=False)
-                      for module_name, pe in shared.modules.items()}
+    return fragment, _module_verilog(shared)
+
+
+def _module_verilog(shared: _SharedModules) -> dict[str, str]:
+    """The Verilog of each PE module a conversion instanced, by module name, in order of first use."""
+    from amaranth.back import verilog
+
+    return {module_name: verilog.convert(pe, name=module_name, emit_src=False)
+            for module_name, pe in shared.modules.items()}

@@ -97,9 +97,9 @@ def _run(argv: list[str] | None) -> int:
     return int(status or 0)
 
 
-def _error(message: str) -> int:
+def _error(message: str, program: str = "ssdfa") -> int:
     # One line even when a message carries a newline (a TOML or JSON parser's, say).
-    print(f"ssdfa: error: {' '.join(message.split())}", file=sys.stderr)
+    print(f"{program}: error: {' '.join(message.split())}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -123,25 +123,25 @@ def _discard_stdout() -> None:
         pass  # not a real file (a test's capture): nothing will flush to a pipe
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-def run_script(main, argv: list[str] | None = None) -> None:
-    """Run a script's ``main(argv)`` (the benchmarks') and exit with its status, handling what
-    every ``ssdfa`` command handles: bad input (``SsdfaError``) is one line naming the script and
-    status 2, Ctrl-C one line and status 130, a closed standard output a quiet status 141."""
+def run_script(main) -> None:
+    """Run a script's ``main()`` (the benchmarks') and exit with its status, handling what every
+    ``ssdfa`` command handles: bad input (``SsdfaError``) is one line naming the script and status
+    2, Ctrl-C one line and status 130, a closed standard output a quiet status 141."""
     name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
     try:
-        status = main(argv) if argv is not None else main()
+        status = main()
         sys.stdout.flush()  # inside the handler: at interpreter exit a closed pipe would print a warning
     except BrokenPipeError:
         _discard_stdout()
         status = EXIT_BROKEN_PIPE
     except SsdfaError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        status = EXIT_USAGE
+        status = _error(str(exc), name)
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         status = 130
     sys.exit(int(status or 0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
