@@ -312,9 +312,10 @@ def save_network(path, network, *, provenance: dict | None = None) -> SavedNetwo
     if provenance is not None and isinstance(network, SavedNetwork):
         saved = SavedNetwork(**{**saved.__dict__, "provenance": dict(provenance)})
     data = encode_network(saved)
+    from ssdfa.user_files import refuse_special_file
+
     path = Path(path)
-    if path.is_dir():
-        raise SsdfaError(f"cannot write weight file {path}: it is a directory")
+    refuse_special_file(path, "weight file")
     directory = path.parent if str(path.parent) else Path(".")
     try:
         handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)

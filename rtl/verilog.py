@@ -190,8 +190,9 @@ def write_module(out_dir, name: str, header: str, component) -> Path:
     (a failed run never leaves a truncated module)."""
     from .shared_modules import convert
 
+    text = header + convert(component, name)  # elaborated before the directory is made
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.v"
-    write_atomically(path, header + convert(component, name))
+    write_atomically(path, text)
     return path

@@ -11,12 +11,13 @@ creates) a directory named by an option before anything is computed.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from ssdfa.errors import SsdfaError
 
-__all__ = ["read_bytes", "read_text", "write_atomically", "output_directory", "os_error_text"]
+__all__ = ["read_bytes", "read_text", "write_atomically", "output_directory", "os_error_text", "refuse_special_file"]
 
 
 def os_error_text(exc: OSError) -> str:
@@ -50,13 +51,33 @@ def read_text(path, what: str) -> str:
         ) from None
 
 
+def refuse_special_file(path, what: str) -> None:
+    """Refuse an output target that is there and is not a regular file (SsdfaError naming it).
+
+    Files are written beside their target and renamed over it, which would put a regular file in
+    the place of a device (``/dev/null``), a named pipe or a socket, and as root replace
+    ``/dev/full`` itself: such a target is refused instead. A missing target is fine.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode  # through a symbolic link: /dev/stdout is one
+    except OSError:
+        return
+    if stat.S_ISDIR(mode):
+        raise SsdfaError(f"{what} {path}: is a directory, not a file name")
+    if not stat.S_ISREG(mode):
+        raise SsdfaError(f"{what} {path}: not a regular file (a device, pipe or socket), not replaced")
+
+
 def write_atomically(path, data: bytes | str) -> Path:
     """Write ``data`` (str as UTF-8, newlines as given) to ``path`` all at once.
 
     The parent directory must exist. Raises OSError (which the command line reports as one
-    line naming the path); the target is then untouched and no temporary file is left.
+    line naming the path); the target is then untouched and no temporary file is left. A
+    target that is a device, a pipe or a socket is an SsdfaError (``refuse_special_file``).
     """
     path = Path(path)
+    refuse_special_file(path, "output file")
     if isinstance(data, str):
         data = data.encode("utf-8")
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)

@@ -111,6 +111,36 @@ def test_verilog_refuses_an_output_it_cannot_create_before_elaborating(saved_fil
     assert captured.err == f"ssdfa: error: --out {blocker / 'v'}: cannot create the directory: Not a directory\n"
 
 
+INTERRUPTED_ELABORATION = """
+import sys
+from amaranth import Elaboratable
+import ssdfa.rtl.network
+from ssdfa.cli import main
+
+class Unfinished(Elaboratable):
+    def elaborate(self, platform):
+        raise AssertionError("never elaborated")
+
+def interrupted(*args, **kwargs):
+    unfinished = Unfinished()  # what Ctrl-C leaves half built: Amaranth warns of it when collected
+    raise KeyboardInterrupt
+
+ssdfa.rtl.network.generate_network = interrupted
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_while_elaborating_is_one_line_and_leaves_no_directory(saved_file, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "new" / "v"
+    run = subprocess.run([sys.executable, "-c", INTERRUPTED_ELABORATION, "verilog", "--network", "--weights",
+                          str(saved_file), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stderr, run.stdout) == (130, "ssdfa: interrupted\n", "")
+    assert not out.exists()
+
+
 def test_eval_fails_when_the_rtl_predicts_otherwise_naming_the_first_sample(saved_file, capsys, monkeypatch):
     """The comparison itself, without a simulator: the RTL's result is replaced by one with a
     changed prediction, and ``ssdfa eval --sim`` must exit 1 and name that sample."""

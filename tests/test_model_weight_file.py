@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 import zipfile
 
 import numpy as np
@@ -212,6 +214,11 @@ def test_save_refuses_a_target_it_cannot_write_before_training(tmp_path, capsys)
     assert status == 2 and "directory" in err and str(tmp_path / "no" / "such") in err and out == ""
     status, out, err = _run(capsys, ["train", *QUICK, "--save", str(tmp_path)])
     assert status == 2 and "is a directory" in err
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    status, out, err = _run(capsys, ["train", *QUICK, "--save", str(fifo)])
+    assert status == 2 and err == f"ssdfa: error: --save {fifo}: not a regular file (a device, pipe or socket), not replaced\n"
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and out == ""
 
 
 def test_eval_refuses_a_dataset_of_another_shape(tmp_path, trained, capsys):

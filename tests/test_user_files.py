@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
@@ -58,3 +59,19 @@ def test_an_output_directory_that_is_a_file_or_below_one_is_refused(tmp_path):
         output_directory(afile / "a" / "b", "--out", create=False)
     assert output_directory(tmp_path / "new" / "dir", "--out").is_dir()
     assert not output_directory(tmp_path / "unmade", "--out", create=False).exists()
+
+
+def test_a_pipe_or_a_device_is_never_replaced_by_a_file(tmp_path):
+    """Writing beside a target and renaming over it would turn /dev/null or a named pipe into a
+    regular file (as root, the device itself): such targets are refused and stay what they were."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(SsdfaError, match=rf"output file {fifo}: not a regular file"):
+        write_atomically(fifo, "data")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+    link = tmp_path / "null"
+    link.symlink_to(os.devnull)
+    with pytest.raises(SsdfaError, match="not a regular file"):
+        write_atomically(link, "data")
+    assert link.is_symlink()

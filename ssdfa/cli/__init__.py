@@ -13,6 +13,7 @@ import io
 import os
 import pkgutil
 import sys
+import warnings
 
 from ssdfa.errors import SsdfaError
 
@@ -69,7 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _discard_stdout()
         return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:  # while the subcommands' modules were being imported
+        return _interrupted("ssdfa")
     return status
+
+
+def _interrupted(program: str) -> int:
+    """One line and status 130 for Ctrl-C. Warnings are silenced for the exit: objects that a
+    command built but did not finish (Amaranth's unelaborated designs, say) would otherwise
+    print a warning each as they are collected."""
+    warnings.simplefilter("ignore")
+    print(f"{program}: interrupted", file=sys.stderr)
+    return 130
 
 
 def _run(argv: list[str] | None) -> int:
@@ -92,8 +104,7 @@ def _run(argv: list[str] | None) -> int:
         # The size checks (model/memory_budget.py) refuse what cannot fit; this is the backstop.
         return _error("out of memory; try smaller sizes (or free memory)")
     except KeyboardInterrupt:
-        print("ssdfa: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted("ssdfa")
     return int(status or 0)
 
 
@@ -137,8 +148,7 @@ def run_script(main) -> None:
     except SsdfaError as exc:
         status = _error(str(exc), name)
     except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
-        status = 130
+        status = _interrupted(name)
     sys.exit(int(status or 0))
 
 

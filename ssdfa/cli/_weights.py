@@ -28,9 +28,10 @@ def check_save_target(path: str | None) -> None:
     """Refuse, before training, a target that cannot receive the file (named, one line)."""
     if path is None:
         return
+    from ssdfa.user_files import refuse_special_file
+
     target = Path(path)
-    if target.is_dir():
-        raise SsdfaError(f"--save {path}: is a directory, not a file name")
+    refuse_special_file(target, "--save")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise SsdfaError(f"--save {path}: directory {parent} does not exist")

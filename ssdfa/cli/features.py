@@ -22,6 +22,7 @@ from ssdfa.model.conv_network import ConvLayerSpec, ConvNetSpec
 from ssdfa.model.conv_training import train_conv
 from ssdfa.model.datasets import limit_samples, load_dataset
 from ssdfa.model.neuron_ops import Activation
+from ssdfa.user_files import refuse_special_file
 
 from ._argtypes import natural_int, positive_int
 
@@ -63,8 +64,7 @@ def _check_output(path: str) -> Path:
         raise SsdfaError(f"--out {path!r}: the features file must end in .npz")
     if not out.parent.is_dir():
         raise SsdfaError(f"--out {path!r}: no such directory {str(out.parent)!r}")
-    if out.is_dir():
-        raise SsdfaError(f"--out {path!r} is a directory")
+    refuse_special_file(out, "--out")
     return out
 
 

@@ -77,6 +77,7 @@ def _run_network(args) -> int:
     configs = hardware_configs(saved, int_list(args.pes) if args.pes else None, source=source)
     state = hardware_state(saved, configs, source=source)
     out = Path(args.out)
+    created = not out.exists()
     try:  # before elaborating: a directory that cannot be made is one line, not minutes later
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -89,4 +90,9 @@ def _run_network(args) -> int:
         print(generate(configs, out, initial_state=state))
     except OSError as exc:
         raise SsdfaError(f"--out {args.out}: cannot write the Verilog: {exc.strerror or exc}") from None
+    except BaseException:
+        # Interrupted or failed while elaborating: leave no empty directory behind.
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     return 0
