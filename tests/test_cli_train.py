@@ -170,9 +170,12 @@ def test_defaults_come_from_the_rule_for_the_datasets_fan_in(capsys, tmp_path):
     y = rng.integers(10, size=60)
     x = rng.random((60, 784)).astype(np.float32)
     np.savez(path, x_train=x, y_train=y, x_test=x[:20], y_test=y[:20])
-    argv = ["train", "--epochs", "1", "--hidden", "16", "--dataset", f"features:{path}", "--fixed", "--json"]
+    argv = ["train", "--epochs", "1", "--hidden", "64", "--dataset", f"features:{path}", "--fixed", "--json"]
     report = json.loads(_run(capsys, argv)[1])
     assert report["network"]["feedback_gain"] == 4.0 and report["arithmetic"]["shift"] == 5
+    # A narrower hidden layer: the bound gain / N stays at most 2^-4 (docs/model.md section 1.1).
+    narrow = json.loads(_run(capsys, [*argv[:3], "--hidden", "32", *argv[5:]])[1])
+    assert narrow["network"]["feedback_gain"] == 2.0 and narrow["arithmetic"]["shift"] == 5
     given = json.loads(_run(capsys, [*argv, "--feedback-gain", "2", "--shift", "7"])[1])
     assert given["network"]["feedback_gain"] == 2.0 and given["arithmetic"]["shift"] == 7
 

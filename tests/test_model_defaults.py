@@ -7,23 +7,39 @@ import math
 import pytest
 
 from ssdfa.model.arithmetic import FixedFormat
-from ssdfa.model.defaults import default_feedback_gain, default_hyperparameters, default_shift
+from ssdfa.model.defaults import default_feedback_gain, default_hyperparameters, default_shift, max_feedback_bound
 
 
 @pytest.mark.parametrize(
-    ("fan_in", "shift", "gain"),
+    ("fan_in", "hidden", "shift", "gain"),
     [
-        (64, 4, 8.0),  # digits: the values chosen on its validation split
-        (784, 5, 4.0),  # MNIST and Fashion-MNIST
-        (3072, 5, 4.0),  # CIFAR-10
-        (16, 4, 16.0),
-        (1, 3, 32.0),
-        (1 << 20, 8, 1.0),  # the gain never drops below the paper's range
+        (64, 100, 4, 8.0),  # digits: the values chosen on its validation split
+        (64, 32, 4, 8.0),  # the demo network
+        (64, 16, 4, 4.0),  # bound 8/16 would exceed 0.38 (digits 64-16-10: 69% validation with 8, 91% with 4)
+        (64, 10, 4, 2.0),  # 64-10-10 diverges with gain 8
+        (784, 100, 5, 4.0),  # MNIST and Fashion-MNIST
+        (784, 64, 5, 4.0),  # bound 4/64 = 2^-4: learns
+        (784, 50, 5, 2.0),  # bound 4/50 stalls at 17%
+        (784, 32, 5, 2.0),  # bound 4/32 diverges
+        (784, 16, 5, 1.0),
+        (3072, 400, 5, 4.0),  # CIFAR-10
+        (3072, 100, 5, 1.0),  # at most 100 / 64 over 3,072 inputs
+        (16, 100, 4, 16.0),
+        (1, 100, 3, 32.0),
+        (1 << 20, 100, 8, 1.0),  # the gain never drops below the paper's range
     ],
 )
-def test_rule_gives_the_documented_values(fan_in, shift, gain):
-    rule = default_hyperparameters(fan_in, (100,))
+def test_rule_gives_the_documented_values(fan_in, hidden, shift, gain):
+    rule = default_hyperparameters(fan_in, (hidden, 400))
     assert (rule.shift, rule.feedback_gain, rule.lr) == (shift, gain, 2.0**-shift)
+
+
+def test_the_bound_of_the_narrowest_layer_stays_within_the_rules_maximum():
+    for fan_in in (64, 200, 784, 3072):
+        for neurons in range(10, 600, 3):
+            gain = default_feedback_gain(fan_in, neurons)
+            assert gain == default_feedback_gain(fan_in) or gain / neurons <= max_feedback_bound(fan_in) or gain == 1
+            assert gain / neurons > max_feedback_bound(fan_in) / 2 or gain == default_feedback_gain(fan_in)
 
 
 def test_both_factors_are_powers_of_two_that_shrink_with_the_fan_in():

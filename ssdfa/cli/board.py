@@ -140,6 +140,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ssdfa.board.driver import Progress, train_on_board
     from ssdfa.errors import SsdfaError
     from ssdfa.model.datasets import limit_samples, load_dataset
+    from ssdfa.model.defaults import default_hyperparameters
+    from ssdfa.user_files import refuse_special_file
     from ssdfa.model.fixed_network import FixedNetwork
     from ssdfa.model.network import Algorithm, NetworkSpec
     from ssdfa.model.neuron_ops import ArithmeticConfig
@@ -151,14 +153,18 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume and args.sim:
         raise SsdfaError("--resume needs a board that kept its state: use --port (a simulated board ends with the run)")
     progress = Progress.load(args.resume) if args.resume else None
+    if args.progress:
+        refuse_special_file(args.progress, "--progress")
     hidden, pes = _shape(args, board)
     dataset = load_dataset(args.dataset, seed=args.seed)
     if args.train_limit is not None or args.test_limit is not None:
         dataset = limit_samples(dataset, args.train_limit, test=args.test_limit)
     sizes = (dataset.num_features, *hidden, dataset.num_classes)
     pes = pes or default_pes(sizes)
-    spec = NetworkSpec(sizes, algorithm=Algorithm.SSDFA, seed=args.seed, balanced=True, feedback_gain=8.0)
-    model = FixedNetwork(spec, ArithmeticConfig(seed=args.seed))
+    # The defaults of ssdfa train --fixed (docs/model.md section 1.1): gain 8 and shift 4 on digits.
+    rule = default_hyperparameters(sizes[0], hidden, feedback_format=ArithmeticConfig().feedback)
+    spec = NetworkSpec(sizes, algorithm=Algorithm.SSDFA, seed=args.seed, balanced=True, feedback_gain=rule.feedback_gain)
+    model = FixedNetwork(spec, ArithmeticConfig(seed=args.seed, shift=rule.shift))
     configs = network_layer_configs(sizes, model.config, pes=pes, activation=spec.activation)
     stack, link = _link(args, configs, board)
     with stack:
