@@ -6,7 +6,7 @@ accuracy of the final weights (mean, standard deviation, range) and the validati
 which is what the defaults were chosen on. Run:
 
     python benchmarks/accuracy_table.py                 # digits, 64-100-10, seeds 0-4
-    python benchmarks/accuracy_table.py --seeds 3 --rows "float BP" "fixed SSDFA 16-bit STOCH"
+    python benchmarks/accuracy_table.py --seeds 3 --rows "float BP" "fixed SSDFA, 16-bit, STOCH"
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import time
 import numpy as np
 
 from ssdfa.cli import build_parser, run_script
+from ssdfa.cli._argtypes import positive_int
 from ssdfa.cli.train import build_request, load_data, prepare, resolve_defaults
+from ssdfa.errors import SsdfaError
 from ssdfa.model.training import train
 
 #: 8-bit weights: SQ(1,7) (|W| < 1 throughout), learning rate 2^-5 and 40 epochs, chosen on the
@@ -60,11 +62,14 @@ def run_row(arguments: list, seeds: range, common: list) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Accuracy table: ssdfa train configurations over seeds.")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    parser.add_argument("--seeds", type=positive_int, default=5, help="seeds 0 .. N-1 (default 5)")
     parser.add_argument("--rows", nargs="+", default=None, help="labels of the rows to run (default all)")
     parser.add_argument("common", nargs=argparse.REMAINDER, help="arguments added to every row (after --)")
     args = parser.parse_args()
     common = [a for a in args.common if a != "--"]
+    unknown = sorted(set(args.rows or ()) - {row[0] for row in ROWS})
+    if unknown:
+        raise SsdfaError(f"--rows: no row {unknown[0]!r}; the rows are " + "; ".join(repr(row[0]) for row in ROWS))
     rows = [row for row in ROWS if args.rows is None or row[0] in args.rows]
     seeds = range(args.seeds)
     started = time.perf_counter()

@@ -23,13 +23,15 @@ from collections import defaultdict
 from pathlib import Path
 
 from ssdfa.cli import run_script
+from ssdfa.cli._argtypes import positive_int
 from ssdfa.rtl.synth import require_yosys
 
 COLUMNS = ("SB_LUT4", "flip-flops", "SB_CARRY", "SB_RAM40_4K", "SB_SPRAM256KA", "SB_MAC16")
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(","))
+    """Comma-separated positive integers (argparse turns the error into one line)."""
+    return tuple(positive_int(part) for part in text.split(","))
 
 
 def _design(args):

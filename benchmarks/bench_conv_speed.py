@@ -27,6 +27,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ssdfa.cli import run_script  # noqa: E402
+from ssdfa.cli._argtypes import positive_int  # noqa: E402
 from ssdfa.model.conv_network import ConvLayerSpec, ConvNetSpec, FixedConvNetwork, FloatConvNetwork  # noqa: E402
 from ssdfa.model.neuron_ops import ArithmeticConfig  # noqa: E402
 
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--conv", default="32c3,64c3p2")
     parser.add_argument("--hidden", default="128")
     parser.add_argument("--batches", default="8,32")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--quick", action="store_true", help="16c3p2,32c3p2 and one repeat")
     args = parser.parse_args()
     if args.quick:

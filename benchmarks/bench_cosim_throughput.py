@@ -32,6 +32,7 @@ import json
 import time
 
 from ssdfa.cli import run_script
+from ssdfa.cli._argtypes import positive_int
 from ssdfa.golden.layer_vectors import generate_layer_set
 from ssdfa.model.layer_config import layer_config_from_dict
 from ssdfa.sim.cosim import CosimJob, run_jobs
@@ -71,8 +72,8 @@ def measure(simulator: str, samples: int, *, every: bool, sync: str, hdl_clock: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sim", default="icarus,verilator", help="comma-separated simulators")
-    parser.add_argument("--samples", type=int, default=1000, help="samples under Verilator (default 1000)")
-    parser.add_argument("--icarus-samples", type=int, default=10, help="samples under Icarus (default 10)")
+    parser.add_argument("--samples", type=positive_int, default=1000, help="samples under Verilator (default 1000)")
+    parser.add_argument("--icarus-samples", type=positive_int, default=10, help="samples under Icarus (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per measurement")
     args = parser.parse_args()
     rows = []

@@ -32,6 +32,7 @@ from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 from ssdfa.cli import run_script
+from ssdfa.cli._argtypes import positive_int
 from ssdfa.model.arithmetic import LfsrBank, Rounding, layer_seed, lfsr_seed
 from ssdfa.model.layer_config import layer_config_from_dict
 from ssdfa.model.neuron_ops import dense_feedback, feedback_delta, forward, weight_update
@@ -210,7 +211,7 @@ def run(samples: int, errors_after_activations: bool, seed: int = 0, config=None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=3, help="training samples (default 3)")
+    parser.add_argument("--samples", type=positive_int, default=3, help="training samples (default 3)")
     args = parser.parse_args()
     config = bench_config()
     n, f, p = config.shape.neurons, config.shape.fan_in, config.pes

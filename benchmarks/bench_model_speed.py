@@ -28,6 +28,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ssdfa.cli import run_script  # noqa: E402
+from ssdfa.cli._argtypes import positive_int  # noqa: E402
 from ssdfa.model.arithmetic import Rounding  # noqa: E402
 from ssdfa.model.fixed_network import FixedNetwork  # noqa: E402
 from ssdfa.model.float_network import FloatNetwork  # noqa: E402
@@ -97,9 +98,9 @@ def measure(batch: int, density: float, samples: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=2048, help="samples per timed pass (default 2048)")
+    parser.add_argument("--samples", type=positive_int, default=2048, help="samples per timed pass (default 2048)")
     parser.add_argument(
-        "--repeats", type=int, default=5, help="rounds, each timing one pass of every side; the best counts (default 5)"
+        "--repeats", type=positive_int, default=5, help="rounds, each timing one pass of every side; the best counts (default 5)"
     )
     args = parser.parse_args()
 

@@ -360,9 +360,12 @@ def main(argv=None) -> int:
     import tempfile
     from pathlib import Path
 
+    from ssdfa.cli._argtypes import positive_int
+    from ssdfa.errors import SsdfaError
+
     root = Path(__file__).resolve().parent.parent
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cycles", type=int, default=200_000, help="measured clocks per run")
+    parser.add_argument("--cycles", type=positive_int, default=200_000, help="measured clocks per run")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
     parser.add_argument("--mode", default="wrapped",
                         help="comma-separated: wrapped (inputs from registers in a top with only clk "
@@ -383,7 +386,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cpp-flags", action="append", default=None, metavar="FLAGS",
                         help="Verilator flags of a C++ variant (repeatable; NAME=value words are make "
                              "variables; default: the cocotb build's visibility for the mode)")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds (the best of each is reported)")
+    parser.add_argument("--repeat", type=positive_int, default=1, help="rounds (the best of each is reported)")
     parser.add_argument("--build-root", help="build directory root (default: a temporary one)")
     args = parser.parse_args(argv)
 
@@ -395,6 +398,10 @@ def main(argv=None) -> int:
     configs = _configs(root)
     names = [n for n in args.configs.split(",") if n]
     modes = [m for m in args.mode.split(",") if m]
+    for option, given, known in (("--configs", names, CONFIGS), ("--mode", modes, MODES)):
+        for value in given:
+            if value not in known:
+                raise SsdfaError(f"{option}: unknown {value!r}; expected {', '.join(known)}")
     scratch = Path(tempfile.mkdtemp(prefix="probe-verilog-"))
     build_root = Path(args.build_root) if args.build_root else scratch / "build"
     variants = {}

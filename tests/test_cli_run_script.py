@@ -20,6 +20,10 @@ SCRIPT = textwrap.dedent(
         what = sys.argv[1]
         if what == "bad":
             raise SsdfaError("--size 0 is not a size")
+        if what == "value":
+            raise ValueError("batch must be a positive integer, not 0")
+        if what == "missing":
+            open("no-such-file.csv")
         if what == "status":
             return 3
         if what == "wait":
@@ -44,6 +48,16 @@ def script(tmp_path):
 def test_bad_input_is_one_line_naming_the_script(script):
     done = subprocess.run([sys.executable, str(script), "bad"], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (2, "some_bench: error: --size 0 is not a size\n")
+
+
+@pytest.mark.parametrize(("what", "line"), [
+    ("value", "some_bench: error: batch must be a positive integer, not 0\n"),
+    ("missing", "some_bench: error: no-such-file.csv: No such file or directory\n"),
+])
+def test_a_value_error_or_a_missing_file_is_one_line_as_in_the_cli(script, tmp_path, what, line):
+    done = subprocess.run([sys.executable, str(script), what], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (2, line)
 
 
 def test_the_status_of_main_is_the_exit_status(script):

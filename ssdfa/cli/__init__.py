@@ -90,21 +90,28 @@ def _run(argv: list[str] | None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return int(exc.code or 0)
+    return _handled(lambda: args.func(args), "ssdfa")
+
+
+def _handled(call, program: str) -> int:
+    """``call()``'s exit status, with bad input one line naming ``program`` and status 2, and
+    Ctrl-C one line and status 130. A closed standard output (BrokenPipeError) goes up to the
+    caller, which ends quietly."""
     try:
-        status = args.func(args)
+        status = call()
     except BrokenPipeError:
         raise
     except (SsdfaError, ValueError, TypeError) as exc:
         # Bad input named by the code that found it: one line, no traceback. (UnicodeDecodeError
         # is a ValueError; readers of user files name the file, see ssdfa.user_files.)
-        return _error(str(exc))
+        return _error(str(exc), program)
     except OSError as exc:
-        return _error(_os_error_line(exc))
+        return _error(_os_error_line(exc), program)
     except MemoryError:
         # The size checks (model/memory_budget.py) refuse what cannot fit; this is the backstop.
-        return _error("out of memory; try smaller sizes (or free memory)")
+        return _error("out of memory; try smaller sizes (or free memory)", program)
     except KeyboardInterrupt:
-        return _interrupted("ssdfa")
+        return _interrupted(program)
     return int(status or 0)
 
 
@@ -136,19 +143,16 @@ def _discard_stdout() -> None:
 
 def run_script(main) -> None:
     """Run a script's ``main()`` (the benchmarks') and exit with its status, handling what every
-    ``ssdfa`` command handles: bad input (``SsdfaError``) is one line naming the script and status
-    2, Ctrl-C one line and status 130, a closed standard output a quiet status 141."""
+    ``ssdfa`` command handles: bad input (``SsdfaError``, ``ValueError``, ``TypeError``, an
+    ``OSError`` on a path) is one line naming the script and status 2, Ctrl-C one line and status
+    130, a closed standard output a quiet status 141."""
     name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
     try:
-        status = main()
+        status = _handled(main, name)
         sys.stdout.flush()  # inside the handler: at interpreter exit a closed pipe would print a warning
     except BrokenPipeError:
         _discard_stdout()
         status = EXIT_BROKEN_PIPE
-    except SsdfaError as exc:
-        status = _error(str(exc), name)
-    except KeyboardInterrupt:
-        status = _interrupted(name)
     sys.exit(int(status or 0))
 
 
