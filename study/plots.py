@@ -319,6 +319,7 @@ def plot_angles(groups: Sequence[Group], line_fields: Sequence[str], path: Path)
     rows = max(1, -(-len(groups) // 2))
     figure, axes = plt.subplots(1, 3, figsize=(13.0, max(3.8, 0.16 * rows + 1.0)), squeeze=False,
                                 gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    highest = 0.0
     for index, group in enumerate(groups):
         label = ", ".join(f"{_short(f)}={group.settings[f]}" for f in line_fields if group.settings[f] is not None)
         diverged = any(r.status == "diverged" for r in group.records)
@@ -327,6 +328,7 @@ def plot_angles(groups: Sequence[Group], line_fields: Sequence[str], path: Path)
             points = [(epoch, value) for epoch, value in enumerate(means, 1) if value is not None]
             if not points:
                 continue
+            highest = max(highest, *(p[1] for p in points))
             # One colour per configuration in both panels; the legend takes the left panel's.
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, linewidth=1.2,
                     color=f"C{index % 10}", linestyle=("-", "--", ":")[index // 10 % 3],
@@ -338,7 +340,8 @@ def plot_angles(groups: Sequence[Group], line_fields: Sequence[str], path: Path)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("degrees")
-        ax.set_ylim(0, 90)
+        # Angles lie in [0, 180]; most stay under 90, which keeps their differences readable.
+        ax.set_ylim(0, 90 if highest <= 90 else 180)
     handles, labels = axes[0][0].get_legend_handles_labels()
     axes[0][2].axis("off")
     axes[0][2].legend(handles, labels, loc="center left", fontsize=6, ncol=1 if len(labels) <= 24 else 2,

@@ -366,3 +366,25 @@ def test_sparsity_figure_shows_diverged_configurations_as_diverged(tmp_path):
     section = (tmp_path / "out" / "report.md").read_text().split("(paper Figure 6)")[1].split("##")[0]
     [row] = [line for line in section.splitlines() if line.startswith("| 10 | 90 |")]
     assert row.split("|")[3:7] == [" 1 ", " 0 ", " 2 ", " diverged "]
+
+
+@pytest.mark.parametrize(("angles", "top"), [((80.0, 60.0), 90), ((97.9, 104.0), 180)])
+def test_the_angle_figure_shows_angles_above_90_degrees(tmp_path, monkeypatch, angles, top):
+    """DFA's eq. 14 angle can exceed 90 degrees; the axis must not cut it off."""
+    from types import SimpleNamespace
+
+    from ssdfa.study import plots
+
+    drawn = {}
+
+    def keep(plt, figure, path):
+        drawn["limits"] = [ax.get_ylim() for ax in figure.axes[:2]]
+        plt.close(figure)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "subject", lambda groups: "")
+    record = SimpleNamespace(status="ok")
+    group = SimpleNamespace(settings={"algorithm": "dfa"}, records=(record,),
+                            epoch_means=lambda field: list(angles))
+    plots.plot_angles([group], ["algorithm"], tmp_path / "angles.png")
+    assert drawn["limits"] == [(0.0, top), (0.0, top)]
