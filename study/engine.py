@@ -82,6 +82,15 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _check_datasets(cells) -> None:
+    """Read each dataset the cells name once, before any cluster starts: a missing or unreadable
+    dataset is one SsdfaError naming it, instead of one failed row and message per cell."""
+    from ssdfa.model.datasets import load_dataset
+
+    for name, data_dir in sorted({(c.config["dataset"], c.data_dir) for c in cells}, key=str):
+        load_dataset(name, data_dir)
+
+
 def run_study(
     spec: StudySpec,
     db_path,
@@ -134,6 +143,8 @@ def run_study(
     if not remaining:
         print(f"study {spec.name}: all {len(spec.cells)} cells already finished in {db_path}", file=log)
         return StudyOutcome(len(spec.cells), len(spec.cells), 0, 0, 0)
+    if runner is run_cell:
+        _check_datasets(cell for cell in spec.cells if cell.key not in done)
     workers = workers or default_workers()
     with _connect(scheduler, workers, remaining, connect_timeout) as client:
         with ResultsDatabase.create_or_open(db_path) as database:

@@ -300,3 +300,19 @@ def test_a_lease_time_that_is_not_a_positive_number_is_one_error_line(tmp_path, 
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "--lease-seconds must be a positive number" in err
     assert not (tmp_path / "q.db").exists()
+
+
+def test_a_missing_dataset_is_one_error_line_before_any_cell_runs(tmp_path, capsys):
+    """Read once before the cluster starts: not one failed row and message per cell."""
+    from ssdfa.cli import main
+
+    (tmp_path / "empty").mkdir()
+    overrides = [arg for override in TINY for arg in ("--set", override)]
+    for data in (['data.dataset="mnist"', f'data.data_dir="{tmp_path / "empty"}"'],
+                 [f'data.dataset="features:{tmp_path / "none.npz"}"']):
+        argv = ["study", str(QUICK), "--db", str(tmp_path / "q.db"), "--no-progress", *overrides,
+                *sum((["--set", o] for o in data), [])]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and ("no mnist IDX files" in err or "no such features file" in err), err
+        assert not (tmp_path / "q.db").exists()
