@@ -30,9 +30,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ssdfa.errors import SsdfaError
 from ssdfa.user_files import write_atomically
 
 from .area import AreaEstimator
@@ -77,13 +81,38 @@ def write_report(db_path, out_dir, *, area: AreaEstimator | None = None, keys: s
     """
     with ResultsDatabase.open_existing(db_path) as database:
         rows = database.rows()
+    missing_note = None
     if keys is not None:
+        held = len(rows)
         rows = [row for row in rows if row.key in keys]
+        if held and not rows:
+            raise SsdfaError(f"{db_path} holds none of the spec's cells ({len(keys)}): its {held} cells are of another "
+                             "spec, or of the same spec with other --set options")
+        if len(rows) < len(keys):
+            missing_note = (f"{len(keys) - len({row.key for row in rows})} of the spec's {len(keys)} cells are not in "
+                            "the database (not run yet)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in REPORT_FILES:  # a figure that is not drawn this time must not linger
-        (out_dir / name).unlink(missing_ok=True)
+    # Written into a folder of its own inside out_dir and moved into place when complete, so an
+    # interrupted report leaves the previous one as it was.
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
+    try:
+        report = _write_files(staging, db_path, rows, area)
+        for name in REPORT_FILES:  # a figure that is not drawn this time must not linger
+            if (staging / name).exists():
+                os.replace(staging / name, out_dir / name)
+            else:
+                (out_dir / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.files = [out_dir / path.name for path in report.files]
+    if missing_note:
+        report.notes.insert(0, missing_note)
+    return report
 
+
+def _write_files(out_dir: Path, db_path, rows, area) -> ReportResult:
+    """Every file of the report of ``rows`` into ``out_dir``."""
     report = ReportResult()
     # Cells computed under another version of the arithmetic or of the training are another
     # experiment: they are counted, not mixed in.

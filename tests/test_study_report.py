@@ -161,6 +161,38 @@ def test_report_of_one_spec_leaves_out_the_other_cells(tmp_path, capsys):
         assert sorted(row["seed"] for row in csv.DictReader(handle)) == ["0", "1"]
 
 
+def test_a_spec_none_of_whose_cells_the_database_holds_is_one_error_line(tmp_path, capsys):
+    path = tmp_path / "two.db"
+    fill(path, {"arithmetic": {"precision": "float"}, "study": {"seeds": 2}})
+    spec = tmp_path / "other.toml"
+    spec.write_text('[arithmetic]\nprecision = "float"\n[network]\nhidden = [12]\n')
+    assert main(["report", str(path), "--out", str(tmp_path / "out"), "--no-area", "--spec", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds none of the spec's cells (1): its 2 cells are of another spec" in err
+    assert not (tmp_path / "out").exists()
+    # A spec of which only some cells ran: the report says how many are missing.
+    spec.write_text('[arithmetic]\nprecision = "float"\n[study]\nseeds = 3\n')
+    assert main(["report", str(path), "--out", str(tmp_path / "out"), "--no-area", "--spec", str(spec)]) == 0
+    assert "note: 1 of the spec's 3 cells are not in the database (not run yet)" in capsys.readouterr().out
+
+
+def test_an_interrupted_report_leaves_the_previous_one_as_it_was(tmp_path, monkeypatch):
+    from ssdfa.study import report as report_module
+
+    fill(tmp_path / "study.db", WIDTH)
+    out = tmp_path / "out"
+    write_report(tmp_path / "study.db", out, area=AreaEstimator(disabled=True))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_module, "_angle_section", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(tmp_path / "study.db", out, area=AreaEstimator(disabled=True))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 # -- figures a reader can use -------------------------------------------------------------------
 
 
