@@ -10,6 +10,7 @@ creates) a directory named by an option before anything is computed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from ssdfa.errors import SsdfaError
 
-__all__ = ["read_bytes", "read_text", "write_atomically", "output_directory", "os_error_text", "refuse_special_file"]
+__all__ = ["read_bytes", "read_text", "write_atomically", "output_directory", "os_error_text", "refuse_special_file",
+           "check_output_file", "directory_kept_on_success"]
 
 
 def os_error_text(exc: OSError) -> str:
@@ -69,6 +71,18 @@ def refuse_special_file(path, what: str) -> None:
         raise SsdfaError(f"{what} {path}: not a regular file (a device, pipe or socket), not replaced")
 
 
+def check_output_file(path, option: str) -> None:
+    """Refuse, before a long run, an output file named by ``option`` that could not be written at
+    its end: a directory, a device or pipe, a missing or read-only parent directory."""
+    target = Path(path)
+    refuse_special_file(target, option)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise SsdfaError(f"{option} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise SsdfaError(f"{option} {path}: directory {parent} is not writable")
+
+
 def write_atomically(path, data: bytes | str) -> Path:
     """Write ``data`` (str as UTF-8, newlines as given) to ``path`` all at once.
 
@@ -117,3 +131,19 @@ def output_directory(path, option: str, *, create: bool = True) -> Path:
     except OSError as exc:
         raise SsdfaError(f"{option} {path}: cannot create the directory ({os_error_text(exc)})") from None
     return path
+
+
+@contextlib.contextmanager
+def directory_kept_on_success(path, option: str):
+    """``output_directory(path, option)`` for the block; if the block fails or is interrupted and
+    the directory was made for it and is still empty, it is removed again (a refused input or a
+    Ctrl-C leaves no empty directory behind)."""
+    path = Path(path)
+    created = not path.exists()
+    output_directory(path, option)
+    try:
+        yield path
+    except BaseException:
+        if created and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        raise

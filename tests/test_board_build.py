@@ -91,3 +91,12 @@ def test_the_icebreaker_default_learner_fits_the_up5k_and_meets_its_clock(requir
     assert report.fits, report.utilisation
     assert report.meets_timing, report.fmax_mhz
     assert report.bitstream_sha256 is not None and (tmp_path / "ssdfa_board.bin").stat().st_size > 0
+
+
+def test_a_refused_build_leaves_no_out_directory(tmp_path, capsys):
+    from ssdfa.cli import main
+
+    out = tmp_path / "new" / "build"
+    assert main(["board", "build", "--board", "icebreaker", "--out", str(out), "--pes", "1"]) == 2
+    assert "expected 2 PE counts" in capsys.readouterr().err
+    assert not out.exists()

@@ -108,7 +108,7 @@ def test_verilog_refuses_an_output_it_cannot_create_before_elaborating(saved_fil
     status = main(["verilog", "--network", "--weights", str(saved_file), "--out", str(blocker / "v")])
     captured = capsys.readouterr()
     assert status == 2 and captured.out == ""
-    assert captured.err == f"ssdfa: error: --out {blocker / 'v'}: cannot create the directory: Not a directory\n"
+    assert captured.err == f"ssdfa: error: --out {blocker / 'v'}: cannot create the directory ({blocker} is a file)\n"
 
 
 INTERRUPTED_ELABORATION = """

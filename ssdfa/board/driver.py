@@ -39,6 +39,10 @@ class Progress:
     counters: dict | None = None
     train_predictions: list = field(default_factory=list)
     test_predictions: list = field(default_factory=list)
+    #: What the run is (network, PEs, seed, samples): a resume with other options is refused.
+    run: dict | None = None
+
+    PHASES = ("load", "train", "test", "readback")
 
     def resend_pending(self, link: Link) -> None:
         """Send the lost request again with its SEQ: the bridge carries it out if it never got
@@ -64,9 +68,41 @@ class Progress:
     @classmethod
     def load(cls, path) -> Progress:
         try:
-            return cls(**json.loads(Path(path).read_text()))
+            progress = cls(**json.loads(Path(path).read_text()))
         except (OSError, ValueError, TypeError) as error:
             raise SsdfaError(f"cannot resume from {path}: {error}") from None
+        problem = progress._problem()
+        if problem:
+            raise SsdfaError(f"cannot resume from {path}: {problem}; not a progress file of ssdfa board train")
+        return progress
+
+    def _problem(self) -> str:
+        """What makes the fields impossible (a hand-edited or foreign file), or ''."""
+        def whole(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+        if self.phase not in self.PHASES:
+            return f"phase {self.phase!r} is not one of {', '.join(self.PHASES)}"
+        if not whole(self.next_sample):
+            return f"next_sample {self.next_sample!r} is not a sample index"
+        if self.pending is not None:
+            if not (isinstance(self.pending, list) and len(self.pending) == 3 and whole(self.pending[0])
+                    and self.pending[1] in {c.value for c in frames.Command} and isinstance(self.pending[2], str)):
+                return f"pending {self.pending!r} is not [SEQ, command, payload]"
+            try:
+                bytes.fromhex(self.pending[2])
+            except ValueError:
+                return f"pending payload {self.pending[2]!r} is not hexadecimal"
+        if self.counters is not None and not (
+                isinstance(self.counters, dict) and {"cycles", "train_samples", "train_correct"} <= set(self.counters)
+                and all(whole(v) for v in self.counters.values())):
+            return "counters lack cycles, train_samples or train_correct"
+        for name in ("train_predictions", "test_predictions"):
+            if not (isinstance(getattr(self, name), list) and all(whole(v) for v in getattr(self, name))):
+                return f"{name} is not a list of class indices"
+        if self.run is not None and not isinstance(self.run, dict):
+            return "run is not a table"
+        return ""
 
 
 def _select_word(layer: int, pe: int, space: int) -> int:
@@ -83,6 +119,23 @@ def _runs(accesses):
         else:
             groups.append((key, access.addr, [access]))
     return groups
+
+
+def check_learner(link: Link, sizes, feature_bytes: int, *, read_registers: bool = True) -> None:
+    """Refuse a board whose learner is not the one the host is about to drive: its HELLO's inputs,
+    classes and feature bytes, and (``read_registers``) the ID and the layer count in VERSION.
+    (The board reports no hidden width or PE split: a bitstream of the same inputs, classes and
+    layers but another hidden layer is not told apart here.)"""
+    hello = link.hello()  # numbering goes on after the board's last SEQ
+    if (hello.inputs, hello.classes, hello.feature_bytes) != (sizes[0], sizes[-1], feature_bytes):
+        raise LinkError(f"{link.transport.name}: the board's learner has {hello.inputs} inputs, {hello.classes} "
+                        f"classes and {hello.feature_bytes}-byte features, not {sizes[0]}, {sizes[-1]} and "
+                        f"{feature_bytes}")
+    if read_registers:
+        identifier, version = link.read(regs.REG_ID)[0], link.read(regs.REG_VERSION)[0]
+        layers = (version & regs.VERSION_LAYERS_MASK) >> regs.VERSION_LAYERS_SHIFT
+        if identifier != regs.IDENTIFIER or layers != len(sizes) - 1:
+            raise LinkError(f"{link.transport.name}: ID 0x{identifier:08X}, {layers} layers: not this learner")
 
 
 def load_state(link: Link, writes) -> int:
@@ -196,23 +249,22 @@ def train_on_board(link: Link, model, pes, x_train, y_train, x_test, y_test, *, 
     y_train, y_test, order, reference = setup.y_train, setup.y_test, setup.order, setup.reference
     resumed = progress is not None
     progress = progress or Progress()
+    run = {"network": list(sizes), "pes": list(pes), "train_samples": len(y_train), "test_samples": len(y_test),
+           "seed": model.spec.seed}
+    if resumed and progress.run is not None and progress.run != run:
+        raise SsdfaError(f"the progress file is of another run ({progress.run}), not of this one ({run}); "
+                         "resume with the options it was started with")
+    progress.run = run
     lines = []
 
     def say(line: str) -> None:
         lines.append(line)
         out(line)
 
-    hello = link.hello()  # numbering goes on after the board's last SEQ
     feature_bytes = -(-driver.arithmetic.activation.word // 8)
-    if (hello.inputs, hello.classes, hello.feature_bytes) != (sizes[0], sizes[-1], feature_bytes):
-        raise LinkError(f"{link.transport.name}: the board's learner has {hello.inputs} inputs, {hello.classes} "
-                        f"classes and {hello.feature_bytes}-byte features, not {sizes[0]}, {sizes[-1]} and "
-                        f"{feature_bytes}")
-    if progress.pending is None:  # a resumed run's first numbered request is its lost one
-        identifier, version = link.read(regs.REG_ID)[0], link.read(regs.REG_VERSION)[0]
-        layers = (version & regs.VERSION_LAYERS_MASK) >> regs.VERSION_LAYERS_SHIFT
-        if identifier != regs.IDENTIFIER or layers != len(configs):
-            raise LinkError(f"{link.transport.name}: ID 0x{identifier:08X}, {layers} layers: not this learner")
+    # A resumed run's first numbered request is its lost one: the registers are read only when
+    # nothing is pending.
+    check_learner(link, sizes, feature_bytes, read_registers=progress.pending is None)
     start = f"resuming at {progress.phase} sample {progress.next_sample}" if resumed else "loading its state"
     say(f"board {board.name} over {link.transport.name}: learner {'-'.join(map(str, sizes))} "
         f"(PEs {'+'.join(map(str, pes))}), {start}")
@@ -275,7 +327,9 @@ def train_on_board(link: Link, model, pes, x_train, y_train, x_test, y_test, *, 
     compute_clocks = schedule_minimum(configs)
     figures = {"bit_exact": bit_exact, "board": board.name, "network": "-".join(map(str, sizes)), "pes": list(pes),
                "train_samples": len(y_train), "test_samples": len(y_test), "test_accuracy": accuracy,
-               "model_test_accuracy": reference.test_accuracy, "clocks_per_sample": round(cycles_per_sample, 1),
+               # No test samples: no accuracy (null in JSON), not the NaN of an empty mean.
+               "model_test_accuracy": reference.test_accuracy if len(y_test) else None,
+               "clocks_per_sample": round(cycles_per_sample, 1),
                "compute_clocks_per_sample": compute_clocks,
                **link_figures(board, sizes[0], feature_bytes, compute_clocks, fmax_mhz),
                "retransmissions": link.retransmissions, "link_bytes_sent": link.bytes_sent,

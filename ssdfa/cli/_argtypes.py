@@ -7,6 +7,7 @@ error line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _integer_at_least(text: str, least: int, wanted: str) -> int:
@@ -27,6 +28,17 @@ def positive_int(text: str) -> int:
 def natural_int(text: str) -> int:
     """A seed or an index: an integer >= 0."""
     return _integer_at_least(text, 0, "a non-negative integer")
+
+
+def positive_number(text: str) -> float:
+    """A frequency or a time: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {text}")
+    return value
 
 
 def nextpnr_opts(text: str) -> tuple[str, ...]:

@@ -8,11 +8,6 @@ weights and feedback matrices, which ``ssdfa eval`` runs in the model and the RT
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from ssdfa.errors import SsdfaError
-
 
 def add_save_argument(parser) -> None:
     parser.add_argument(
@@ -26,17 +21,10 @@ def add_save_argument(parser) -> None:
 
 def check_save_target(path: str | None) -> None:
     """Refuse, before training, a target that cannot receive the file (named, one line)."""
-    if path is None:
-        return
-    from ssdfa.user_files import refuse_special_file
+    if path is not None:
+        from ssdfa.user_files import check_output_file
 
-    target = Path(path)
-    refuse_special_file(target, "--save")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise SsdfaError(f"--save {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise SsdfaError(f"--save {path}: directory {parent} is not writable")
+        check_output_file(path, "--save")
 
 
 def save_trained(

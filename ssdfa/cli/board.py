@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._argtypes import natural_int, positive_int
+from ._argtypes import natural_int, positive_int, positive_number
 
 EXIT_MISMATCH = 1
 
@@ -32,7 +32,9 @@ def register(subparsers) -> None:
         if shape:
             sub.add_argument("--hidden", type=positive_int, default=None, metavar="N",
                              help="hidden neurons (default: the board's, docs/board.md §5)")
-            sub.add_argument("--pes", default=None, metavar="P,P", help="PEs per layer (default: the board's)")
+            sub.add_argument("--pes", default=None, metavar="P,P",
+                             help="PEs per layer (default: the board's for its own hidden width; for another "
+                                  "--hidden, the fewest with at most 8 neurons per PE, which may not fit the board)")
 
     build = commands.add_parser("build", help="build the board's bitstream and report utilisation and timing")
     network_options(build)
@@ -44,10 +46,8 @@ def register(subparsers) -> None:
         where = sub.add_mutually_exclusive_group(required=True)
         where.add_argument("--port", metavar="DEVICE", help="the board's serial port (e.g. /dev/ttyUSB1)")
         where.add_argument("--sim", choices=("verilator",), help="the board core under Verilator instead")
-        sub.add_argument("--timeout", type=float, default=None, metavar="S",
+        sub.add_argument("--timeout", type=positive_number, default=None, metavar="S",
                          help="seconds to wait for a reply (default 2 on a port, 120 in simulation)")
-        sub.add_argument("--fmax", type=float, default=None, metavar="MHZ",
-                         help="fmax from `ssdfa board build`, for the compute rate at fmax")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
 
     train = commands.add_parser("train", help="train one epoch on the board, checked against the model")
@@ -64,12 +64,16 @@ def register(subparsers) -> None:
                        help="on a link error, write where the run stopped here")
     train.add_argument("--resume", default=None, metavar="FILE",
                        help="go on from a --progress file, on a board that kept its state")
+    train.add_argument("--fmax", type=positive_number, default=None, metavar="MHZ",
+                       help="fmax from `ssdfa board build`, for the compute rate at fmax")
     train.set_defaults(func=run_train)
 
     evaluate = commands.add_parser("eval", help="inference on the board with a saved network's weights")
     evaluate.add_argument("weights", metavar="FILE.npz", help="a saved network (ssdfa train --save)")
     network_options(evaluate, shape=False)
-    evaluate.add_argument("--pes", default=None, metavar="P,P", help="PEs per layer (default: the board's)")
+    evaluate.add_argument("--pes", default=None, metavar="P,P",
+                          help="PEs per layer (default: the board's when the network has its hidden width; "
+                               "otherwise the fewest with at most 8 neurons per PE)")
     link_options(evaluate)
     evaluate.add_argument("--limit", type=positive_int, default=None, metavar="N", help="the first N test samples")
     evaluate.set_defaults(func=run_eval)
@@ -88,14 +92,15 @@ def run_build(args: argparse.Namespace) -> int:
     from ssdfa.board.build import build_board
     from ssdfa.model.neuron_ops import ArithmeticConfig
     from ssdfa.rtl.network import default_pes, network_layer_configs
-    from ssdfa.user_files import output_directory
+    from ssdfa.user_files import directory_kept_on_success, output_directory
 
     board = find_board(args.board)
     hidden, pes = _shape(args, board)
     sizes = (64, *hidden, 10)
-    out_dir = output_directory(args.out, "--out")
+    output_directory(args.out, "--out", create=False)
     configs = network_layer_configs(sizes, ArithmeticConfig(seed=0), pes=pes or default_pes(sizes))
-    report = build_board(board, configs, out_dir, out=(lambda line: None) if args.json else print)
+    with directory_kept_on_success(args.out, "--out") as out_dir:
+        report = build_board(board, configs, out_dir, out=(lambda line: None) if args.json else print)
     result = {"board": report.board, "network": report.network, "pes": list(report.pes),
               "clock_mhz": report.clock_mhz, "fmax_mhz": report.fmax_mhz, "meets_timing": report.meets_timing,
               "utilisation": {k: list(v) for k, v in report.utilisation.items()}, "fits": report.fits,
@@ -120,8 +125,6 @@ def _link(args, configs, board):
 
     from ssdfa.board.link import Link, SerialTransport
 
-    if args.timeout is not None and not args.timeout > 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     if args.port is not None:
         transport = SerialTransport(args.port, board.baud)
         stack = contextlib.ExitStack()
@@ -141,7 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ssdfa.errors import SsdfaError
     from ssdfa.model.datasets import limit_samples, load_dataset
     from ssdfa.model.defaults import default_hyperparameters
-    from ssdfa.user_files import refuse_special_file
+    from ssdfa.user_files import check_output_file
     from ssdfa.model.fixed_network import FixedNetwork
     from ssdfa.model.network import Algorithm, NetworkSpec
     from ssdfa.model.neuron_ops import ArithmeticConfig
@@ -154,7 +157,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise SsdfaError("--resume needs a board that kept its state: use --port (a simulated board ends with the run)")
     progress = Progress.load(args.resume) if args.resume else None
     if args.progress:
-        refuse_special_file(args.progress, "--progress")
+        check_output_file(args.progress, "--progress")
     hidden, pes = _shape(args, board)
     dataset = load_dataset(args.dataset, seed=args.seed)
     if args.train_limit is not None or args.test_limit is not None:
@@ -181,7 +184,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from ssdfa.board.boards import board as find_board
-    from ssdfa.board.driver import Progress, load_state, stream_samples
+    from ssdfa.board.driver import Progress, check_learner, load_state, stream_samples
     from ssdfa.model.datasets import load_dataset
     from ssdfa.model.weight_file import load_network
     from ssdfa.sim.network_cosim import int_list
@@ -193,7 +196,10 @@ def run_eval(args: argparse.Namespace) -> int:
     board = find_board(args.board)
     saved = load_network(args.weights)
     source = f"weight file {args.weights}"
-    configs = hardware_configs(saved, int_list(args.pes) if args.pes else None, source=source)
+    # The board's own PE split when the saved network has the board's shape, as train and build.
+    hidden = tuple(saved.spec.layer_sizes[1:-1]) if saved.fixed else None
+    pes = int_list(args.pes) if args.pes else (board.pes if hidden == tuple(board.hidden) else None)
+    configs = hardware_configs(saved, pes, source=source)
     state = hardware_state(saved, configs, source=source)
     provenance = saved.provenance
     dataset = load_dataset(provenance.get("dataset") or "digits", seed=provenance.get("split_seed", 0))
@@ -206,7 +212,8 @@ def run_eval(args: argparse.Namespace) -> int:
     driver = NetworkDriver(configs)
     stack, link = _link(args, configs, board)
     with stack:
-        link.hello()
+        sizes = [configs[0].shape.fan_in] + [config.shape.neurons for config in configs]
+        check_learner(link, sizes, -(-driver.arithmetic.activation.word // 8))
         load_state(link, driver.load_writes(state))
         progress, predictions = Progress(), []
         stream_samples(link, x, labels, mode=MODE["infer"], feature_bytes=-(-driver.arithmetic.activation.word // 8),

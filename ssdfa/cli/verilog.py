@@ -3,7 +3,6 @@ whole network, optionally with trained weights in its memories."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from ssdfa.errors import SsdfaError
 
@@ -76,23 +75,16 @@ def _run_network(args) -> int:
     source = f"weight file {args.weights}"
     configs = hardware_configs(saved, int_list(args.pes) if args.pes else None, source=source)
     state = hardware_state(saved, configs, source=source)
-    out = Path(args.out)
-    created = not out.exists()
-    try:  # before elaborating: a directory that cannot be made is one line, not minutes later
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SsdfaError(f"--out {args.out}: cannot create the directory: {exc.strerror or exc}") from None
     from ssdfa.rtl.axi_learner import generate_axi_learner
     from ssdfa.rtl.network import generate_network
+    from ssdfa.user_files import directory_kept_on_success
 
     generate = generate_axi_learner if args.bus == "axi" else generate_network
-    try:
-        print(generate(configs, out, initial_state=state))
-    except OSError as exc:
-        raise SsdfaError(f"--out {args.out}: cannot write the Verilog: {exc.strerror or exc}") from None
-    except BaseException:
-        # Interrupted or failed while elaborating: leave no empty directory behind.
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
+    # Made before elaborating (a directory that cannot be made is one line, not minutes later),
+    # removed again if elaboration fails or is interrupted.
+    with directory_kept_on_success(args.out, "--out") as out:
+        try:
+            print(generate(configs, out, initial_state=state))
+        except OSError as exc:
+            raise SsdfaError(f"--out {args.out}: cannot write the Verilog: {exc.strerror or exc}") from None
     return 0
