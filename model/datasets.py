@@ -43,6 +43,7 @@ __all__ = [
     "load_dataset",
     "limit_samples",
     "shift_features",
+    "renormalized",
     "read_idx",
 ]
 
@@ -245,6 +246,30 @@ def shift_features(dataset: Dataset, shift: int) -> Dataset:
     return dataclasses.replace(
         dataset, **{f"x_{split}": getattr(dataset, f"x_{split}") * np.float32(scale) for split in ("train", "val", "test")}
     )
+
+
+def renormalized(dataset: Dataset, offset, scale) -> Dataset:
+    """``dataset`` with its features scaled by ``offset`` and ``scale`` (a saved network's: the
+    statistics of the training split it was trained on) instead of its own training split's.
+
+    Each split is taken back to raw values with the dataset's own statistics and scaled again,
+    so a network sees its test inputs as it saw them in training even when the file it is
+    evaluated on has another training part. The same statistics return the dataset as it is.
+    """
+    offset = np.asarray(offset, dtype=np.float32)
+    scale = np.asarray(scale, dtype=np.float32)
+    width = dataset.num_features
+    if offset.shape != (width,) or scale.shape != (width,) or not (np.all(np.isfinite(offset))
+                                                                     and np.all(scale > 0) and np.all(np.isfinite(scale))):
+        raise SsdfaError(f"the saved feature scaling ({offset.shape[0] if offset.ndim == 1 else '?'} features) "
+                         f"does not fit {dataset.name}'s {width} features")
+    if np.array_equal(offset, dataset.feature_offset) and np.array_equal(scale, dataset.feature_scale):
+        return dataset
+    changes = {}
+    for split in ("train", "val", "test"):
+        raw = getattr(dataset, f"x_{split}").astype(np.float64) * dataset.feature_scale + dataset.feature_offset
+        changes[f"x_{split}"] = _apply_normalization(raw, offset, scale)
+    return dataclasses.replace(dataset, **changes, feature_offset=offset, feature_scale=scale)
 
 
 # --- Splitting and normalising -----------------------------------------------------------------

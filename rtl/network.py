@@ -609,7 +609,7 @@ def network_header(configs: Sequence[LayerConfig], top: str = NETWORK_TOP, initi
 
 
 def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETWORK_TOP, initial_state=None,
-                     layer_counters: bool = True) -> Path:
+                     layer_counters: bool = True, header_notes: Sequence[str] = ()) -> Path:
     """Write the network's Verilog to ``out_dir/<top>.v`` and return the path.
 
     The file opens with ``network_header``, then Amaranth's output without source locations:
@@ -617,6 +617,7 @@ def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETW
     ``initial_state``, LFSR seeds, feedback constants, index tables and weights are loaded by
     the host, so the file does not depend on the seed; with it, the memories start with its
     weights and index tables (``SSDFANetwork``). ``layer_counters`` as for ``SSDFANetwork``.
+    ``header_notes``: more lines for the opening comment (how the inputs were scaled, say).
     """
     from .verilog import write_module
 
@@ -624,4 +625,5 @@ def generate_network(configs: Sequence[LayerConfig], out_dir, *, top: str = NETW
     header = network_header(network.configs, top, initial_state)
     if not layer_counters:
         header += "// counters: the network's own only; per-layer and per-neuron counters read 0\n"
+    header += "".join(f"// {note}\n" for note in header_notes)
     return write_module(out_dir, top, header, network)

@@ -230,3 +230,25 @@ def test_eval_refuses_a_dataset_of_another_shape(tmp_path, trained, capsys):
              y_test=np.arange(20) % 10)
     status, out, err = _run(capsys, ["eval", str(path), "--dataset", f"features:{features}"])
     assert status == 2 and "holds a 64-16-10 network, but" in err and "30 features" in err
+
+
+def test_eval_scales_features_as_in_training_whatever_the_training_part_of_the_file(tmp_path, capsys):
+    """The saved network carries its feature scaling: a file with the same test rows but another
+    training part (here one pixel four times the rest) gives the same predictions."""
+    data = load_dataset("digits")
+    raw = {split: np.round(getattr(data, f"x_{split}") * 16).astype(np.float32) for split in ("train", "test")}
+    same = tmp_path / "same.npz"
+    np.savez(same, x_train=raw["train"], y_train=data.y_train, x_test=raw["test"], y_test=data.y_test)
+    louder = raw["train"].copy()
+    louder[0, 0] = 64.0
+    other = tmp_path / "other.npz"
+    np.savez(other, x_train=louder, y_train=data.y_train, x_test=raw["test"], y_test=data.y_test)
+    weights = tmp_path / "net.npz"
+    status, out, err = _run(capsys, ["train", "--dataset", f"features:{same}", "--hidden", "16", "--fixed", "--epochs",
+                                     "1", "--save", str(weights), "--json"])
+    assert status == 0, err
+    trained = json.loads(out)["test_accuracy"]
+    reports = [json.loads(_run(capsys, ["eval", str(weights), "--dataset", f"features:{path}", "--json"])[1])
+               for path in (same, other)]
+    assert reports[0]["accuracy"] == trained
+    assert reports[1]["predictions_sha256"] == reports[0]["predictions_sha256"]

@@ -28,17 +28,21 @@ def check_save_target(path: str | None) -> None:
 
 
 def save_trained(
-    path: str, result, dataset_name: str, split_seed: int, train_limit: int | None, input_shift: int = 0
+    path: str, result, dataset, split_seed: int, train_limit: int | None, input_shift: int = 0
 ) -> dict:
     """Write ``result.network`` to ``path`` with the run's provenance; return ``{"path", "sha256"}``."""
     from ssdfa.model.weight_file import save_network
 
     provenance = {
         "written_by": "ssdfa train",
-        "dataset": dataset_name,
+        "dataset": dataset.name,
         "split_seed": split_seed,
         "train_limit": train_limit,
-        # Features were multiplied by 2^-input_shift in training: evaluation must do the same.
+        # How raw features became the network's inputs: (raw - offset) / scale from the training
+        # split, then times 2^-input_shift. Evaluation and the hardware's host must do the same.
+        "normalization": dataset.normalization.value,
+        "feature_offset": [float(v) for v in dataset.feature_offset],
+        "feature_scale": [float(v) for v in dataset.feature_scale],
         "input_shift": input_shift,
         "epochs": result.options.epochs,
         "batch": result.options.batch,
@@ -48,3 +52,18 @@ def save_trained(
     }
     saved = save_network(path, result.network, provenance=provenance)
     return {"path": str(path), "sha256": saved.sha256}
+
+
+def dataset_as_trained(saved, name: str | None = None, data_dir=None, split_seed: int | None = None):
+    """The dataset a saved network was trained on (or ``name``), its features scaled as in that
+    training: the saved offset and scale (the training split's statistics) and input shift."""
+    from ssdfa.model.datasets import load_dataset, renormalized, shift_features
+
+    provenance = saved.provenance
+    name = name or provenance.get("dataset") or "digits"
+    split_seed = split_seed if split_seed is not None else provenance.get("split_seed", 0)
+    dataset = load_dataset(name, data_dir, seed=split_seed)
+    if "feature_scale" in provenance:
+        # Whatever the training part of the file evaluated on, the inputs the network saw.
+        dataset = renormalized(dataset, provenance["feature_offset"], provenance["feature_scale"])
+    return shift_features(dataset, provenance.get("input_shift", 0))

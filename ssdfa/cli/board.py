@@ -15,6 +15,7 @@ import argparse
 import json
 
 from ._argtypes import natural_int, positive_int, positive_number
+from ._weights import dataset_as_trained
 
 EXIT_MISMATCH = 1
 
@@ -185,7 +186,6 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from ssdfa.board.boards import board as find_board
     from ssdfa.board.driver import Progress, check_learner, load_state, stream_samples
-    from ssdfa.model.datasets import load_dataset
     from ssdfa.model.weight_file import load_network
     from ssdfa.sim.network_cosim import int_list
     from ssdfa.sim.network_driver import MODE, NetworkDriver
@@ -201,8 +201,7 @@ def run_eval(args: argparse.Namespace) -> int:
     pes = int_list(args.pes) if args.pes else (board.pes if hidden == tuple(board.hidden) else None)
     configs = hardware_configs(saved, pes, source=source)
     state = hardware_state(saved, configs, source=source)
-    provenance = saved.provenance
-    dataset = load_dataset(provenance.get("dataset") or "digits", seed=provenance.get("split_seed", 0))
+    dataset = dataset_as_trained(saved)
     network = saved.network()
     x = network.quantize_inputs(dataset.x_test)
     labels = np.asarray(dataset.y_test)

@@ -55,7 +55,9 @@ def predictions_sha256(predictions) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ssdfa.errors import SsdfaError
-    from ssdfa.model.datasets import limit_samples, load_dataset, shift_features
+    from ssdfa.model.datasets import limit_samples
+
+    from ._weights import dataset_as_trained
     from ssdfa.model.weight_file import load_network
 
     saved = load_network(args.weights)  # refuses a damaged or inconsistent file, naming it
@@ -70,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.pes is not None:
         raise SsdfaError("--pes applies to the RTL only; add --sim verilator or --sim icarus")
 
-    provenance = saved.provenance
-    name = args.dataset or provenance.get("dataset") or "digits"
-    split_seed = args.split_seed if args.split_seed is not None else provenance.get("split_seed", 0)
-    dataset = shift_features(load_dataset(name, args.data_dir, seed=split_seed), provenance.get("input_shift", 0))
+    dataset = dataset_as_trained(saved, args.dataset, args.data_dir, args.split_seed)
     if args.limit is not None:
         dataset = limit_samples(dataset, **{args.split: args.limit})
     spec = saved.spec

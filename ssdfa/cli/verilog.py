@@ -62,6 +62,24 @@ def run(args) -> int:
     return 0
 
 
+def input_scaling_notes(saved) -> list[str]:
+    """How a raw feature becomes the learner's input word, from the weight file's provenance:
+    what a host must do before it streams samples (empty for a file that does not say)."""
+    provenance = saved.provenance
+    if "feature_scale" not in provenance:
+        return []
+    shift = provenance.get("input_shift", 0)
+    word = saved.config.activation if saved.config is not None else None
+    offsets, scales = set(provenance["feature_offset"]), set(provenance["feature_scale"])
+    then = f" x 2^-{shift}" if shift else ""
+    if offsets == {0.0} and len(scales) == 1:
+        how = f"x = r / {scales.pop():.9g}{then}"
+    else:
+        how = f"x = (r - offset[i]) / scale[i]{then}, per feature, with the weight file's feature_offset and feature_scale"
+    return [f"inputs: raw feature r of {provenance.get('dataset')} ({provenance.get('normalization')} scaling of its "
+            f"training split): {how}, rounded to nearest (ties to even) and saturated to {word}"]
+
+
 def _run_network(args) -> int:
     if args.top is not None:
         raise SsdfaError("--top applies to a layer configuration; --network writes ssdfa_network.v")
@@ -84,7 +102,7 @@ def _run_network(args) -> int:
     # removed again if elaboration fails or is interrupted.
     with directory_kept_on_success(args.out, "--out") as out:
         try:
-            print(generate(configs, out, initial_state=state))
+            print(generate(configs, out, initial_state=state, header_notes=input_scaling_notes(saved)))
         except OSError as exc:
             raise SsdfaError(f"--out {args.out}: cannot write the Verilog: {exc.strerror or exc}") from None
     return 0
