@@ -521,6 +521,8 @@ def _read_idx_pair(images_path: Path, labels_path: Path, num_classes: int) -> tu
         )
     if len(labels) != len(images):
         raise SsdfaError(f"{labels_path} holds {len(labels)} labels but {images_path} holds {len(images)} images")
+    if len(images) == 0:
+        raise SsdfaError(f"{images_path} holds no images")
     if len(labels) and labels.max() >= num_classes:
         raise SsdfaError(f"{labels_path}: label {labels.max()} is outside 0..{num_classes - 1}")
     return images.reshape(len(images), -1), labels.astype(np.int64)
@@ -657,13 +659,23 @@ def _load_features(spec: str, data_dir: str | Path | None, name: str) -> _Source
         path = Path(data_dir) / path
     if not path.is_file():
         raise SsdfaError(f"{path}: no such features file")
+    with path.open("rb") as head:
+        magic = head.read(4)
+    if magic != b"PK\x03\x04":  # np.load would take it for a pickle and advise allow_pickle
+        what = "an empty file" if not magic else "a CSV or other text file" if _looks_like_text(path) else "another format"
+        raise SsdfaError(f"{path}: not an .npz (zip) file but {what}; save the arrays with numpy.savez "
+                         "(x_train, y_train, x_test, y_test)")
+    # Opened here, not by np.load, which leaves its file open when the zip is damaged.
+    handle = path.open("rb")
     try:
-        archive = np.load(path, allow_pickle=False)
+        archive = np.load(handle, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        handle.close()
         raise SsdfaError(f"{path}: not a readable .npz file ({exc})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
+        handle.close()
         raise SsdfaError(f"{path}: holds a single array; expected an .npz with x_train, y_train, x_test, y_test")
-    with archive:
+    with handle, archive:
         keys = set(archive.files)
         missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in keys]
         if missing:
@@ -687,6 +699,12 @@ def _load_features(spec: str, data_dir: str | Path | None, name: str) -> _Source
     return _Source(num_classes=num_classes, train=splits["train"], test=splits["test"], val=splits.get("val"))
 
 
+def _looks_like_text(path: Path) -> bool:
+    with path.open("rb") as file:
+        start = file.read(512)
+    return bool(start) and all(byte in b"\t\n\r" or 32 <= byte < 127 for byte in start)
+
+
 def _features_array(archive: np.lib.npyio.NpzFile, path: Path, split: str) -> np.ndarray:
     features = _archive_member(archive, path, f"x_{split}")
     if features.ndim != 2 or not (
@@ -697,6 +715,11 @@ def _features_array(archive: np.lib.npyio.NpzFile, path: Path, split: str) -> np
         )
     if np.issubdtype(features.dtype, np.floating) and not np.isfinite(features).all():
         raise SsdfaError(f"{path}: x_{split} holds NaN or infinite values")
+    if np.issubdtype(features.dtype, np.floating) and features.size:
+        # Features become float32: a larger magnitude would be infinite there.
+        peak = float(np.max(np.abs(features)))
+        if peak > float(np.finfo(np.float32).max):
+            raise SsdfaError(f"{path}: x_{split} holds {peak:g}, beyond the float32 range the features are kept in")
     return features
 
 

@@ -199,6 +199,13 @@ def check_feedback_shape(
     if r > full:
         raise ValueError(f"rank r={r} is more than min(neurons, outputs) = min({neurons}, {outputs}) = {full}")
     if r * s < outputs:
+        if rank is None and r == neurons:
+            # The rank is the layer's width: the layer is what is too narrow (SSDFA needs N >= M).
+            raise ValueError(
+                f"a layer of {neurons} neurons (or channels) with s={s} feedback connections each cannot receive "
+                f"all {outputs} output errors (rank x connectivity < 1); widen it to at least {-(-outputs // s)} "
+                "or raise s"
+            )
         raise ValueError(
             f"rank r={r} x sparsity s={s} = {r * s} is less than the {outputs} output errors: "
             "some errors would reach no neuron (rank x connectivity < 1)"

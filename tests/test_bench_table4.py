@@ -52,7 +52,7 @@ def test_the_json_holds_every_row_and_only_the_settings_its_rows_used(data_dir, 
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--conv", "4c3p2", "--hidden", "16", "--algorithms", "ssdfa"], "less than the 10 output errors"),
+    (["--conv", "4c3p2", "--hidden", "16", "--algorithms", "ssdfa"], "cannot receive all 10 output errors"),
     (["--algorithms", "bp,nope"], "unknown algorithm 'nope'"),
     (["--epochs", "0"], "--epochs: expected a positive integer, not 0"),
     (["--json", "/nonexistent-directory/table.json"], "no directory /nonexistent-directory"),

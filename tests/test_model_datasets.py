@@ -495,6 +495,7 @@ def test_features_file_without_validation_has_it_carved_from_train(tmp_path):
         ({"y_train": -(np.arange(10) % 2)}, "negative label"),
         ({"x_test": np.zeros((4, 2))}, "x_test has 2 features, x_train has 3"),
         ({"x_train": np.full((10, 3), np.nan)}, "x_train holds NaN or infinite values"),
+        ({"x_train": np.full((10, 3), 1e300)}, "x_train holds 1e+300, beyond the float32 range"),
         ({"x_train": np.zeros(10)}, "x_train must be a 2-D real array"),
         ({"x_val": np.zeros((2, 3))}, "only one of x_val and y_val"),
         ({"x_train": np.array([[None] * 3] * 10, dtype=object)}, "cannot read x_train"),
@@ -514,11 +515,25 @@ def test_missing_features_file_is_named(tmp_path):
         load_dataset(f"features:{tmp_path / 'absent.npz'}")
 
 
-def test_features_file_that_is_not_npz_is_named(tmp_path):
-    path = tmp_path / "text.npz"
-    path.write_text("not an archive")
-    with pytest.raises(SsdfaError, match=error_naming(path, "not a readable .npz file")):
+@pytest.mark.parametrize(("content", "what"), [
+    (b"0.5,0.25,1\n0.125,0,3\n", "not an .npz (zip) file but a CSV or other text file"),
+    (b"", "not an .npz (zip) file but an empty file"),
+    (pickle.dumps([1, 2]), "not an .npz (zip) file but another format"),
+    (b"PK\x03\x04 truncated", "not a readable .npz file"),
+])
+def test_features_file_that_is_not_npz_is_named(tmp_path, content, what):
+    """Not numpy's advice about pickles, which a user with a CSV file cannot act on."""
+    path = tmp_path / "data.npz"
+    path.write_bytes(content)
+    with pytest.raises(SsdfaError, match=error_naming(path, what)):
         load_dataset(f"features:{path}")
+
+
+def test_idx_files_without_images_are_named(tmp_path):
+    write_file(tmp_path / "t10k-images-idx3-ubyte", struct.pack(">IIII", 0x803, 0, 28, 28))
+    write_file(tmp_path / "t10k-labels-idx1-ubyte", struct.pack(">II", 0x801, 0))
+    with pytest.raises(SsdfaError, match=error_naming(tmp_path / "t10k-images-idx3-ubyte", "holds no images")):
+        load_dataset("mnist", tmp_path)
 
 
 # --- Subsampling and the split rule ------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_lower_rank_rows_are_scaled_copies_of_the_independent_ones():
         (100, 10, 1, 5, "rank r=5 x sparsity s=1"),
         (100, 10, 3, 3, "rank r=3 x sparsity s=3 = 9"),
         (100, 10, 2, 11, "rank r=11"),
-        (5, 10, 1, None, "rank r=5 x sparsity s=1"),
+        (5, 10, 1, None, "a layer of 5 neurons (or channels) with s=1 feedback connections each"),
         (100, 10, 0, None, "not 0"),
         (0, 10, 1, None, "neurons must be a positive integer, not 0"),
     ],
@@ -153,7 +153,7 @@ def test_lfsr_connectivity_feedback_uses_it_and_refuses_a_seed_that_misses_an_er
     fb = build_feedback(100, 10, connections=1, lfsr_seed=500, seed=1)
     assert np.array_equal(fb.index[:, 0], lfsr_connectivity(500, 100, 10))
     # With 3 neurons, 10 errors cannot all be reached.
-    with pytest.raises(ValueError, match="rank r=3 x sparsity s=1"):
+    with pytest.raises(ValueError, match=r"a layer of 3 neurons \(or channels\) .* widen it to at least 10"):
         build_feedback(3, 10, connections=1, lfsr_seed=500)
     with pytest.raises(ValueError, match="gives errors .* to no neuron"):
         build_feedback(10, 10, connections=1, lfsr_seed=500)
