@@ -425,4 +425,9 @@ def _check_identity(connection: sqlite3.Connection, path: Path) -> int:
             f"{path}: study database schema version {version}, this ssdfa reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(cells)")}
+    missing = {"key", "config", "status", "result", "error", "seconds", "study"} - columns
+    if missing:
+        what = "no cells table" if not columns else f"a cells table without {', '.join(sorted(missing))}"
+        raise SsdfaError(f"{path} claims to be a study database but has {what}")
     return int(version)

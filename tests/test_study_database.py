@@ -192,3 +192,18 @@ def test_a_version_1_database_is_upgraded_to_take_diverged_rows(tmp_path):
         db.record(cells[1], {"divergence": divergence}, None, 1.0, "s")
         assert db.count() == {"ok": 1, "diverged": 1, "failed": 0}
         assert [row.error for row in db.rows() if row.status == "diverged"] == ["layer 0 weights became NaN"]
+
+
+def test_a_study_database_without_its_cells_table_is_one_error_line(tmp_path, capsys):
+    path = tmp_path / "damaged.db"
+    with ResultsDatabase.create_or_open(path):
+        pass
+    connection = sqlite3.connect(path)
+    connection.execute("DROP TABLE cells")
+    connection.commit()
+    connection.close()
+    for opener in (ResultsDatabase.open_existing, ResultsDatabase.create_or_open):
+        with pytest.raises(SsdfaError, match="damaged.db claims to be a study database but has no cells table"):
+            opener(path)
+    assert main(["report", str(path), "--out", str(tmp_path / "r"), "--no-area"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
