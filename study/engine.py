@@ -301,6 +301,13 @@ class _connect:
         from distributed import Client, LocalCluster
 
         if self.address is not None:
+            from distributed.comm.addressing import parse_address, parse_host_port
+
+            try:  # checked first: a Client given no port fails late and warns again when collected
+                parse_host_port(parse_address(self.address, strict=False)[1])
+            except ValueError as exc:
+                raise SsdfaError(f"--scheduler {self.address!r}: {exc}; expected an address such as "
+                                 "tcp://host:8786") from None
             started = time.monotonic()
             try:
                 self.client = Client(self.address, timeout=self.timeout, set_as_default=False)

@@ -316,3 +316,13 @@ def test_a_missing_dataset_is_one_error_line_before_any_cell_runs(tmp_path, caps
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and ("no mnist IDX files" in err or "no such features file" in err), err
         assert not (tmp_path / "q.db").exists()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "garbage", "tcp://host:port"])
+def test_a_scheduler_address_without_a_port_is_one_error_line_at_once(tmp_path, capsys, address):
+    from ssdfa.cli import main
+
+    assert main(["study", str(QUICK), "--db", str(tmp_path / "q.db"), "--scheduler", address, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--scheduler {address!r}" in err and "tcp://host:8786" in err
+    assert not (tmp_path / "q.db").exists()
