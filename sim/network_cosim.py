@@ -873,7 +873,16 @@ def add_network_arguments(parser) -> None:
     import argparse
 
     group = parser.add_argument_group("network co-simulation (--network)")
-    options = [
+    for names, settings in network_options():
+        try:
+            group.add_argument(*names, **settings)
+        except argparse.ArgumentError:
+            pass  # the host command already has this option
+
+
+def network_options() -> list:
+    """(names, argparse settings) of every ``--network`` option (``add_network_arguments``)."""
+    return [
         (("--dataset",), dict(default="digits", help="dataset to train on (default: digits, embedded)")),
         (("--data-dir",), dict(metavar="DIR", help="directory of the dataset's files (not needed for digits)")),
         (("--hidden",), dict(default="32", metavar="N[,N...]", help="hidden layer sizes (default 32)")),
@@ -894,11 +903,6 @@ def add_network_arguments(parser) -> None:
                                                              "weights, feedback tables and LFSR states, checked)")),
         (("--save-weights",), dict(metavar="FILE.npz", help="write the RTL's final state as a saved network")),
     ]
-    for names, settings in options:
-        try:
-            group.add_argument(*names, **settings)
-        except argparse.ArgumentError:
-            pass  # the host command already has this option
 
 
 def job_from_args(args) -> NetworkJob:

@@ -144,6 +144,8 @@ ROWS: list[tuple[list[str], str]] = [
     (["cosim", "--fuzz", "1", "--sim", "icarus", "--work-dir", "{file}/w"], "cannot create the directory"),
     (["cosim", "--network", "--sim", "icarus", "--hidden", "0"], "'0'"),
     (["cosim", "--network", "--sim", "icarus", "--hidden", "x"], "'x'"),
+    (["cosim", "--fuzz", "1", "--sim", "icarus", "--hidden", "16"], "--hidden applies to --network"),
+    (["cosim", "--network", "--sim", "verilator", "--top", "pe"], "--top pe applies to --golden or --fuzz"),
     (["cosim", "--network", "--sim", "icarus", "--hidden", "100000000,100000"], "--hidden 100000000,100000 needs about"),
     (["cosim", "--network", "--sim", "icarus", "--train-limit", "-1"], "--train-limit must be a non-negative"),
     # -- eval ---------------------------------------------------------------------------------
@@ -179,6 +181,8 @@ ROWS: list[tuple[list[str], str]] = [
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--wrapper", "always"], "invalid choice: 'always'"),
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--out", "{file}"], "--out {file} is a file"),
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--out", "{file}/sub"], "cannot create the directory"),
+    (["implement", "--device", "ice40-up5k", "--config", "{config}", "--pes", "3"], "--pes applies to --network"),
+    (["implement", "--device", "ice40-up5k", "--config", "{config}", "--dataset", "mnist"], "--dataset applies to --network"),
     (["implement", "--device", "ice40-up5k", "--network", "--hidden", "0"], "'0'"),
     (["implement", "--device", "ice40-up5k", "--network", "--hidden", "100000000"], "--hidden 100000000 needs about"),
     # -- features -----------------------------------------------------------------------------

@@ -126,6 +126,18 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise SsdfaError("--mutant-sample and --mutant-kind need --mutants")
     if args.bus and not args.network:
         raise SsdfaError(f"--bus {args.bus} applies to --network")
+    if args.network and args.top != "layer":
+        raise SsdfaError(f"--top {args.top} applies to --golden or --fuzz; --network co-simulates the whole learner")
+    if not args.network:
+        from ssdfa.sim.network_cosim import network_options
+
+        # Options of --network that a layer co-simulation would ignore: refused instead.
+        for names, settings in network_options():
+            name = names[0]
+            if name in ("--seed",):
+                continue  # the layer co-simulation's own
+            if getattr(args, name[2:].replace("-", "_"), None) != settings.get("default"):
+                raise SsdfaError(f"{name} applies to --network")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,6 +54,11 @@ def _sizes(text: str) -> tuple[int, ...]:
     return values
 
 
+#: The network shape options and their defaults (``register``): given with --config, refused.
+NETWORK_OPTION_DEFAULTS = {"dataset": "digits", "data-dir": None, "hidden": (32,), "pes": None, "activation": "relu",
+                           "counters": "all"}
+
+
 def register(subparsers) -> None:
     from ssdfa.rtl.devices import DEVICES
     from ssdfa.rtl.implement import WRAPPER_CHOICES
@@ -86,14 +91,14 @@ def register(subparsers) -> None:
                              "directory, removed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     group = parser.add_argument_group("network shape (--network; as ssdfa cosim --network)")
-    group.add_argument("--dataset", default="digits", help="sets the input width (default digits: 64)")
+    group.add_argument("--dataset", default=NETWORK_OPTION_DEFAULTS["dataset"], help="sets the input width (default digits: 64)")
     group.add_argument("--data-dir", metavar="DIR", help="directory of the dataset's files (not needed for digits)")
-    group.add_argument("--hidden", type=_sizes, default=(32,), metavar="N[,N...]",
+    group.add_argument("--hidden", type=_sizes, default=NETWORK_OPTION_DEFAULTS["hidden"], metavar="N[,N...]",
                        help="hidden layer sizes (default 32)")
     group.add_argument("--pes", type=_sizes, metavar="P[,P...]",
                        help="PEs per layer with weights (default: at most 8 neurons per PE)")
-    group.add_argument("--activation", default="relu", help="hidden activation: relu, hardtanh, tanh (default relu)")
-    group.add_argument("--counters", choices=("all", "network"), default="all",
+    group.add_argument("--activation", default=NETWORK_OPTION_DEFAULTS["activation"], help="hidden activation: relu, hardtanh, tanh (default relu)")
+    group.add_argument("--counters", choices=("all", "network"), default=NETWORK_OPTION_DEFAULTS["counters"],
                        help="all: every hardware counter (default, as ssdfa cosim --network builds it); network: "
                             "the network's own counters only, as the board cores build it (docs/network.md)")
     parser.set_defaults(func=run)
@@ -132,6 +137,10 @@ def _design(args):
                                      "activation": configs[0].activation.value, "counters": args.counters}}
     from ssdfa.model.layer_config import load_layer_config
 
+    # The network's shape options would be ignored with a layer configuration: refused instead.
+    for option, default in NETWORK_OPTION_DEFAULTS.items():
+        if getattr(args, option.replace("-", "_")) != default:
+            raise SsdfaError(f"--{option} applies to --network; --config {args.config} gives the layer")
     config = load_layer_config(args.config)
     if args.top == "error_router" and not config.learning:
         raise SsdfaError(f"configuration {args.config!r} has no error_router "
