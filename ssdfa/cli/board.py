@@ -154,8 +154,10 @@ def run_train(args: argparse.Namespace) -> int:
     board = find_board(args.board)
     if args.epochs != 1:
         raise SsdfaError(f"ssdfa board train runs one epoch, not --epochs {args.epochs}")
-    if args.resume and args.sim:
-        raise SsdfaError("--resume needs a board that kept its state: use --port (a simulated board ends with the run)")
+    if (args.resume or args.progress) and args.sim:
+        option = "--resume" if args.resume else "--progress"
+        raise SsdfaError(f"{option} needs a board that keeps its state: use --port (a simulated board ends with the "
+                         "run, so nothing could be resumed)")
     progress = Progress.load(args.resume) if args.resume else None
     if args.progress:
         check_output_file(args.progress, "--progress")
