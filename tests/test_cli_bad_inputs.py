@@ -182,6 +182,8 @@ ROWS: list[tuple[list[str], str]] = [
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--out", "{file}"], "--out {file} is a file"),
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--out", "{file}/sub"], "cannot create the directory"),
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--pes", "3"], "--pes applies to --network"),
+    (["implement", "--device", "ecp5-25f", "--config", "{config}", "--nextpnr-opts=--opt-timing"],
+     "nextpnr option --opt-timing is nextpnr-ice40's"),
     (["implement", "--device", "ice40-up5k", "--config", "{config}", "--dataset", "mnist"], "--dataset applies to --network"),
     (["implement", "--device", "ice40-up5k", "--network", "--hidden", "0"], "'0'"),
     (["implement", "--device", "ice40-up5k", "--network", "--hidden", "100000000"], "--hidden 100000000 needs about"),

@@ -162,10 +162,11 @@ def _verilog(args, design, directory):
 
 def run(args) -> int:
     from ssdfa.rtl.devices import device
-    from ssdfa.rtl.implement import implement, require_nextpnr
+    from ssdfa.rtl.implement import check_options_for, implement, require_nextpnr
     from ssdfa.rtl.synth import require_yosys
 
     chosen = device(args.device)
+    check_options_for(args.nextpnr_opts, chosen.family)
     design, described = _design(args)
     require_yosys()
     require_nextpnr(chosen.family)  # before seconds of elaboration
@@ -176,7 +177,9 @@ def run(args) -> int:
                          work_dir=directory, nextpnr_opts=args.nextpnr_opts)
 
     if args.out:
-        report = place(args.out)
+        from ssdfa.user_files import output_directory
+
+        report = place(output_directory(args.out, "--out"))
     else:
         with tempfile.TemporaryDirectory(prefix="ssdfa-implement-") as scratch:
             report = place(scratch)
