@@ -252,3 +252,18 @@ def test_eval_scales_features_as_in_training_whatever_the_training_part_of_the_f
                for path in (same, other)]
     assert reports[0]["accuracy"] == trained
     assert reports[1]["predictions_sha256"] == reports[0]["predictions_sha256"]
+
+
+def test_eval_finds_a_relative_features_file_from_another_directory(tmp_path, monkeypatch, capsys):
+    data = load_dataset("digits")
+    (tmp_path / "run").mkdir()
+    np.savez(tmp_path / "run" / "f.npz", x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+             y_test=data.y_test)
+    monkeypatch.chdir(tmp_path / "run")
+    status, out, err = _run(capsys, ["train", "--dataset", "features:f.npz", "--hidden", "16", "--fixed", "--epochs",
+                                     "1", "--save", "net.npz", "--json"])
+    assert status == 0, err
+    monkeypatch.chdir(tmp_path)
+    status, out, err = _run(capsys, ["eval", "run/net.npz", "--json"])
+    assert status == 0, err
+    assert json.loads(out)["dataset"] == f"features:{tmp_path / 'run' / 'f.npz'}"

@@ -454,7 +454,8 @@ def run(args: argparse.Namespace) -> int:
     report = result_summary(result, dataset.name, request.input_shift)
     if args.save is not None and not result.diverged:  # a diverged run's weights mean nothing
         report["saved"] = save_trained(
-            args.save, result, dataset, request.split_seed, request.train_limit, request.input_shift
+            args.save, result, dataset, request.split_seed, request.train_limit, request.input_shift,
+            data_dir=request.data_dir
         )
     if args.json:
         print(json.dumps(report, sort_keys=True))
