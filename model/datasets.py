@@ -696,6 +696,8 @@ def _load_features(spec: str, data_dir: str | Path | None, name: str) -> _Source
         if len(splits[split][1]) == 0:
             raise SsdfaError(f"{path}: x_{split} has no samples")
     num_classes = 1 + max(int(labels.max()) for _, labels in splits.values() if len(labels))
+    if num_classes < 2:
+        raise SsdfaError(f"{path}: every label is 0; a classifier needs at least two classes")
     return _Source(num_classes=num_classes, train=splits["train"], test=splits["test"], val=splits.get("val"))
 
 

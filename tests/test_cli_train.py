@@ -236,3 +236,16 @@ def test_a_request_builds_no_network_before_the_rule_has_set_its_defaults():
         request.network_spec(64, 10)
     resolved = resolve_defaults(request, 784)
     assert resolved.network_spec(784, 10).feedback_gain == 4.0 and resolved.config.shift == 5
+
+
+def test_classes_without_a_training_sample_are_noted(tmp_path, capsys):
+    """Labels counted from 1 give an output that nothing trains: said on stderr, the run goes on."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "from_one.npz"
+    y = 1 + np.arange(60) % 3
+    np.savez(path, x_train=rng.random((60, 5)), y_train=y, x_test=rng.random((9, 5)), y_test=y[:9])
+    status, out, err = _run(capsys, ["train", "--dataset", f"features:{path}", "--hidden", "8", "--epochs", "1",
+                                     "--algo", "dfa", "--json"])
+    assert status == 0, err
+    assert "ssdfa: note: 1 of the 4 classes (labels 0 to 3) have no training sample: 0" in err
+    assert json.loads(out)["network"]["layer_sizes"] == [5, 8, 4]

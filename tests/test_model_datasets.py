@@ -496,6 +496,7 @@ def test_features_file_without_validation_has_it_carved_from_train(tmp_path):
         ({"x_test": np.zeros((4, 2))}, "x_test has 2 features, x_train has 3"),
         ({"x_train": np.full((10, 3), np.nan)}, "x_train holds NaN or infinite values"),
         ({"x_train": np.full((10, 3), 1e300)}, "x_train holds 1e+300, beyond the float32 range"),
+        ({"y_train": np.zeros(10, dtype=np.int64), "y_test": np.zeros(4, dtype=np.int64)}, "every label is 0"),
         ({"x_train": np.zeros(10)}, "x_train must be a 2-D real array"),
         ({"x_val": np.zeros((2, 3))}, "only one of x_val and y_val"),
         ({"x_train": np.array([[None] * 3] * 10, dtype=object)}, "cannot read x_train"),

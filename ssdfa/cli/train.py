@@ -427,6 +427,13 @@ def load_data(request: TrainRequest):
     dataset = load_dataset(request.dataset, request.data_dir, seed=request.split_seed)
     if request.train_limit is not None:
         dataset = limit_samples(dataset, request.train_limit)
+    absent = np.flatnonzero(np.bincount(dataset.y_train, minlength=dataset.num_classes) == 0)
+    if len(absent):
+        # Labels counted from 1, or classes met only in testing: say so, the network still has
+        # an output for each index up to the largest label.
+        shown = ", ".join(map(str, absent[:8])) + (", ..." if len(absent) > 8 else "")
+        print(f"ssdfa: note: {len(absent)} of the {dataset.num_classes} classes (labels 0 to {dataset.num_classes - 1}) "
+              f"have no training sample: {shown}", file=sys.stderr)
     return shift_features(dataset, request.input_shift)
 
 
