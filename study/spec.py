@@ -366,7 +366,14 @@ class _Reader:
                 raise SsdfaError(f"{self.source}: {section} must be a [{section}] table, not {values!r}")
             extra = sorted(set(values) - set(keys))
             if extra:
-                raise SsdfaError(f"{self.source}: unknown key {section}.{extra[0]}; [{section}] takes {', '.join(keys)}")
+                hint = ""
+                table, _, quantity = extra[0].partition(".")
+                if section == "arithmetic" and table in ("formats", "int_bits") and quantity:
+                    # --set arithmetic.formats.weight=... names a key of its own; the table is set whole.
+                    hint = (f" (set the whole table: --set 'arithmetic.{table}={{{quantity}=...}}', "
+                            f"or {table} = {{ {quantity} = ... }} in the file)")
+                raise SsdfaError(f"{self.source}: unknown key {section}.{extra[0]}; [{section}] takes "
+                                 f"{', '.join(keys)}{hint}")
 
     def axis(self, key: str, value, check) -> list:
         """A scalar is a one-value axis; a list is an axis (non-empty, no repeats)."""
@@ -522,7 +529,10 @@ class _Reader:
                 raise self.error(key, value, expected)
             try:
                 return FixedFormat.parse(value)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError) as exc:
+                # A well-formed format out of range says what is wrong with it (a word too wide).
+                if str(exc).startswith("format "):
+                    raise SsdfaError(f"{self.source}: {key} = {value!r}: {str(exc)[len('format '):]}") from None
                 raise self.error(key, value, expected) from None
 
         per_quantity = {q: self.axis(f"arithmetic.formats.{q}", explicit[q], parse) for q in explicit}

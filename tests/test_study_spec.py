@@ -33,6 +33,17 @@ def test_unknown_key_is_refused_by_name():
     refused(r"unknown key arithmetic\.int_bits\.bias", arithmetic={"word": 8, "int_bits": {"bias": 2}})
 
 
+def test_a_dotted_override_of_one_format_says_to_set_the_whole_table():
+    with pytest.raises(SsdfaError, match=r"unknown key arithmetic\.formats\.weight; .*set the whole table: "
+                                         r"--set 'arithmetic\.formats=\{weight=\.\.\.\}'"):
+        load_spec(STUDIES / "quick.toml", ['arithmetic.formats.weight="SQ(2,6)"'])
+
+
+def test_a_format_too_wide_says_why():
+    refused(r"arithmetic\.formats\.weight = 'SQ\(2,70\)': SQ\(2,70\): the word must have 1 to \d+ bits, not 72",
+            arithmetic={"formats": {"weight": "SQ(2,70)"}})
+
+
 @pytest.mark.parametrize(
     ("sections", "match"),
     [
