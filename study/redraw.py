@@ -50,6 +50,10 @@ def database_from_cells_csv(
             cell = by_key.get(row.get("key", ""))
             if cell is None:
                 raise SsdfaError(f"{cells_csv}, line {number}: cell {row.get('key')!r} is not a cell of {spec.name}")
+            if row.get("status", "ok") != "ok":
+                # cells.csv keeps neither the criterion nor the message of a diverged cell.
+                raise SsdfaError(f"{cells_csv}, line {number}: cell {row['key'][:12]} is {row['status']}; a "
+                                 "report with diverged cells is redrawn only by running its study again")
             try:
                 result, seconds = _result(row, test_samples, classes, features), float(row["seconds"])
             except (KeyError, ValueError, TypeError) as exc:
