@@ -25,7 +25,7 @@ from ssdfa.errors import SsdfaError
 from . import frames
 from .link import Link, LinkError
 
-__all__ = ["Progress", "BoardRun", "load_state", "stream_samples", "read_words", "train_on_board", "link_figures"]
+__all__ = ["Progress", "BoardRun", "check_learner", "load_state", "stream_samples", "read_words", "train_on_board", "link_figures"]
 
 
 @dataclass
