@@ -7,14 +7,15 @@ import sys
 
 import numpy as np
 
-from ssdfa.model import load_dataset, load_network
+from ssdfa.model import dataset_as_trained, load_network
 
 path = sys.argv[1] if len(sys.argv) > 1 else "digits_ssdfa.npz"
 saved = load_network(path)  # checks the checksums, formats and shapes; SsdfaError names any problem
 print(f"{path}: {saved.mode} {saved.spec.algorithm.value} {'-'.join(map(str, saved.spec.layer_sizes))}, "
       f"weights {saved.config.weight if saved.fixed else saved.float_dtype}")
 
-dataset = load_dataset(saved.provenance.get("dataset", "digits"), seed=saved.provenance.get("split_seed", 0))
+# The dataset of its provenance, features scaled as in its training (offsets, scales, input shift).
+dataset = dataset_as_trained(saved)
 network = saved.network()  # a FixedNetwork (or FloatNetwork) with the saved state
 x = network.quantize_inputs(dataset.x_test) if saved.fixed else dataset.x_test
 predictions = network.predict(x)

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from ssdfa.model import limit_samples, load_dataset, load_network
+from ssdfa.model import dataset_as_trained, limit_samples, load_network
 from ssdfa.sim.network_weights import hardware_configs, hardware_state, simulate_inference
 
 path = sys.argv[1] if len(sys.argv) > 1 else "digits_ssdfa.npz"
@@ -16,7 +16,7 @@ simulator = sys.argv[2] if len(sys.argv) > 2 else "verilator"
 samples = int(sys.argv[3]) if len(sys.argv) > 3 else 20
 
 saved = load_network(path)
-dataset = limit_samples(load_dataset("digits", seed=saved.provenance.get("split_seed", 0)), test=samples)
+dataset = limit_samples(dataset_as_trained(saved), test=samples)  # scaled as in its training
 network = saved.network()
 x = network.quantize_inputs(dataset.x_test)
 model = network.predict(x)

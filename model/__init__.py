@@ -42,6 +42,8 @@ _PUBLIC = {
     "SavedNetwork": "weight_file",
     "save_network": "weight_file",
     "load_network": "weight_file",
+    "data_provenance": "training_data",
+    "dataset_as_trained": "training_data",
 }
 
 __all__ = sorted(_PUBLIC)

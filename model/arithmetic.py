@@ -651,9 +651,15 @@ def _into(value, out):
 def quantize(real, fmt: FixedFormat) -> np.ndarray:
     """Host-side conversion of real numbers (data, initial weights) to raw ``fmt`` values (§1.2).
 
-    Rounds to nearest with ties to even, and saturates. Returns int64.
+    Rounds to nearest with ties to even, and saturates (infinities too). ``fmt`` may be given as
+    text (``"SQ(2,14)"``). Returns int64; a NaN is a ValueError (it has no raw value).
     """
-    scaled = np.rint(np.ldexp(np.asarray(real, dtype=np.float64), fmt.frac_bits))
+    if isinstance(fmt, str):
+        fmt = FixedFormat.parse(fmt)
+    values = np.asarray(real, dtype=np.float64)
+    if np.isnan(values).any():
+        raise ValueError(f"cannot quantize NaN to {fmt}")
+    scaled = np.rint(np.ldexp(values, fmt.frac_bits))
     return np.clip(scaled, fmt.min_raw, fmt.max_raw).astype(np.int64)
 
 

@@ -370,7 +370,12 @@ class FixedNetwork:
 
     def predict(self, x_raw, chunk: int = 4096) -> np.ndarray:
         """Class indices: the first largest raw output (inference draws nothing)."""
-        x_raw = self._as_raw_inputs(x_raw)
+        given = np.asarray(x_raw)
+        if np.issubdtype(given.dtype, np.floating) and not np.array_equal(given, np.rint(given)):
+            # Real features (0.53, ...) would be read as raw words and predict nonsense.
+            raise ValueError("raw inputs must be whole numbers (raw values of the activation format); "
+                             "convert real features with quantize_inputs first")
+        x_raw = self._as_raw_inputs(given)
         return np.concatenate(
             [np.argmax(self.forward(x_raw[i : i + chunk])[-1].activation, axis=1) for i in range(0, len(x_raw), chunk)]
             or [np.zeros(0, dtype=np.int64)]

@@ -171,7 +171,8 @@ def saved_network(network: FixedNetwork | FloatNetwork, provenance: dict | None 
             float_dtype=network.dtype.name, provenance=provenance,
         )
     else:
-        raise TypeError(f"expected a FixedNetwork or a FloatNetwork, not {network!r}")
+        hint = "; pass result.network" if hasattr(network, "network") else ""
+        raise TypeError(f"expected a FixedNetwork, FloatNetwork or SavedNetwork, not a {type(network).__name__}{hint}")
     _check_arrays(saved, saved.arrays(), "network being saved")
     return SavedNetwork(**{**saved.__dict__, "sha256": arrays_sha256(saved.arrays())})
 

@@ -25,6 +25,13 @@ from .network_driver import NetworkDriver, NetworkState
 __all__ = ["hardware_configs", "hardware_state", "InferenceResult", "simulate_inference"]
 
 
+def _require_fixed_saved(saved, source: str) -> None:
+    if not isinstance(saved, SavedNetwork):
+        raise TypeError(f"expected a SavedNetwork (ssdfa.model.load_network(path)), not a {type(saved).__name__}")
+    if not saved.fixed:
+        raise SsdfaError(f"{source} holds float weights; the RTL takes fixed-point weights (train with --fixed)")
+
+
 def hardware_configs(saved: SavedNetwork, pes: Sequence[int] | None = None, *, source: str = "weight file"
                      ) -> tuple[LayerConfig, ...]:
     """The ``LayerConfig`` of every hardware layer for ``saved`` (``rtl.network.network_layer_configs``).
@@ -38,8 +45,11 @@ def hardware_configs(saved: SavedNetwork, pes: Sequence[int] | None = None, *, s
     from ssdfa.model.network import Algorithm
     from ssdfa.rtl.network import network_layer_configs
 
-    if not saved.fixed:
-        raise SsdfaError(f"{source} holds float weights; the RTL takes fixed-point weights (train with --fixed)")
+    _require_fixed_saved(saved, source)
+    if pes is not None:
+        if isinstance(pes, (str, bytes)) or not isinstance(pes, Sequence) or not all(
+                isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in pes):
+            raise ValueError(f"pes must be a sequence of whole PE counts, one per layer, not {pes!r}")
     if saved.spec.algorithm is not Algorithm.SSDFA:
         raise SsdfaError(f"{source} holds a {saved.spec.algorithm.value} network; the RTL learner is SSDFA")
     try:
@@ -52,6 +62,7 @@ def hardware_state(saved: SavedNetwork, configs: Sequence[LayerConfig], *, sourc
                    ) -> NetworkState:
     """What the host loads for ``saved`` on ``configs``: its weights, feedback tables and LFSR
     states, checked against the hardware's layer sizes, activation, formats and modes."""
+    _require_fixed_saved(saved, source)
     try:
         return NetworkDriver(configs).state_from_model(saved.network())
     except SsdfaError as exc:

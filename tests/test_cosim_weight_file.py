@@ -161,3 +161,16 @@ def test_eval_fails_when_the_rtl_predicts_otherwise_naming_the_first_sample(save
     out = capsys.readouterr().out
     assert status == 1
     assert "FAIL: 1 of 12 RTL predictions differ; the first is sample 4: RTL" in out
+
+
+def test_hardware_configs_names_what_it_takes(saved_file):
+    from ssdfa.sim.network_weights import hardware_state
+
+    with pytest.raises(TypeError, match=r"expected a SavedNetwork \(ssdfa\.model\.load_network\(path\)\), not a str"):
+        hardware_configs(str(saved_file))
+    saved = load_network(saved_file)
+    for pes in (4, (4.0, 2), "4,2"):
+        with pytest.raises(ValueError, match="pes must be a sequence of whole PE counts"):
+            hardware_configs(saved, pes=pes)
+    with pytest.raises(TypeError, match="expected a SavedNetwork"):
+        hardware_state(saved.network(), hardware_configs(saved))

@@ -247,3 +247,11 @@ def test_lfsr_seeds_are_nonzero_and_distinct_per_neuron():
 def test_lfsr_bank_refuses_the_lockup_state():
     with pytest.raises(ValueError, match="non-zero"):
         LfsrBank([5, 0])
+
+
+def test_quantize_takes_a_format_as_text_saturates_infinities_and_refuses_nan():
+    from ssdfa.model.arithmetic import quantize
+
+    assert quantize([0.5, np.inf, -np.inf], "SQ(2,14)").tolist() == [8192, 32767, -32768]
+    with pytest.raises(ValueError, match=r"cannot quantize NaN to SQ\(2,14\)"):
+        quantize([0.25, np.nan], "SQ(2,14)")

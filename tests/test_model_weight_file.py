@@ -16,7 +16,7 @@ import pytest
 from ssdfa.cli import main
 from ssdfa.errors import SsdfaError
 from ssdfa.model.arithmetic import FixedFormat
-from ssdfa.model.datasets import load_dataset
+from ssdfa.model.datasets import limit_samples, load_dataset
 from ssdfa.model.fixed_network import FixedNetwork
 from ssdfa.model.float_network import FloatNetwork
 from ssdfa.model.network import NetworkSpec
@@ -267,3 +267,34 @@ def test_eval_finds_a_relative_features_file_from_another_directory(tmp_path, mo
     status, out, err = _run(capsys, ["eval", "run/net.npz", "--json"])
     assert status == 0, err
     assert json.loads(out)["dataset"] == f"features:{tmp_path / 'run' / 'f.npz'}"
+
+
+def test_save_network_given_a_training_result_says_to_pass_its_network(tmp_path, digits):
+    from ssdfa.model import NetworkSpec, TrainingOptions, train
+
+    result = train(NetworkSpec((64, 16, 10)), limit_samples(digits, 50), options=TrainingOptions(epochs=1))
+    with pytest.raises(TypeError, match=r"not a TrainingResult; pass result\.network$"):
+        save_network(tmp_path / "net.npz", result)
+    assert not list(tmp_path.iterdir())
+
+
+def test_data_provenance_lets_an_api_user_evaluate_as_ssdfa_eval_does(tmp_path, trained, digits, capsys):
+    from ssdfa.model import data_provenance, dataset_as_trained
+
+    path = tmp_path / "net.npz"
+    save_network(path, trained, provenance=data_provenance(digits, split_seed=0, input_shift=1))
+    saved = load_network(path)
+    assert saved.provenance["feature_scale"] == [16.0] * 64 and saved.provenance["input_shift"] == 1
+    dataset = dataset_as_trained(saved)
+    assert np.array_equal(dataset.x_test, digits.x_test * np.float32(0.5))
+    network = saved.network()
+    predictions = network.predict(network.quantize_inputs(dataset.x_test))
+    report = json.loads(_run(capsys, ["eval", str(path), "--json"])[1])
+    assert report["accuracy"] == float(np.mean(predictions == dataset.y_test))
+
+
+def test_the_fixed_model_refuses_real_features_where_it_takes_raw_values(trained, digits):
+    """Real features read as raw words would predict nonsense: predict says to quantize them."""
+    with pytest.raises(ValueError, match="raw inputs must be whole numbers .* quantize_inputs first"):
+        trained.predict(digits.x_test)
+    assert len(trained.predict(trained.quantize_inputs(digits.x_test))) == len(digits.y_test)

@@ -15,7 +15,6 @@ import argparse
 import json
 
 from ._argtypes import natural_int, positive_int, positive_number
-from ._weights import dataset_as_trained
 
 EXIT_MISMATCH = 1
 
@@ -188,6 +187,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from ssdfa.board.boards import board as find_board
     from ssdfa.board.driver import Progress, check_learner, load_state, stream_samples
+    from ssdfa.model.training_data import dataset_as_trained
     from ssdfa.model.weight_file import load_network
     from ssdfa.sim.network_cosim import int_list
     from ssdfa.sim.network_driver import MODE, NetworkDriver

@@ -55,9 +55,8 @@ def predictions_sha256(predictions) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ssdfa.errors import SsdfaError
+    from ssdfa.model.training_data import dataset_as_trained
     from ssdfa.model.datasets import limit_samples
-
-    from ._weights import dataset_as_trained
     from ssdfa.model.weight_file import load_network
 
     saved = load_network(args.weights)  # refuses a damaged or inconsistent file, naming it
