@@ -189,8 +189,6 @@ def _check_generatable(config: LayerConfig, samples: int) -> None:
             f"an output layer (activation identity) has one neuron per output, but outputs = "
             f"{config.outputs} and neurons = {config.shape.neurons}"
         )
-    if config.arithmetic.seed < 0:
-        raise ValueError(f"golden sets need a non-negative seed, not {config.arithmetic.seed}")
 
 
 def draw_stimulus(config: LayerConfig, samples: int) -> LayerStimulus:

@@ -111,13 +111,23 @@ class ArithmeticConfig:
     seed: int = 1  #: network seed for the per-neuron LFSR seeds (§5.2)
 
     def __post_init__(self) -> None:
+        # Text is accepted wherever a format or a mode is ("SQ(2,14)", "STOCH"), as NetworkSpec
+        # accepts "ssdfa"; the frozen fields hold the parsed values.
         for name in ("activation", "weight", "feedback", "error", "delta", "bp_error"):
-            if not isinstance(getattr(self, name), FixedFormat):
-                raise TypeError(f"{name} must be a FixedFormat, not {getattr(self, name)!r}")
-        if not isinstance(self.rounding, Rounding) or not isinstance(self.update_rounding, Rounding):
-            raise TypeError("rounding and update_rounding must be Rounding members")
-        if not isinstance(self.overflow, Overflow):
-            raise TypeError(f"overflow must be an Overflow member, not {self.overflow!r}")
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, FixedFormat.parse(value))
+            elif not isinstance(value, FixedFormat):
+                raise TypeError(f"{name} must be a FixedFormat or text such as 'SQ(2,14)', not {value!r}")
+        for name, kind in (("rounding", Rounding), ("update_rounding", Rounding), ("overflow", Overflow)):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, kind.parse(value))
+            elif not isinstance(value, kind):
+                raise TypeError(f"{name} must be a {kind.__name__} or its name, not {value!r}")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            # LFSR seeds are taken modulo 2^32 (§5.2): a larger or negative seed would alias another.
+            raise ValueError(f"seed must be an integer from 0 to 2^32 - 1, not {self.seed!r}")
         if self.rounding is Rounding.STOCH:
             raise ValueError(
                 "rounding (signal path: y, e, g) must be deterministic; STOCH is for update_rounding"

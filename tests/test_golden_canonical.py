@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 
+from ssdfa.errors import SsdfaError
 from ssdfa.golden.format import (
     CANONICAL_SETS,
     MANIFEST_NAME,
@@ -245,9 +246,14 @@ def test_deterministic_update_rounding_never_advances_the_lfsrs():
     [
         ({"layer": {"fan_in": 3, "neurons": 4, "outputs": 10, "activation": "identity"}}, "outputs = 10"),
         ({"layer": {"fan_in": 3, "neurons": 4, "learning": False}}, "learning = false"),
-        ({"layer": {"fan_in": 3, "neurons": 4}, "modes": {"seed": -1}}, "non-negative seed"),
     ],
 )
 def test_generator_refuses_configurations_it_cannot_make_a_layer_set_for(changes, fragment):
     with pytest.raises(ValueError, match=fragment):
         generate_layer_set(layer_config_from_dict(changes), 2)
+
+
+def test_a_configuration_with_a_negative_seed_is_refused():
+    """LFSR seeds are taken modulo 2^32: a negative seed would alias another one (§5.2)."""
+    with pytest.raises(SsdfaError, match=r"seed must be an integer from 0 to 2\^32 - 1, not -1"):
+        layer_config_from_dict({"layer": {"fan_in": 3, "neurons": 4}, "modes": {"seed": -1}})

@@ -255,3 +255,17 @@ def test_quantize_takes_a_format_as_text_saturates_infinities_and_refuses_nan():
     assert quantize([0.5, np.inf, -np.inf], "SQ(2,14)").tolist() == [8192, 32767, -32768]
     with pytest.raises(ValueError, match=r"cannot quantize NaN to SQ\(2,14\)"):
         quantize([0.25, np.nan], "SQ(2,14)")
+
+
+def test_arithmetic_config_takes_formats_and_modes_as_text_and_checks_its_seed():
+    from ssdfa.model.arithmetic import FixedFormat, Overflow, Rounding
+    from ssdfa.model.neuron_ops import ArithmeticConfig
+
+    config = ArithmeticConfig(weight="SQ(2,10)", rounding="rnd", update_rounding="STOCH", overflow="wrap")
+    assert (config.weight, config.rounding, config.update_rounding, config.overflow) == (
+        FixedFormat(2, 10), Rounding.RND, Rounding.STOCH, Overflow.WRAP)
+    for seed in (-1, 2**32, "7", 1.5, True):
+        with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 2\^32 - 1"):
+            ArithmeticConfig(seed=seed)
+    with pytest.raises(ValueError, match="unknown rounding mode 'ROUND'"):
+        ArithmeticConfig(rounding="ROUND")
