@@ -21,6 +21,7 @@ import numpy as np
 
 from .arithmetic import layer_seed
 from .feedback import FeedbackMatrix, build_feedback
+from .memory_budget import require_memory, training_bytes
 from .neuron_ops import Activation
 
 __all__ = ["Algorithm", "NetworkSpec", "connectivity_seed", "feedback_connections", "HIDDEN_ACTIVATIONS"]
@@ -162,6 +163,9 @@ class NetworkSpec:
             raise ValueError("sdfa needs the sparsity s (connections per hidden neuron)")
         if self.lfsr_connectivity and self.feedback_connections != 1:
             raise ValueError("LFSR-regenerated connectivity needs one connection per neuron (ssdfa)")
+        # Before anything is built for it: a size that cannot fit in memory is one error, not a
+        # long wait for the allocator (the float estimate, the least any use of the network needs).
+        require_memory(training_bytes(self.layer_sizes, fixed=False), f"layer sizes {self.layer_sizes}")
         if algo.uses_feedback:
             # Refuse impossible s and r here, where the network is described.
             self.feedback()

@@ -269,3 +269,14 @@ def test_arithmetic_config_takes_formats_and_modes_as_text_and_checks_its_seed()
             ArithmeticConfig(seed=seed)
     with pytest.raises(ValueError, match="unknown rounding mode 'ROUND'"):
         ArithmeticConfig(rounding="ROUND")
+
+
+def test_a_network_too_large_for_memory_is_refused_when_described(monkeypatch):
+    """Before any weight or feedback matrix is built (10^12 neurons would otherwise hang)."""
+    from ssdfa.errors import SsdfaError
+    from ssdfa.model.network import NetworkSpec
+
+    monkeypatch.setenv("SSDFA_MEMORY_BYTES", str(2**30))
+    with pytest.raises(SsdfaError, match=r"layer sizes \(64, 1000000000000, 10\) needs about .* more than the 1.0 GiB available"):
+        NetworkSpec((64, 10**12, 10))
+    assert NetworkSpec((64, 32, 10)).layer_sizes == (64, 32, 10)
