@@ -78,3 +78,20 @@ def test_ctrl_c_is_one_line_and_130(script):
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=60)
     assert (run.returncode, stderr) == (130, "some_bench: interrupted\n")
+
+
+def test_sigterm_unwinds_like_ctrl_c_with_one_line_and_143(script):
+    run = subprocess.Popen([sys.executable, str(script), "wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    assert run.stdout.readline() == "ready\n"
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=60)
+    assert (run.returncode, stderr) == (143, "some_bench: terminated\n")
+
+
+def test_the_cli_restores_the_sigterm_handler_it_installs(capsys):
+    from ssdfa.cli import main
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["costs", "--net", "mnist-fc"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is before
