@@ -15,9 +15,12 @@ lease expires. A cell that another run finished or failed while this one ran is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -290,6 +293,36 @@ def _describe(future) -> str:
     return f"{type(exception).__name__}: {exception}" if exception is not None else future.status
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while the block runs (a process started meanwhile keeps ignoring it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """A Ctrl-C during the block is held and raised when the block is over: a cluster half
+    started when the run stopped would leave worker processes failing, each with a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
+
+
 class _connect:
     """A Dask client: on ``address``, or on a new LocalCluster closed on exit."""
 
@@ -298,7 +331,10 @@ class _connect:
         self.cluster = self.client = None
 
     def __enter__(self):
+        import multiprocessing.forkserver
+
         from distributed import Client, LocalCluster
+        from distributed.utils import get_mp_context
 
         if self.address is not None:
             from distributed.comm.addressing import parse_address, parse_host_port
@@ -328,15 +364,27 @@ class _connect:
         # default HTTP port taken and takes another, which is no news to the user.
         with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
-            self.cluster = LocalCluster(
-                n_workers=min(self.workers, self.pending),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-                env=dict(WORKER_ENVIRONMENT),
-            )
-        self.client = Client(self.cluster, set_as_default=False)
+            # Worker processes ignore SIGINT: Ctrl-C reaches the whole process group, and this
+            # process alone stops the run (one line) and closes the cluster; workers that took it
+            # themselves would print tracebacks. Workers are forked from the forkserver and take
+            # its SIGINT disposition, so it is started here, for the moment, with SIGINT ignored.
+            get_mp_context()  # gives the forkserver its preload first
+            with _sigint_ignored():
+                multiprocessing.forkserver.ensure_running()
+            try:
+                with _sigint_deferred():
+                    self.cluster = LocalCluster(
+                        n_workers=min(self.workers, self.pending),
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                        env=dict(WORKER_ENVIRONMENT),
+                    )
+                    self.client = Client(self.cluster, set_as_default=False)
+            except BaseException:  # Ctrl-C while the cluster started: close it, then stop
+                self.__exit__(None, None, None)
+                raise
         return self.client
 
     def __exit__(self, *exc_info) -> None:
