@@ -8,6 +8,7 @@ standard output whose writes fail, for commands that are cheap to run.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,3 +80,20 @@ def test_main_turns_a_broken_pipe_into_status_141_without_output(argv, monkeypat
     monkeypatch.setattr(sys, "stdout", _ClosedPipe())
     assert main(argv) == EXIT_BROKEN_PIPE
     assert capsys.readouterr().err == ""
+
+
+def _run_with_closed(descriptor: int, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ssdfa", *argv], capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(descriptor))
+
+
+def test_a_closed_standard_error_leaves_the_command_running(tmp_path):
+    """``2>&-``: the messages go nowhere, the output and the files are as usual."""
+    done = _run_with_closed(2, "costs", "--net", "mnist-fc", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["net"] == "mnist-fc"
+
+
+def test_a_closed_standard_output_is_one_error_line(tmp_path):
+    """``>&-``: what was asked to be printed cannot be, as ``echo >&-`` says."""
+    done = _run_with_closed(1, "costs", "--net", "mnist-fc")
+    assert (done.returncode, done.stderr) == (2, "ssdfa: error: standard output is closed\n")

@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ``ssdfa: error: ...`` and status 2; a closed standard output ends the command quietly with
     status 141.
     """
+    if _standard_streams_closed("ssdfa"):
+        return EXIT_USAGE
     with _terminate_like_interrupt():
         try:
             status = _run(argv)
@@ -77,6 +79,27 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt as stop:  # while the subcommands' modules were being imported
             return _interrupted("ssdfa", stop)
     return status
+
+
+def _standard_streams_closed(program: str) -> bool:
+    """A command started with standard error closed (``2>&-``) finds None there: its messages go
+    nowhere and it runs on. With standard output closed (``>&-``) it says so on standard error
+    and stops (True), as ``echo >&-`` does: what it was asked to print cannot be printed."""
+    if sys.stderr is None:
+        # /dev/null on descriptor 2 too: else the next file opened (a database) would get it,
+        # and whatever a library or a child process writes to "stderr" would go into that file.
+        try:
+            os.fstat(2)
+        except OSError:
+            descriptor = os.open(os.devnull, os.O_WRONLY)
+            if descriptor != 2:
+                os.dup2(descriptor, 2)
+                os.close(descriptor)
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
+    if sys.stdout is None:
+        print(f"{program}: error: standard output is closed", file=sys.stderr)
+        return True
+    return False
 
 
 class Terminated(KeyboardInterrupt):
@@ -181,6 +204,8 @@ def run_script(main) -> None:
     ``OSError`` on a path) is one line naming the script and status 2, Ctrl-C one line and status
     130, a closed standard output a quiet status 141."""
     name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    if _standard_streams_closed(name):
+        sys.exit(EXIT_USAGE)
     with _terminate_like_interrupt():
         try:
             status = _handled(main, name)
