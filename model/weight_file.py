@@ -313,9 +313,9 @@ def save_network(path, network, *, provenance: dict | None = None) -> SavedNetwo
     if provenance is not None and isinstance(network, SavedNetwork):
         saved = SavedNetwork(**{**saved.__dict__, "provenance": dict(provenance)})
     data = encode_network(saved)
-    from ssdfa.user_files import refuse_special_file
+    from ssdfa.user_files import refuse_special_file, through_links
 
-    path = Path(path)
+    path = through_links(path)
     refuse_special_file(path, "weight file")
     directory = path.parent if str(path.parent) else Path(".")
     try:

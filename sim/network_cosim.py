@@ -940,9 +940,9 @@ def job_from_args(args) -> NetworkJob:
 def run_from_args(args) -> int:
     """``ssdfa cosim --network ...``: exit status 0 when the RTL matches, 1 otherwise."""
     if args.save_weights:  # refused now, not after the epoch
-        from ssdfa.user_files import check_output_file
+        from ssdfa.cli._weights import check_save_target
 
-        check_output_file(args.save_weights, "--save-weights")
+        check_save_target(args.save_weights, args.dataset, args.data_dir, "--save-weights")
     return run_network_cosim(job_from_args(args)).exit_status
 
 

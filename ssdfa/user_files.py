@@ -19,7 +19,7 @@ from pathlib import Path
 from ssdfa.errors import SsdfaError
 
 __all__ = ["read_bytes", "read_text", "write_atomically", "output_directory", "os_error_text", "refuse_special_file",
-           "check_output_file", "directory_kept_on_success"]
+           "check_output_file", "directory_kept_on_success", "through_links"]
 
 
 def os_error_text(exc: OSError) -> str:
@@ -53,6 +53,14 @@ def read_text(path, what: str) -> str:
         ) from None
 
 
+def through_links(path) -> Path:
+    """The file a path names, through symbolic links: an output written beside its target and
+    renamed over it replaces the file a link points to, not the link (which would become a plain
+    file, and its target stay as it was)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def refuse_special_file(path, what: str) -> None:
     """Refuse an output target that is there and is not a regular file (SsdfaError naming it).
 
@@ -81,6 +89,12 @@ def check_output_file(path, option: str) -> None:
         raise SsdfaError(f"{option} {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise SsdfaError(f"{option} {path}: directory {parent} is not writable")
+    try:  # as root, os.access says yes to /proc and to read-only mounts: try it
+        descriptor, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise SsdfaError(f"{option} {path}: cannot write in directory {parent} ({os_error_text(exc)})") from None
+    os.close(descriptor)
+    os.unlink(probe)
 
 
 def write_atomically(path, data: bytes | str) -> Path:
@@ -90,7 +104,7 @@ def write_atomically(path, data: bytes | str) -> Path:
     line naming the path); the target is then untouched and no temporary file is left. A
     target that is a device, a pipe or a socket is an SsdfaError (``refuse_special_file``).
     """
-    path = Path(path)
+    path = through_links(path)
     refuse_special_file(path, "output file")
     if isinstance(data, str):
         data = data.encode("utf-8")

@@ -298,3 +298,26 @@ def test_the_fixed_model_refuses_real_features_where_it_takes_raw_values(trained
     with pytest.raises(ValueError, match="raw inputs must be whole numbers .* quantize_inputs first"):
         trained.predict(digits.x_test)
     assert len(trained.predict(trained.quantize_inputs(digits.x_test))) == len(digits.y_test)
+
+
+def test_save_writes_through_a_link_and_never_onto_the_features_it_reads(tmp_path, capsys):
+    data = load_dataset("digits")
+    features = tmp_path / "feat.npz"
+    np.savez(features, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
+    before = features.read_bytes()
+    argv = ["train", "--dataset", f"features:{features}", "--hidden", "16", "--fixed", "--epochs", "1"]
+    status, out, err = _run(capsys, [*argv, "--save", str(features)])
+    assert status == 2 and "is the features file the run reads" in err and features.read_bytes() == before
+    (tmp_path / "store").mkdir()
+    link = tmp_path / "link.npz"
+    link.symlink_to(tmp_path / "store" / "net.npz")
+    status, out, err = _run(capsys, [*argv, "--save", str(link)])
+    assert status == 0, err
+    assert link.is_symlink() and load_network(link).fixed  # the link kept, its target written
+
+
+def test_save_into_a_directory_that_takes_no_files_is_refused_before_training(tmp_path, capsys):
+    status, out, err = _run(capsys, ["train", *QUICK, "--save", "/proc/net.npz"])
+    # As root, os.access says /proc is writable; the probe file says otherwise.
+    assert status == 2 and err.startswith("ssdfa: error: --save /proc/net.npz: ") and err.count("\n") == 1
+    assert "cannot write in directory /proc" in err or "directory /proc is not writable" in err

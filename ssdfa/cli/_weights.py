@@ -8,6 +8,10 @@ weights and feedback matrices, which ``ssdfa eval`` runs in the model and the RT
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ssdfa.errors import SsdfaError
+
 
 def add_save_argument(parser) -> None:
     parser.add_argument(
@@ -19,12 +23,23 @@ def add_save_argument(parser) -> None:
     )
 
 
-def check_save_target(path: str | None) -> None:
-    """Refuse, before training, a target that cannot receive the file (named, one line)."""
-    if path is not None:
-        from ssdfa.user_files import check_output_file
+def check_save_target(path: str | None, dataset: str | None = None, data_dir=None, option: str = "--save") -> None:
+    """Refuse, before training, a target that cannot receive the file, or that is the features
+    file the run reads (``dataset`` ``features:PATH``): it would be replaced by the weights."""
+    if path is None:
+        return
+    import os
 
-        check_output_file(path, "--save")
+    from ssdfa.model.datasets import FEATURES_PREFIX
+    from ssdfa.user_files import check_output_file
+
+    check_output_file(path, option)
+    if dataset is not None and str(dataset).startswith(FEATURES_PREFIX):
+        features = Path(str(dataset)[len(FEATURES_PREFIX):]).expanduser()
+        if not features.is_absolute() and data_dir is not None:
+            features = Path(data_dir) / features
+        if os.path.realpath(features) == os.path.realpath(path):
+            raise SsdfaError(f"{option} {path} is the features file the run reads ({dataset}); save elsewhere")
 
 
 def save_trained(

@@ -22,7 +22,7 @@ from ssdfa.model.conv_network import ConvLayerSpec, ConvNetSpec
 from ssdfa.model.conv_training import train_conv
 from ssdfa.model.datasets import limit_samples, load_dataset
 from ssdfa.model.neuron_ops import Activation
-from ssdfa.user_files import refuse_special_file
+from ssdfa.user_files import check_output_file, through_links
 
 from ._argtypes import natural_int, positive_int
 
@@ -64,7 +64,7 @@ def _check_output(path: str) -> Path:
         raise SsdfaError(f"--out {path!r}: the features file must end in .npz")
     if not out.parent.is_dir():
         raise SsdfaError(f"--out {path!r}: no such directory {str(out.parent)!r}")
-    refuse_special_file(out, "--out")
+    check_output_file(through_links(out), "--out")  # before training: a folder it cannot write
     return out
 
 
@@ -76,6 +76,7 @@ def _features(network, x, stage: int, chunk: int = 256) -> np.ndarray:
 
 def _write_atomically(out: Path, arrays: dict) -> None:
     """Write to a temporary file beside ``out`` and rename it: no half-written file remains."""
+    out = through_links(out)
     handle, temporary = tempfile.mkstemp(suffix=".npz", dir=out.parent)
     try:
         with os.fdopen(handle, "wb") as stream:

@@ -452,7 +452,7 @@ def run(args: argparse.Namespace) -> int:
     from ssdfa.model.training import train
 
     request = build_request(args)
-    check_save_target(args.save)
+    check_save_target(args.save, request.dataset, request.data_dir)
     dataset = load_data(request)
     request = resolve_defaults(request, dataset.num_features)
     spec = prepare(request, dataset)
