@@ -882,15 +882,17 @@ def add_network_arguments(parser) -> None:
 
 def network_options() -> list:
     """(names, argparse settings) of every ``--network`` option (``add_network_arguments``)."""
+    from ssdfa.cli._argtypes import natural_int, positive_int, seed_int
+
     return [
         (("--dataset",), dict(default="digits", help="dataset to train on (default: digits, embedded)")),
         (("--data-dir",), dict(metavar="DIR", help="directory of the dataset's files (not needed for digits)")),
         (("--hidden",), dict(default="32", metavar="N[,N...]", help="hidden layer sizes (default 32)")),
-        (("--epochs",), dict(type=int, default=1, help="training epochs (default 1)")),
-        (("--seed",), dict(type=int, default=0, help="seed of weights, feedback, order and LFSRs (default 0)")),
+        (("--epochs",), dict(type=positive_int, default=1, help="training epochs (default 1)")),
+        (("--seed",), dict(type=seed_int, default=0, help="seed of weights, feedback, order and LFSRs (default 0)")),
         (("--pes",), dict(metavar="P[,P...]", help="PEs per layer with weights (default: at most 8 neurons per PE)")),
-        (("--train-limit",), dict(type=int, metavar="N", help="train on the first N samples only")),
-        (("--test-limit",), dict(type=int, metavar="N", help="test on the first N samples only")),
+        (("--train-limit",), dict(type=positive_int, metavar="N", help="train on the first N samples only")),
+        (("--test-limit",), dict(type=natural_int, metavar="N", help="test on the first N samples only")),
         (("--activation",), dict(default="relu", help="hidden activation: relu, hardtanh, tanh (default relu)")),
         (("--connectivity",), dict(default="balanced", choices=("balanced", "random"),
                                     help="feedback connectivity (default balanced, as ssdfa train)")),

@@ -32,6 +32,9 @@ def read_bytes(path, what: str) -> bytes:
     unreadable file, or a directory, is one SsdfaError naming it."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            # /dev/zero or a pipe would be read without end.
+            raise SsdfaError(f"{what} {path} is not a regular file (a device, pipe or socket)")
         return path.read_bytes()
     except FileNotFoundError:
         raise SsdfaError(f"{what} {path} does not exist") from None
@@ -46,7 +49,8 @@ def read_text(path, what: str) -> str:
     path = Path(path)
     data = read_bytes(path, what)
     try:
-        return data.decode("utf-8")
+        # A byte order mark (Windows editors write one) is not part of the text.
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise SsdfaError(
             f"{what} {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}"

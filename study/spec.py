@@ -129,6 +129,8 @@ def load_spec(path, overrides: list[str] | None = None) -> StudySpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SsdfaError(f"{path}: not valid TOML: {exc}") from None
+    if not data:  # an empty file (or comments only) is more likely a mistake than a study of defaults
+        raise SsdfaError(f"{path}: the study spec holds no settings (an empty file?); give at least a [study] table")
     data = apply_overrides(data, overrides or [], str(path))
     return spec_from_dict(data, source=str(path), name=path.stem, base_dir=path.resolve().parent)
 
@@ -452,11 +454,19 @@ class _Reader:
         return value
 
     def seeds(self, value) -> list[int]:
+        expected = "a positive count or a list of seeds from 0 to 2^32 - 1"
         if isinstance(value, int) and not isinstance(value, bool):
-            if value < 1:
-                raise self.error("study.seeds", value, "a positive count or a list of non-negative seeds")
+            if not 1 <= value <= 2**32:
+                raise self.error("study.seeds", value, expected)
             return list(range(value))
-        return self.axis("study.seeds", value, self.natural)
+
+        def seed(key: str, item) -> int:
+            # LFSR seeds are taken modulo 2^32 (docs/arithmetic.md §5.2): a larger one would alias.
+            if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < 2**32:
+                raise self.error(key, item, expected)
+            return item
+
+        return self.axis("study.seeds", value, seed)
 
     def dataset(self, key: str, value) -> str:
         if not isinstance(value, str):

@@ -201,3 +201,10 @@ def test_cells_take_ssdfa_trains_defaults_unless_the_spec_sets_them():
 )
 def test_new_keys_refuse_bad_values_by_name(sections, match):
     refused(match, **sections)
+
+
+def test_an_empty_spec_is_refused_rather_than_run_as_one_cell_of_defaults(tmp_path):
+    path = tmp_path / "empty.toml"
+    path.write_text("# nothing yet\n")
+    with pytest.raises(SsdfaError, match="empty.toml: the study spec holds no settings"):
+        load_spec(path)

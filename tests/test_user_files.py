@@ -75,3 +75,11 @@ def test_a_pipe_or_a_device_is_never_replaced_by_a_file(tmp_path):
     with pytest.raises(SsdfaError, match="not a regular file"):
         write_atomically(link, "data")
     assert link.is_symlink()
+
+
+def test_a_device_is_not_read_as_a_file_and_a_byte_order_mark_is_not_text(tmp_path):
+    with pytest.raises(SsdfaError, match="weight file /dev/zero is not a regular file"):
+        read_text("/dev/zero", "weight file")
+    spec = tmp_path / "spec.toml"
+    spec.write_bytes(b"\xef\xbb\xbf[study]\nseeds = 1\n")
+    assert read_text(spec, "study spec") == "[study]\nseeds = 1\n"

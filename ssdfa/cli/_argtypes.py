@@ -30,6 +30,15 @@ def natural_int(text: str) -> int:
     return _integer_at_least(text, 0, "a non-negative integer")
 
 
+def seed_int(text: str) -> int:
+    """A seed of the model (weights, feedback, order, LFSRs): 0 to 2^32 - 1, the range in which
+    seeds do not alias (LFSR seeds are taken modulo 2^32, docs/arithmetic.md §5.2)."""
+    value = _integer_at_least(text, 0, "a seed from 0 to 2^32 - 1")
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2^32 - 1, not {value}")
+    return value
+
+
 def positive_number(text: str) -> float:
     """A frequency or a time: a finite number > 0."""
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._argtypes import natural_int, positive_int, positive_number
+from ._argtypes import natural_int, positive_int, positive_number, seed_int
 
 EXIT_MISMATCH = 1
 
@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     link_options(train)
     train.add_argument("--dataset", default="digits", choices=("digits",), help="the dataset (digits)")
     train.add_argument("--epochs", type=positive_int, default=1, help="epochs (1)")
-    train.add_argument("--seed", type=natural_int, default=0, help="seed of the network and the split")
+    train.add_argument("--seed", type=seed_int, default=0, help="seed of the network and the split")
     train.add_argument("--train-limit", type=positive_int, default=None, metavar="N",
                        help="train on the first N samples only (class-balanced)")
     train.add_argument("--test-limit", type=natural_int, default=None, metavar="N",

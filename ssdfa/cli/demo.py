@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from ssdfa.cli._argtypes import seed_int
 from ssdfa.cli.train import DEFAULT_CONNECTIVITY, arithmetic_summary
 from ssdfa.model.defaults import default_hyperparameters
 from ssdfa.model.network import Algorithm, NetworkSpec
@@ -153,7 +154,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         default=0,
         help="seed of weights, feedback, sample order and LFSRs (default 0)",
     )

@@ -24,7 +24,7 @@ from ssdfa.model.datasets import limit_samples, load_dataset
 from ssdfa.model.neuron_ops import Activation
 from ssdfa.user_files import check_output_file, through_links
 
-from ._argtypes import natural_int, positive_int
+from ._argtypes import natural_int, positive_int, seed_int
 
 #: The image shape of the datasets whose samples are images (flat, row-major, channels last).
 IMAGE_SHAPES = {"digits": (8, 8, 1), "mnist": (28, 28, 1), "fashion-mnist": (28, 28, 1)}
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=positive_int, default=1)
     parser.add_argument("--batch", type=positive_int, default=8)
     parser.add_argument("--lr", type=float, default=2.0**-4, help="learning rate on the batch mean (default 0.0625)")
-    parser.add_argument("--seed", type=natural_int, default=0, help="seed of weights and sample order (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of weights and sample order (default 0)")
     parser.add_argument("--out", required=True, metavar="PATH.npz", help="the features file to write")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._argtypes import natural_int, positive_int
+from ._argtypes import positive_int, seed_int
 
 from ssdfa.errors import SsdfaError
 
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
                         help="layer configuration (see model/layer_config.py)")
     parser.add_argument("--samples", required=True, type=positive_int, metavar="N", help="training samples, N >= 1")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write the set to")
-    parser.add_argument("--seed", type=natural_int, metavar="K",
+    parser.add_argument("--seed", type=seed_int, metavar="K",
                         help="network seed, replacing the configuration's [modes] seed; it seeds the LFSRs "
                              "and the test data")
     parser.add_argument("--full-weights", action="store_true",

@@ -26,6 +26,7 @@ from ssdfa.model.network import HIDDEN_ACTIVATIONS, Algorithm, NetworkSpec
 from ssdfa.model.neuron_ops import Activation, ArithmeticConfig
 from ssdfa.model.training import KEEP_CHOICES, TrainingOptions, TrainingResult
 
+from ._argtypes import seed_int
 from ._weights import add_save_argument, check_save_target, save_trained
 
 #: Defaults of the command, chosen on the digits validation split (docs/model.md). The feedback
@@ -141,7 +142,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--activation", default="relu", help="hidden activation: relu, hardtanh or tanh (default relu)")
     group.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         default=0,
         metavar="K",
         help="seed of weights, feedback, sample order and LFSRs (default 0)",
