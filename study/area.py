@@ -30,7 +30,10 @@ def layer_config_for(config: dict, settings: dict, neurons_per_pe: int) -> dict:
     """The TOML-shaped layer configuration of a fixed-point cell's first hidden layer."""
     formats = config["formats"]
     neurons = config["hidden"][0]
-    per_pe = neurons_per_pe if neurons % neurons_per_pe == 0 else 1
+    if neurons % neurons_per_pe:
+        # Another split would be synthesised than the one the report names.
+        raise SsdfaError(f"--neurons-per-pe {neurons_per_pe} does not divide the hidden layer of {neurons} neurons")
+    per_pe = neurons_per_pe
     return {
         "layer": {
             "fan_in": settings["num_features"],

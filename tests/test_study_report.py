@@ -420,3 +420,14 @@ def test_the_angle_figure_shows_angles_above_90_degrees(tmp_path, monkeypatch, a
                             epoch_means=lambda field: list(angles))
     plots.plot_angles([group], ["algorithm"], tmp_path / "angles.png")
     assert drawn["limits"] == [(0.0, top), (0.0, top)]
+
+
+def test_an_area_split_that_does_not_divide_the_layer_is_refused_not_relabelled(tmp_path):
+    """The area table would name 3 neurons per PE and hold the areas of 1."""
+    from ssdfa.errors import SsdfaError
+
+    fill(tmp_path / "study.db", WIDTH)
+    with pytest.raises(SsdfaError, match="--neurons-per-pe 3 does not divide the hidden layer of 100 neurons"):
+        write_report(tmp_path / "study.db", tmp_path / "out",
+                     area=AreaEstimator(neurons_per_pe=3, synthesize=fake_synthesis))
+    assert not (tmp_path / "out" / "area.csv").exists()

@@ -173,7 +173,9 @@ def _handled(call, program: str) -> int:
 
 
 def _error(message: str, program: str = "ssdfa") -> int:
-    # One line even when a message carries a newline (a TOML or JSON parser's, say).
+    # One line even when a message carries a newline (a TOML or JSON parser's, say), and no
+    # warnings after it: designs elaborated for a command that then failed would each print one.
+    warnings.simplefilter("ignore")
     print(f"{program}: error: {' '.join(message.split())}", file=sys.stderr)
     return EXIT_USAGE
 

@@ -48,11 +48,12 @@ def run(args: argparse.Namespace) -> int:
         from ssdfa.study.spec import load_spec
 
         keys = {cell.key for cell in load_spec(args.spec, args.overrides).cells}
-    from ssdfa.user_files import output_directory
+    from ssdfa.user_files import directory_kept_on_success, output_directory
 
     output_directory(args.out, "--out", create=False)
     estimator = AreaEstimator(neurons_per_pe=args.neurons_per_pe, disabled=args.no_area)
-    result = write_report(args.db, args.out, area=estimator, keys=keys)
+    with directory_kept_on_success(args.out, "--out"):  # an interrupted first report leaves no folder
+        result = write_report(args.db, args.out, area=estimator, keys=keys)
     for path in result.files:
         print(path)
     for note in result.notes:

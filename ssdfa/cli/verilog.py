@@ -56,9 +56,11 @@ def run(args) -> int:
     config = load_layer_config(args.config)
     output_directory(args.out, "--out", create=False)
     from ssdfa.rtl.verilog import generate
+    from ssdfa.user_files import directory_kept_on_success
 
-    for path in generate(config, args.out, tops=args.top):
-        print(path)
+    with directory_kept_on_success(args.out, "--out") as out:
+        for path in generate(config, out, tops=args.top):
+            print(path)
     return 0
 
 
