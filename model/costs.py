@@ -429,6 +429,11 @@ DEFAULT_ENERGY_TABLE = EnergyTable()
 _ENERGY_KEYS = tuple(f.name for f in fields(EnergyTable))
 
 
+#: Bounds of an energy table's values: a word of 1,024 bits, and 1 J (10^12 pJ) per operation.
+MAX_WORD_BITS = 1024
+MAX_PICOJOULES = 1e12
+
+
 def energy_table_from_mapping(mapping, source: str = "energy table") -> EnergyTable:
     """An EnergyTable from a mapping of some of its keys; the others keep their defaults.
 
@@ -447,10 +452,12 @@ def energy_table_from_mapping(mapping, source: str = "energy table") -> EnergyTa
             if not isinstance(value, str):
                 raise SsdfaError(f"{source}: name must be a string, not {value!r}")
         elif key == "word_bits":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise SsdfaError(f"{source}: word_bits must be a positive integer, not {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < math.inf):
-            raise SsdfaError(f"{source}: {key} must be a finite number of picojoules >= 0, not {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WORD_BITS:
+                raise SsdfaError(f"{source}: word_bits must be an integer from 1 to {MAX_WORD_BITS}, not {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= MAX_PICOJOULES):
+            # Bounded so that every total stays finite (a JSON number) whatever the network.
+            raise SsdfaError(f"{source}: {key} must be a number of picojoules from 0 to {MAX_PICOJOULES:g}, "
+                             f"not {value!r}")
         else:
             value = float(value)
         values[key] = value

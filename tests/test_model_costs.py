@@ -280,3 +280,21 @@ def test_cli_bad_energy_table_exits_2_with_one_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and "'sram_pj'" in captured.err
     assert captured.out == ""
+
+
+def test_energy_tables_are_bounded_so_every_total_stays_a_finite_number():
+    from ssdfa.model.costs import energy_table_from_mapping
+
+    with pytest.raises(SsdfaError, match=r"mac_pj must be a number of picojoules from 0 to 1e\+12, not 1e\+308"):
+        energy_table_from_mapping({"mac_pj": 1e308})
+    with pytest.raises(SsdfaError, match="word_bits must be an integer from 1 to 1024, not 4096"):
+        energy_table_from_mapping({"word_bits": 4096})
+
+
+def test_a_table_that_costs_ssdfa_nothing_prints_no_ratio(tmp_path, capsys):
+    from ssdfa.cli import main
+
+    table = tmp_path / "zero.toml"
+    table.write_text("mac_pj = 0\nread_pj = 0\nwrite_pj = 0\nlink_pj = 0\nmain_memory_pj = 1\n")
+    assert main(["costs", "--net", "mnist-fc", "--energy-table", str(table)]) == 0
+    assert "energy BP / SSDFA (forward + backward): n/a" in capsys.readouterr().out

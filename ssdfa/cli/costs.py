@@ -98,8 +98,8 @@ def _number(option: str, text, kind):
 
 def _word_bits(text) -> int:
     bits = _number("--word-bits", text, int)
-    if bits < 1:
-        raise SsdfaError(f"--word-bits must be a positive integer, not {text!r}")
+    if not 1 <= bits <= cost_model.MAX_WORD_BITS:
+        raise SsdfaError(f"--word-bits must be an integer from 1 to {cost_model.MAX_WORD_BITS}, not {text!r}")
     return bits
 
 
@@ -255,7 +255,8 @@ def _print_text(results, shown, ratios, args, word_bits, table, out) -> None:
         for line in _table(rows, right_from=2):
             print(line, file=out)
         bp, ssdfa = (energies[a]["total"].total for a in (Algorithm.BP, Algorithm.SSDFA))
-        print(f"energy BP / SSDFA (forward + backward): {_fmt_ratio(bp / ssdfa)}", file=out)
+        # A table with every SSDFA cost at 0 pJ leaves nothing to divide by: no ratio then.
+        print(f"energy BP / SSDFA (forward + backward): {_fmt_ratio(bp / ssdfa if ssdfa else math.nan)}", file=out)
 
     if args.plot:
         print(file=out)
