@@ -86,6 +86,10 @@ def feedback_connections(algorithm: Algorithm, outputs: int, connections) -> int
         return outputs
     return int(connections)
 
+#: The largest weight or feedback gain a spec takes.
+MAX_GAIN = float(2**20)
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """A fully connected network and how it learns.
@@ -147,8 +151,9 @@ class NetworkSpec:
             raise ValueError(f"seed must be a non-negative integer, not {self.seed!r}")
         for name in ("weight_gain", "feedback_gain"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number, not {value!r}")
+            # At most 2^20: beyond, initial values overflow every format (and float32) at once.
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= MAX_GAIN:
+                raise ValueError(f"{name} must be a number above 0 and at most 2^20 ({MAX_GAIN:,.0f}), not {value!r}")
         outputs = self.outputs
         algo = self.algorithm
         s = self.connections

@@ -46,7 +46,7 @@ def register(subparsers) -> None:
         where = sub.add_mutually_exclusive_group(required=True)
         where.add_argument("--port", metavar="DEVICE", help="the board's serial port (e.g. /dev/ttyUSB1)")
         where.add_argument("--sim", choices=("verilator",), help="the board core under Verilator instead")
-        sub.add_argument("--timeout", type=positive_number, default=None, metavar="S",
+        sub.add_argument("--timeout", type=_timeout, default=None, metavar="S",
                          help="seconds to wait for a reply (default 2 on a port, 120 in simulation)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -77,6 +77,14 @@ def register(subparsers) -> None:
     link_options(evaluate)
     evaluate.add_argument("--limit", type=positive_int, default=None, metavar="N", help="the first N test samples")
     evaluate.set_defaults(func=run_eval)
+
+
+def _timeout(text: str) -> float:
+    """Seconds to wait for a reply: positive, at most an hour (a serial read takes no longer)."""
+    value = positive_number(text)
+    if value > 3600:
+        raise argparse.ArgumentTypeError(f"expected at most 3600 seconds, not {text}")
+    return value
 
 
 def _shape(args, board):

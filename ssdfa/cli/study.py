@@ -10,6 +10,10 @@ from ssdfa.study.leases import DEFAULT_LEASE_SECONDS
 EXIT_INCOMPLETE = 1
 
 
+#: The longest --connect-timeout or --lease-seconds: a day.
+MAX_SECONDS = 86_400
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "study",
@@ -51,10 +55,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise SsdfaError(f"--workers must be a positive integer, not {args.workers}")
-    if not args.connect_timeout > 0:
-        raise SsdfaError(f"--connect-timeout must be a positive number of seconds, not {args.connect_timeout}")
-    if not 0 < args.lease_seconds < float("inf"):
-        raise SsdfaError(f"--lease-seconds must be a positive number of seconds, not {args.lease_seconds}")
+    # At most a day: longer waits overflow the timers below (and are never what was meant).
+    if not 0 < args.connect_timeout <= MAX_SECONDS:
+        raise SsdfaError(f"--connect-timeout must be a positive number of seconds up to {MAX_SECONDS:,}, "
+                         f"not {args.connect_timeout}")
+    if not 0 < args.lease_seconds <= MAX_SECONDS:
+        raise SsdfaError(f"--lease-seconds must be a positive number of seconds up to {MAX_SECONDS:,}, "
+                         f"not {args.lease_seconds}")
     spec = load_spec(args.spec, args.overrides)
     if spec.skipped:
         print(f"study {spec.name}: skipping {spec.skipped} combinations whose rank x connections is below the outputs")
