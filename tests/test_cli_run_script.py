@@ -71,22 +71,17 @@ def test_a_closed_standard_output_ends_quietly_with_141(script):
     assert (run.returncode, stderr) == (141, b"")
 
 
-def test_ctrl_c_is_one_line_and_130(script):
+@pytest.mark.parametrize(("stop", "status", "line"), [
+    (signal.SIGINT, 130, "some_bench: interrupted\n"),
+    (signal.SIGTERM, 143, "some_bench: terminated\n"),  # unwinds like Ctrl-C: clean-up runs
+])
+def test_ctrl_c_and_sigterm_are_one_line_and_their_status(script, stop, status, line):
     run = subprocess.Popen([sys.executable, str(script), "wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
     assert run.stdout.readline() == "ready\n"
-    run.send_signal(signal.SIGINT)
+    run.send_signal(stop)
     _, stderr = run.communicate(timeout=60)
-    assert (run.returncode, stderr) == (130, "some_bench: interrupted\n")
-
-
-def test_sigterm_unwinds_like_ctrl_c_with_one_line_and_143(script):
-    run = subprocess.Popen([sys.executable, str(script), "wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
-    assert run.stdout.readline() == "ready\n"
-    run.send_signal(signal.SIGTERM)
-    _, stderr = run.communicate(timeout=60)
-    assert (run.returncode, stderr) == (143, "some_bench: terminated\n")
+    assert (run.returncode, stderr) == (status, line)
 
 
 def test_the_cli_restores_the_sigterm_handler_it_installs(capsys):

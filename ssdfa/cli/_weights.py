@@ -8,6 +8,7 @@ weights and feedback matrices, which ``ssdfa eval`` runs in the model and the RT
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ssdfa.errors import SsdfaError
@@ -28,8 +29,6 @@ def check_save_target(path: str | None, dataset: str | None = None, data_dir=Non
     file the run reads (``dataset`` ``features:PATH``): it would be replaced by the weights."""
     if path is None:
         return
-    import os
-
     from ssdfa.model.datasets import FEATURES_PREFIX
     from ssdfa.user_files import check_output_file
 
