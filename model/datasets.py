@@ -44,6 +44,7 @@ __all__ = [
     "limit_samples",
     "shift_features",
     "renormalized",
+    "features_file",
     "read_idx",
 ]
 
@@ -651,12 +652,19 @@ def _load_cifar10(data_dir: str | Path | None, name: str) -> _Source:
 _FEATURE_SPLITS = ("train", "val", "test")
 
 
+def features_file(name: str, data_dir: str | Path | None = None) -> Path | None:
+    """The file a ``features:PATH`` dataset name reads (a relative PATH from ``data_dir`` when
+    given), or None for any other name."""
+    if not str(name).startswith(FEATURES_PREFIX):
+        return None
+    path = Path(str(name)[len(FEATURES_PREFIX) :]).expanduser()
+    return Path(data_dir) / path if not path.is_absolute() and data_dir is not None else path
+
+
 def _load_features(spec: str, data_dir: str | Path | None, name: str) -> _Source:
     if not spec:
         raise SsdfaError(f"dataset {name!r}: give the features file after the colon, e.g. {FEATURES_PREFIX}run.npz")
-    path = Path(spec).expanduser()
-    if not path.is_absolute() and data_dir is not None:
-        path = Path(data_dir) / path
+    path = features_file(name, data_dir)
     if not path.is_file():
         raise SsdfaError(f"{path}: no such features file")
     with path.open("rb") as head:

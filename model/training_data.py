@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .datasets import FEATURES_PREFIX, Dataset, load_dataset, renormalized, shift_features
+from .datasets import FEATURES_PREFIX, Dataset, features_file, load_dataset, renormalized, shift_features
 
 __all__ = ["data_provenance", "dataset_as_trained"]
 
@@ -23,10 +23,8 @@ def data_provenance(dataset: Dataset, *, split_seed: int = 0, input_shift: int =
     data directory (absolute), the split seed, the normalisation with its per-feature offset and
     scale, and the input shift. JSON values only."""
     name = dataset.name
-    if name.startswith(FEATURES_PREFIX):
-        path = Path(name[len(FEATURES_PREFIX):]).expanduser()
-        if not path.is_absolute() and data_dir is not None:
-            path = Path(data_dir) / path
+    path = features_file(name, data_dir)
+    if path is not None:
         name = FEATURES_PREFIX + str(path.resolve())
     return {
         "dataset": name,

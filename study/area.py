@@ -33,12 +33,11 @@ def layer_config_for(config: dict, settings: dict, neurons_per_pe: int) -> dict:
     if neurons % neurons_per_pe:
         # Another split would be synthesised than the one the report names.
         raise SsdfaError(f"--neurons-per-pe {neurons_per_pe} does not divide the hidden layer of {neurons} neurons")
-    per_pe = neurons_per_pe
     return {
         "layer": {
             "fan_in": settings["num_features"],
             "neurons": neurons,
-            "pes": neurons // per_pe,
+            "pes": neurons // neurons_per_pe,
             "outputs": settings["num_classes"],
             "connections": 1 if config["algorithm"] == "bp" else settings["connections"],
             "activation": config["activation"],

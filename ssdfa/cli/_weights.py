@@ -9,7 +9,6 @@ weights and feedback matrices, which ``ssdfa eval`` runs in the model and the RT
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ssdfa.errors import SsdfaError
 
@@ -29,14 +28,12 @@ def check_save_target(path: str | None, dataset: str | None = None, data_dir=Non
     file the run reads (``dataset`` ``features:PATH``): it would be replaced by the weights."""
     if path is None:
         return
-    from ssdfa.model.datasets import FEATURES_PREFIX
+    from ssdfa.model.datasets import features_file
     from ssdfa.user_files import check_output_file
 
     check_output_file(path, option)
-    if dataset is not None and str(dataset).startswith(FEATURES_PREFIX):
-        features = Path(str(dataset)[len(FEATURES_PREFIX):]).expanduser()
-        if not features.is_absolute() and data_dir is not None:
-            features = Path(data_dir) / features
+    features = None if dataset is None else features_file(dataset, data_dir)
+    if features is not None:
         if os.path.realpath(features) == os.path.realpath(path):
             raise SsdfaError(f"{option} {path} is the features file the run reads ({dataset}); save elsewhere")
 
